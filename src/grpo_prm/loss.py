@@ -1,0 +1,73 @@
+"""The λ-GRPO loss, written once (paper §2 and §7, arXiv 2509.21154).
+
+    ℓ(i,t) = −min(P·a_i, clip(P, 1−ε, 1+ε)·a_i) + β·k3(i,t)          (minimised; P = π_θ/π_old)
+    L      = Σ_{i,t} w(i,t)·ℓ(i,t) / Σ_i len(y_i)                    ("token":    DAPO, the paper's equations)
+    L      = mean_i Σ_t w(i,t)·ℓ(i,t) / len(y_i)                     ("sequence": the authors' code default)
+
+w = 1 gives GRPO; w = 1/|λ| gives λ-GRPO. Because w > 0 it factors out of the min, so the weight can act on the
+whole term. The normaliser counts tokens, never Σw: λ-GRPO's loss is smaller than GRPO's on purpose.
+"""
+
+import torch
+
+NORMALIZATIONS = ("token", "sequence")
+
+
+def kl_k3(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(π_θ || π_ref) per token: π_ref/π_θ − log(π_ref/π_θ) − 1."""
+    d = ref_logps - logps
+    return torch.exp(d) - d - 1
+
+
+def per_token_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon: float = 0.2,
+) -> torch.Tensor:
+    """ℓ(i,t), the unweighted per-token GRPO loss (to be minimised).
+
+    Args:
+        logps (`torch.Tensor` of shape `(B, T)`): log π_θ of the sampled tokens (with grad).
+        old_logps (`torch.Tensor` of shape `(B, T)`): log π_old (no grad); equal to `logps` in value when μ = 1.
+        advantages (`torch.Tensor` of shape `(B,)` or `(B, T)`): a_i = (r_i − mean) / (std + 1e-4) per group.
+        ref_logps (`torch.Tensor` of shape `(B, T)`, *optional*): log π_ref; needed when `beta != 0`.
+        beta (`float`, defaults to 0.0): KL coefficient β.
+        epsilon (`float`, defaults to 0.2): clip range ε.
+    """
+    if advantages.dim() == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(logps - old_logps)
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + epsilon)
+    loss = -torch.min(ratio * advantages, clipped * advantages)
+    if beta != 0.0:
+        loss = loss + beta * kl_k3(logps, ref_logps)
+    return loss
+
+
+def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, normalization: str, n_tokens=None):
+    """Weighted sum of `loss` (B, T) normalised by token counts.
+
+    Args:
+        loss (`torch.Tensor` of shape `(B, T)`): ℓ(i,t).
+        weights (`torch.Tensor` of shape `(B, T)`): w(i,t), 0 on padding.
+        mask (`torch.Tensor` of shape `(B, T)`): 1 on completion tokens.
+        normalization (`str`): "token" (÷ total tokens) or "sequence" (÷ each length, then mean over sequences).
+        n_tokens (`torch.Tensor`, *optional*): the token-level normaliser when it spans more than this micro-batch
+            (TRL passes the generation batch's count); defaults to `mask.sum()`.
+    """
+    if normalization == "token":
+        denom = mask.sum() if n_tokens is None else n_tokens
+        return (loss * weights).sum() / denom.clamp(min=1)
+    if normalization == "sequence":
+        return ((loss * weights).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    raise ValueError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """a_i = (r_i − mean(group)) / (std_unbiased(group) + eps), rows in consecutive groups (authors' code, TRL)."""
+    r = rewards.reshape(-1, group_size)
+    a = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + eps)
+    return a.reshape(-1)

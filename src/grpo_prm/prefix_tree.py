@@ -1,0 +1,120 @@
+"""The implicit PRM of a GRPO group: its prefix tree, step rewards and overlap statistics (paper §3–§6).
+
+A group's completions form a prefix tree whose nodes are process sets λ. Node λ owns a token span [start, end);
+its Monte-Carlo step reward is the mean outcome reward of its members, R̂(λ), and its step advantage is
+Â(λ) = (R̂(λ) − mean(group)) / (std(group) + eps) (Eq. 5). Theorem 1: with token-level normalisation and μ = 1,
+GRPO's loss equals the PRM-aware loss that gives token t of completion i the advantage Â(λ(i,t)).
+
+Statistics (conventions of `paper.md` §9, pinned down here):
+- path depth of a trajectory: number of process steps on its root-to-leaf path, not counting the root span shared
+  by the whole group (whose advantage is 0); a flat tree has depth 1 everywhere.
+- intermediate proportion: share of a trajectory's tokens with 1 < |λ| < k (shared, but not by everyone).
+- flat tree: no token with 1 < |λ| < k, i.e. the implied PRM is the ORM.
+
+These routines are for analysis (k² memory per token is fine there); training uses `process_set_sizes`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ProcessStep:
+    """One node λ of the prefix tree: tokens [start, end) of every member."""
+
+    start: int
+    end: int
+    members: tuple[int, ...]
+    reward: float  # R̂(λ)
+    advantage: float  # Â(λ)
+
+
+@dataclass(frozen=True)
+class PrefixTree:
+    steps: list[ProcessStep]
+    paths: list[list[int]]  # per trajectory, indices into `steps`, root to leaf
+    group_size: int
+
+    def path_depth(self, i: int) -> int:
+        """Process steps on trajectory i's path, the whole-group root span excluded."""
+        return sum(len(self.steps[s].members) < self.group_size for s in self.paths[i])
+
+    def intermediate_proportion(self, i: int) -> float:
+        """Share of trajectory i's tokens that lie in a step with 1 < |λ| < k."""
+        spans = [self.steps[s] for s in self.paths[i]]
+        n = sum(s.end - s.start for s in spans)
+        inner = sum(s.end - s.start for s in spans if 1 < len(s.members) < self.group_size)
+        return inner / n if n else 0.0
+
+    @property
+    def is_flat(self) -> bool:
+        return all(not (1 < len(s.members) < self.group_size) for s in self.steps)
+
+
+def shared_prefix_lengths(token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """lcp[i, j]: length of the longest common prefix of completions i and j (valid tokens only). Shape (k, k)."""
+    mask = mask.bool()
+    same = (token_ids[:, None] == token_ids[None, :]) & mask[:, None] & mask[None, :]  # (k, k, T)
+    return same.long().cumprod(dim=-1).sum(-1)
+
+
+def step_rewards(token_ids: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """R_{i,t} = R̂(λ(i,t)), the mean outcome reward of token t's process set. Shape (k, T), 0 on padding."""
+    lcp = shared_prefix_lengths(token_ids, mask)
+    t = torch.arange(token_ids.shape[1], device=token_ids.device)
+    member = lcp[:, :, None] > t  # (k, k, T): j ∈ λ(i, t)
+    total = (member * rewards.to(torch.float64)[None, :, None]).sum(1)
+    return torch.where(mask.bool(), total / member.sum(1).clamp(min=1), 0.0)
+
+
+def step_advantages(token_ids: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, eps: float = 1e-4):
+    """A_{i,t} = (R_{i,t} − mean(r)) / (std_unbiased(r) + eps), Eq. 5; 0 on padding. Shape (k, T)."""
+    r = rewards.to(torch.float64)
+    a = (step_rewards(token_ids, mask, r) - r.mean()) / (r.std() + eps)
+    return torch.where(mask.bool(), a, 0.0)
+
+
+def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps: float = 1e-4) -> PrefixTree:
+    """The group's prefix tree with step rewards and advantages.
+
+    Args:
+        token_ids (`torch.LongTensor` of shape `(k, T)`): completions of one group, right-padded.
+        mask (`torch.BoolTensor` of shape `(k, T)`): valid tokens.
+        rewards (sequence of `float`, length k): outcome rewards r_i.
+        eps (`float`, defaults to 1e-4): added to the group std, as in the trainer.
+    """
+    k = token_ids.shape[0]
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    mean, std = r.mean().item(), r.std().item()
+    lcp = shared_prefix_lengths(token_ids, mask).tolist()
+    lengths = mask.bool().sum(1).tolist()
+    index: dict[tuple, int] = {}
+    steps: list[ProcessStep] = []
+    paths: list[list[int]] = []
+    for i in range(k):
+        # Membership only shrinks along a path; it changes exactly at the distinct lcp values.
+        cuts = sorted({0, lengths[i], *(min(v, lengths[i]) for v in lcp[i])})
+        path = []
+        for start, end in zip(cuts, cuts[1:]):
+            members = tuple(j for j in range(k) if lcp[i][j] >= end)
+            key = (start, members)
+            if key not in index:
+                reward = sum(rewards[j] for j in members) / len(members)
+                index[key] = len(steps)
+                steps.append(ProcessStep(start, end, members, reward, (reward - mean) / (std + eps)))
+            path.append(index[key])
+        paths.append(path)
+    return PrefixTree(steps, paths, k)
+
+
+def group_statistics(tree: PrefixTree) -> dict[str, float]:
+    """Per-group overlap statistics: flat or not, mean path depth, mean intermediate proportion."""
+    k = tree.group_size
+    depths = [tree.path_depth(i) for i in range(k)]
+    props = [tree.intermediate_proportion(i) for i in range(k)]
+    return {
+        "flat": float(tree.is_flat),
+        "path_depth": sum(depths) / k,
+        "intermediate_proportion": sum(props) / k,
+    }
