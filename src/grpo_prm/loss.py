@@ -25,7 +25,10 @@ def per_token_loss(
     advantages: torch.Tensor,
     ref_logps: torch.Tensor | None = None,
     beta: float = 0.0,
-    epsilon: float = 0.2,
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    is_ratio: torch.Tensor | None = None,
+    kl_bias_correction: bool = False,
 ) -> torch.Tensor:
     """ℓ(i,t), the unweighted per-token GRPO loss (to be minimised).
 
@@ -35,15 +38,21 @@ def per_token_loss(
         advantages (`torch.Tensor` of shape `(B,)` or `(B, T)`): a_i = (r_i − mean) / (std + 1e-4) per group.
         ref_logps (`torch.Tensor` of shape `(B, T)`, *optional*): log π_ref; needed when `beta != 0`.
         beta (`float`, defaults to 0.0): KL coefficient β.
-        epsilon (`float`, defaults to 0.2): clip range ε.
+        epsilon_low, epsilon_high (`float`, default 0.2): clip range [1 − ε_low, 1 + ε_high].
+        is_ratio (`torch.Tensor`, *optional*): vLLM-vs-trainer importance-sampling correction (TRL), policy term only.
+        kl_bias_correction (`bool`, defaults to False): multiply k3 by the differentiable ratio P (TRL's default, not
+            the paper's).
     """
     if advantages.dim() == 1:
         advantages = advantages[:, None]
     ratio = torch.exp(logps - old_logps)
-    clipped = torch.clamp(ratio, 1 - epsilon, 1 + epsilon)
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
     loss = -torch.min(ratio * advantages, clipped * advantages)
+    if is_ratio is not None:
+        loss = loss * is_ratio
     if beta != 0.0:
-        loss = loss + beta * kl_k3(logps, ref_logps)
+        kl = kl_k3(logps, ref_logps)
+        loss = loss + beta * (kl * ratio if kl_bias_correction else kl)
     return loss
 
 

@@ -7,7 +7,7 @@ GRPO's loss equals the PRM-aware loss that gives token t of completion i the adv
 
 Statistics (conventions of `paper.md` §9, pinned down here):
 - path depth of a trajectory: number of process steps on its root-to-leaf path, not counting the root span shared
-  by the whole group (whose advantage is 0); a flat tree has depth 1 everywhere.
+  by the whole group (whose advantage is 0), and at least 1; a flat tree has depth 1 everywhere.
 - intermediate proportion: share of a trajectory's tokens with 1 < |λ| < k (shared, but not by everyone).
 - flat tree: no token with 1 < |λ| < k, i.e. the implied PRM is the ORM.
 
@@ -37,8 +37,8 @@ class PrefixTree:
     group_size: int
 
     def path_depth(self, i: int) -> int:
-        """Process steps on trajectory i's path, the whole-group root span excluded."""
-        return sum(len(self.steps[s].members) < self.group_size for s in self.paths[i])
+        """Process steps on trajectory i's path, the whole-group root span excluded (1 if all k are identical)."""
+        return max(1, sum(len(self.steps[s].members) < self.group_size for s in self.paths[i]))
 
     def intermediate_proportion(self, i: int) -> float:
         """Share of trajectory i's tokens that lie in a step with 1 < |λ| < k."""
@@ -117,4 +117,25 @@ def group_statistics(tree: PrefixTree) -> dict[str, float]:
         "flat": float(tree.is_flat),
         "path_depth": sum(depths) / k,
         "intermediate_proportion": sum(props) / k,
+    }
+
+
+def size_statistics(n_shared: torch.Tensor, group_size: int) -> dict[str, torch.Tensor]:
+    """The same statistics from |λ| alone, vectorised for many groups (the trainer logs these every step).
+
+    A new process step starts wherever |λ| changes along a row (membership only shrinks, so the size changes with
+    it). Rows come in consecutive groups of `group_size`.
+
+    Returns:
+        dict with `path_depth` (B,), `intermediate_proportion` (B,) and `flat` (G,) (bool per group).
+    """
+    valid = n_shared > 0
+    below_root = valid & (n_shared < group_size)
+    starts = torch.ones_like(valid)
+    starts[:, 1:] = n_shared[:, 1:] != n_shared[:, :-1]
+    inner = valid & (n_shared > 1) & (n_shared < group_size)
+    return {
+        "path_depth": (starts & below_root).sum(1).clamp(min=1),
+        "intermediate_proportion": inner.sum(1) / valid.sum(1).clamp(min=1),
+        "flat": ~inner.reshape(-1, group_size * n_shared.shape[1]).any(1),
     }

@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (paper.md §3)."""
+
+import copy
+import os
+import warnings
+
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+WORDS = ["<e>", "A", "B", "C", "D", "F", "G", "H", "Q"]
+# Completions of the worked example: a duplicate pair, a branch, a strict prefix (leaves at EOS), a disjoint one.
+EXAMPLE = ["A B C <e>", "A B C <e>", "A B D F <e>", "A B <e>", "G H <e>"]
+EXAMPLE_REWARDS = [1.0, 1.0, 0.0, 0.0, 1.0]
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<e>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<e>", pad_token="<e>", bos_token="<e>")
+
+
+@pytest.fixture
+def tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(WORDS), n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
+def example_ids(tokenizer, texts=EXAMPLE):
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp"):
+    """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
+
+    With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed)."""
+    k = len(texts)
+    completion_ids = example_ids(tokenizer, texts)
+    prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
+
+    def rollout(prompts, trainer):
+        assert len(prompts) == k
+        return {"prompt_ids": [prompt_ids] * k, "completion_ids": completion_ids, "logprobs": [[0.0] * len(c) for c in completion_ids]}
+
+    def reward(completions, completion_ids, **kw):
+        return list(rewards)
+
+    args = LambdaGRPOConfig(
+        output_dir=tmp, method=method, beta=beta, loss_type=LOSS_TYPE[normalization], num_generations=k,
+        per_device_train_batch_size=k, gradient_accumulation_steps=1, max_completion_length=8, bf16=False,
+        use_cpu=True, report_to="none", save_strategy="no", learning_rate=1e-3, disable_dropout=True,
+    )
+    ref = (ref_model or copy.deepcopy(model)) if beta else None
+    trainer = LambdaGRPOTrainer(
+        model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
+        processing_class=tokenizer, rollout_func=rollout, ref_model=copy.deepcopy(ref) if ref else None,
+    )
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; these tests call the loss directly
+    return trainer
