@@ -6,12 +6,22 @@ The k completions of one query form a prefix tree. The process set of token t of
 
 and λ-GRPO weights that token's loss term by 1 / |λ(i, t)|.
 
-The authors build the tree recursively in O(k²·T). Here |λ| comes from one sort and one pass (O(k·T) after an
-O(k log k · T) sort), with no Python loop over tokens: sort the rows lexicographically, so that the rows sharing a
-prefix form a contiguous run; the run containing row i at column t is cut wherever two neighbours' longest common
-prefix is ≤ t; |λ(i, t)| is the length of that run.
+The authors build the tree recursively in O(k²·T) Python. Here the whole tree is summarised by the k×k matrix of
+pairwise longest common prefixes (LCP), since |λ(i, t)| = #{ j : LCP(i, j) > t } (with LCP(i, i) = len(y_i)):
+
+1. sort the rows lexicographically (rows sharing a prefix become contiguous);
+2. LCP of sorted neighbours = their first mismatch, capped by both lengths;
+3. LCP of any two sorted rows = the minimum of the neighbour LCPs between them;
+4. per row, start at k, subtract 1 at each LCP value and cumulate along t.
+
+Steps 1-3 read the k×T tokens a constant number of times and otherwise cost O(k log k + k²); they run on the host
+(numpy), where sorting rows and finding first mismatches is cheap. Step 4 writes the (k, T) result on the input's
+device. There is no Python loop over tokens, only over the k rows (sort keys, neighbour pairs).
 """
 
+from itertools import pairwise
+
+import numpy as np
 import torch
 
 
@@ -23,30 +33,44 @@ def process_set_sizes(token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tens
             The group's k completions (completion tokens only, right-padded).
         mask (`torch.BoolTensor` of shape `(k, T)`):
             True on real tokens (including the first EOS), False on padding. Pad ids are never compared, so a pad id
-            equal to EOS is harmless, and a strict prefix of another completion diverges where it ends.
+            equal to EOS is harmless, and a strict prefix of another completion diverges where it ends. A row ends at
+            its first False: anything after it counts as padding.
 
     Returns:
         `torch.LongTensor` of shape `(k, T)`: `n_shared[i, t] = |λ(i, t)|` on valid tokens, 0 on padding.
     """
     k, T = token_ids.shape
-    mask = mask.bool()
+    device = token_ids.device
     if k == 0 or T == 0:
-        return torch.zeros((k, T), dtype=torch.long, device=token_ids.device)
-    # Lexicographic order of the rows; padding becomes -1 so it never matches a real token.
-    ids = token_ids.masked_fill(~mask, -1)
-    _, rank = torch.unique(ids, dim=0, return_inverse=True)  # rank of each row among the distinct rows
-    order = torch.argsort(rank, stable=True)  # (k,)
-    s_ids, s_mask = ids[order], mask[order]
-    # still_shared[j, t]: sorted rows j and j+1 share the prefix [:t+1] (both valid up to t).
-    same = (s_ids[1:] == s_ids[:-1]) & s_mask[1:] & s_mask[:-1]  # (k-1, T)
-    still_shared = same.long().cumprod(dim=1).bool()
-    # Run id of each sorted row per column: the number of cuts above it. Offset by column so ids are global.
-    cuts = torch.cat([torch.zeros((1, T), dtype=torch.long, device=ids.device), (~still_shared).long()], dim=0)
-    run_id = cuts.cumsum(dim=0) + torch.arange(T, device=ids.device) * k  # (k, T)
-    run_len = torch.bincount(run_id.flatten(), minlength=k * T)[run_id]  # (k, T)
-    sizes = torch.empty_like(run_len)
-    sizes[order] = run_len
-    return sizes.masked_fill(~mask, 0)
+        return torch.zeros((k, T), dtype=torch.long, device=device)
+    ids, valid = token_ids.cpu().numpy(), mask.bool().cpu().numpy()
+    rows = np.arange(k)
+    first_pad = valid.argmin(1)
+    lens = np.where(valid[rows, first_pad], T, first_pad)  # row length = position of its first pad (T if none)
+    # 1. Lexicographic order of the rows' real tokens. Comparing the raw bytes is enough: fixed-width tokens make
+    #    "same first t tokens" the same as "same first t·itemsize bytes", so every prefix's rows are contiguous.
+    order = sorted(range(k), key=lambda i: ids[i, : lens[i]].tobytes())
+    # 2. Neighbour LCP: first mismatch within the shorter row (pad ids are never compared), else its length.
+    #    A loop over the k-1 neighbour pairs: cheaper than materialising the sorted (k, T) copy.
+    adj = np.empty(k - 1, dtype=np.int64)
+    for n, (a, b) in enumerate(pairwise(order)):
+        m = min(lens[a], lens[b])
+        differ = ids[a, :m] != ids[b, :m]
+        j = differ.argmax() if m else 0
+        adj[n] = j if m and differ[j] else m
+    # 3. LCP(sorted a, sorted b) = min(adj[a:b]) for a < b: a running minimum along each row of the upper triangle.
+    lcp = np.full((k, k), T)
+    lcp[:-1, 1:] = np.minimum.accumulate(np.where(np.triu(np.ones((k - 1, k - 1), bool)), adj, T), axis=1)
+    lcp = np.minimum(lcp, lcp.T)
+    lcp[rows, rows] = lens[order]  # a row shares its own prefix up to its length
+    # 4. |λ(i, t)| = k − #{ j : LCP(i, j) ≤ t }: a -1 at (i, LCP(i, j)) for every j, then a cumulative sum over t.
+    #    LCP = T never counts. Past its length a row has LCP ≤ t with every j, hence 0 on padding.
+    order = np.array(order)
+    events = torch.from_numpy((order[:, None] * T + lcp)[lcp < T]).to(device)
+    sizes = torch.zeros((k, T), dtype=torch.long, device=device)
+    sizes[:, 0] = k
+    sizes.view(-1).index_put_((events,), torch.tensor(-1, device=device), accumulate=True)
+    return sizes.cumsum_(1)
 
 
 def process_set_sizes_grouped(token_ids: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -66,8 +90,5 @@ def process_set_sizes_grouped(token_ids: torch.Tensor, mask: torch.Tensor, group
     if B % group_size:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {group_size}")
     return torch.cat(
-        [
-            process_set_sizes(token_ids[g : g + group_size], mask[g : g + group_size])
-            for g in range(0, B, group_size)
-        ]
+        [process_set_sizes(token_ids[g : g + group_size], mask[g : g + group_size]) for g in range(0, B, group_size)]
     )

@@ -1,0 +1,29 @@
+# Two entry points (README): `make reproduce` (embedded default, offline CPU) and `make test`.
+# Both create .venv from the pinned CPU stack (envs/cpu.txt) on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup reproduce test lint bench
+
+$(VENV)/.installed: envs/cpu.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r envs/cpu.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+reproduce: setup
+	. $(VENV)/bin/activate && snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: setup
+	. $(VENV)/bin/activate && python -m pytest -ra
+
+lint: setup
+	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures workflow/scripts && snakemake --lint
+
+bench: setup
+	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py

@@ -1,0 +1,20 @@
+"""λ-GRPO reproduction ("GRPO is Secretly a Process Reward Model", arXiv 2509.21154).
+
+    snakemake --cores 2                                   # embedded default: offline, CPU
+    snakemake --cores 4 --configfile config/paper.yaml    # the paper's settings (Hub, GPU)
+
+Outputs: results/<profile>/ (runs) and paper_figures/<profile>/ (tables and figures).
+"""
+
+
+configfile: f"{workflow.basedir}/config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/toy.smk"
+
+
+rule all:
+    input:
+        toy_outputs(),
+    default_target: True

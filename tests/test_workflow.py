@@ -1,0 +1,69 @@
+"""The Snakemake workflow end to end on a cut-down toy config, and its refusal of bad configs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"]
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "test.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(cfg), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+def small_config() -> dict:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["profile"] = "test"
+    config["toy"].update(methods=["grpo", "lambda_grpo"], n=[1], r_neg=[-1.0], seeds=[0, 1], steps=12, last_steps=5)
+    return config
+
+
+@pytest.mark.slow
+def test_toy_workflow_end_to_end(tmp_path):
+    result = run_snakemake(tmp_path, small_config())
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = pd.read_csv(tmp_path / "results/test/toy/lambda_grpo/n1_r-1.0/seed1.csv")
+    assert list(run.step) == list(range(1, 13))
+    assert run.target_freq.between(0, 1).all()
+    assert {"tree/path_depth", "lambda/weight_mean", "loss"} <= set(run.columns)
+    assert run["lambda/weight_mean"].lt(1).all()  # 16 completions of 4 L/R moves always share prefixes
+    grpo = pd.read_csv(tmp_path / "results/test/toy/grpo/n1_r-1.0/seed1.csv")
+    assert grpo["lambda/weight_mean"].eq(1).all()
+    table = pd.read_csv(tmp_path / "paper_figures/test/table1_toy.csv")
+    row = table[(table.n == 1) & (table.r_neg == -1.0)].iloc[0]
+    expected = pd.concat([run, pd.read_csv(tmp_path / "results/test/toy/lambda_grpo/n1_r-1.0/seed0.csv")])
+    expected = expected.groupby("seed").target_freq.apply(lambda s: s.tail(5).mean()).mean()
+    assert row["lambda_grpo_mean"] == pytest.approx(expected)
+    assert row["paper_lambda_grpo"] == pytest.approx(0.7535)
+    for ext in ("md", "tex"):
+        assert (tmp_path / f"paper_figures/test/table1_toy.{ext}").stat().st_size > 0
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"paper_figures/test/figure_toy_curves.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"toy": {"methods": ["ppo"]}}, "toy.methods[0]: 'ppo' is not one of"),
+        ({"toy": {"group_size": 1}}, "toy.group_size: 1 is less than the minimum of 2"),
+        ({"toy": {"typo_key": 3}}, "unknown config key 'toy.typo_key'"),
+        ({"toy": {"steps": "many"}}, "toy.steps: 'many' is not of type 'integer'"),
+    ],
+)
+def test_bad_config_is_refused_with_one_line(tmp_path, change, message):
+    config = small_config()
+    for section, values in change.items():
+        config[section].update(values)
+    result = run_snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == [f"config error: {errors[0].removeprefix('config error: ')}"] and message in errors[0]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "paper_figures").exists()

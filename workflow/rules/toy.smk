@@ -1,0 +1,48 @@
+# The toy L/R tree (paper §4.3): train every seed of one (method, n, r_neg) cell, then Table 1 and the figure.
+
+
+rule train_toy:
+    output:
+        toy_cell_runs(f"{RESULTS}/toy/{{method}}/n{{n}}_r{{r_neg}}"),
+    log:
+        f"{RESULTS}/logs/toy/{{method}}/n{{n}}_r{{r_neg}}.log",
+    params:
+        seeds=TOY["seeds"],
+        settings=toy_settings(),
+    threads: 1
+    script:
+        "../scripts/train_toy.py"
+
+
+# Table 1: target frequency over the last steps, ours beside the paper's.
+rule table1_toy:
+    input:
+        runs=toy_runs(),
+        paper=f"{workflow.basedir}/paper_figures/reference/table1_paper.csv",
+    output:
+        multiext(f"{FIGURES}/table1_toy", ".md", ".csv", ".tex"),
+    log:
+        f"{RESULTS}/logs/table1_toy.log",
+    params:
+        last=TOY["last_steps"],
+        prefix=f"{FIGURES}/table1_toy",
+    shell:
+        "python {workflow.basedir}/paper_figures/table1_toy.py --runs {input.runs} --paper {input.paper} --last {params.last}"
+        " --out-prefix {params.prefix} > {log} 2>&1"
+
+
+# Per-seed target-frequency curves of one cell (paper: n = 1, r_neg = -1.0).
+rule figure_toy_curves:
+    input:
+        toy_runs(),
+    output:
+        multiext(f"{FIGURES}/figure_toy_curves", ".png", ".pdf"),
+    log:
+        f"{RESULTS}/logs/figure_toy_curves.log",
+    params:
+        n=TOY["figure"]["n"],
+        r_neg=TOY["figure"]["r_neg"],
+        prefix=f"{FIGURES}/figure_toy_curves",
+    shell:
+        "python {workflow.basedir}/paper_figures/figure_toy_curves.py --runs {input} --n {params.n} --r-neg {params.r_neg}"
+        " --out-prefix {params.prefix} > {log} 2>&1"
