@@ -1,9 +1,11 @@
 """Rule train_toy: train every seed of one toy cell with grpo_prm.toy; trainer output goes to the rule's log."""
 
 import contextlib
+import logging
 import os
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from grpo_prm.toy import ToyConfig, run_toy
 
@@ -11,6 +13,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 torch.set_num_threads(sm.threads)  # more threads than cores slows small models down by orders of magnitude
 with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    hf_logging.disable_default_handler()  # its handler holds the console's stderr; send its lines to the log
+    hf_logging.add_handler(logging.StreamHandler(log))
     for seed, out in zip(sm.params.seeds, sm.output, strict=True):
         cell = dict(method=sm.wildcards.method, n=int(sm.wildcards.n), r_neg=float(sm.wildcards.r_neg), seed=seed)
         run_toy(ToyConfig(**cell, **sm.params.settings)).to_csv(out, index=False)
