@@ -13,9 +13,12 @@ built from `tiny_model`, with a three-word tokenizer, for the offline default).
 import argparse
 import dataclasses
 import json
+import os
 import random
+import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -200,8 +203,14 @@ def main(argv=None) -> None:
         parser.add_argument(f"--{f.name}", type=kind, default=default)
     parser.add_argument("--out", required=True, help="CSV file to write")
     args = vars(parser.parse_args(argv))
-    out = args.pop("out")
-    run_toy(ToyConfig(**args)).to_csv(out, index=False)
+    out = Path(args.pop("out"))
+    try:
+        run = run_toy(ToyConfig(**args))
+    except (ValueError, OSError) as e:  # bad settings, or a model id / folder that cannot be loaded
+        sys.exit(f"error: {e}".splitlines()[0])
+    tmp = out.with_name(f".{out.name}.tmp")  # never leave a half-written CSV behind
+    run.to_csv(tmp, index=False)
+    os.replace(tmp, out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Per-token weights of the three methods."""
+
+import pytest
+import torch
+
+from grpo_prm.process_sets import process_set_sizes_grouped
+from grpo_prm.weights import group_token_weights, token_weights
+from tests.conftest import EXAMPLE, example_ids, make_tokenizer
+
+
+def example_batch(groups=2):
+    rows = example_ids(make_tokenizer(), EXAMPLE) * groups
+    T = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (T - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
+    return ids, mask
+
+
+def test_lambda_weights_are_inverse_process_set_sizes():
+    ids, mask = example_batch(1)
+    w = group_token_weights(ids, mask, len(EXAMPLE), "lambda_grpo")
+    assert w[0].tolist() == [0.25, 0.25, 0.5, 0.5, 0]
+    assert w[2].tolist() == [0.25, 0.25, 1, 1, 1]
+    assert w[3].tolist() == [0.25, 0.25, 1, 0, 0]
+    assert w[4].tolist() == [1, 1, 1, 0, 0]
+
+
+def test_grpo_weights_are_the_mask():
+    ids, mask = example_batch()
+    assert torch.equal(group_token_weights(ids, mask, len(EXAMPLE), "grpo"), mask.float())
+
+
+def test_scaled_weights_sum_to_token_count_per_group_and_keep_proportions():
+    ids, mask = example_batch(3)
+    k = len(EXAMPLE)
+    lam = group_token_weights(ids, mask, k, "lambda_grpo")
+    scaled = group_token_weights(ids, mask, k, "lambda_grpo_scaled")
+    per_group = scaled.reshape(-1, k * ids.shape[1]).sum(1)
+    assert per_group.tolist() == pytest.approx(mask.reshape(-1, k * ids.shape[1]).sum(1).float().tolist())
+    ratio = scaled[mask] / lam[mask]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))  # one factor per group (identical groups here)
+    assert (scaled[~mask] == 0).all()
+
+
+def test_unknown_method_is_named():
+    ids, mask = example_batch(1)
+    with pytest.raises(ValueError, match="unknown method 'ppo'"):
+        token_weights(process_set_sizes_grouped(ids, mask, len(EXAMPLE)), len(EXAMPLE), "ppo")
