@@ -66,7 +66,8 @@ class ToyConfig:
 
 def target_path(seed: int, depth: int) -> str:
     """The seed's target path T, e.g. 'LRRL'."""
-    return "".join(random.Random(seed).choice(MOVES) for _ in range(depth))
+    rng = random.Random(seed)
+    return "".join(rng.choice(MOVES) for _ in range(depth))
 
 
 def path_reward(path: str, target: str, n: int, r_neg: float, r_target: float = 1.0, r_other: float = 0.7) -> float:
