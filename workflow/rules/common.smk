@@ -1,4 +1,5 @@
 # Validate the config (one-line error naming the key), and name the paths every rule shares.
+import os
 import sys
 
 from grpo_prm.config import ConfigError, validate_config
@@ -39,6 +40,11 @@ def toy_settings():
     """ToyConfig fields shared by every cell (the grid axes and table options removed)."""
     grid = {"methods", "n", "r_neg", "seeds", "last_steps", "figure"}
     return {k: v for k, v in TOY.items() if k not in grid}
+
+
+def output_prefix(wildcards, output):
+    """A multiext output's common prefix (scripts that write <prefix>.<ext> themselves)."""
+    return os.path.splitext(output[0])[0]
 
 
 def toy_outputs():

@@ -10,6 +10,8 @@ rule train_toy:
         seeds=TOY["seeds"],
         settings=toy_settings(),
     threads: 1
+    conda:
+        "../../envs/cpu.yaml"
     script:
         "../scripts/train_toy.py"
 
@@ -24,10 +26,13 @@ rule table1_toy:
     log:
         f"{RESULTS}/logs/table1_toy.log",
     params:
+        script=f"{workflow.basedir}/paper_figures/table1_toy.py",
         last=TOY["last_steps"],
-        prefix=f"{FIGURES}/table1_toy",
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
     shell:
-        "python {workflow.basedir}/paper_figures/table1_toy.py --runs {input.runs} --paper {input.paper} --last {params.last}"
+        "python {params.script} --runs {input.runs} --paper {input.paper} --last {params.last}"
         " --out-prefix {params.prefix} > {log} 2>&1"
 
 
@@ -40,9 +45,12 @@ rule figure_toy_curves:
     log:
         f"{RESULTS}/logs/figure_toy_curves.log",
     params:
+        script=f"{workflow.basedir}/paper_figures/figure_toy_curves.py",
         n=TOY["figure"]["n"],
         r_neg=TOY["figure"]["r_neg"],
-        prefix=f"{FIGURES}/figure_toy_curves",
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
     shell:
-        "python {workflow.basedir}/paper_figures/figure_toy_curves.py --runs {input} --n {params.n} --r-neg {params.r_neg}"
+        "python {params.script} --runs {input} --n {params.n} --r-neg {params.r_neg}"
         " --out-prefix {params.prefix} > {log} 2>&1"
