@@ -12,9 +12,8 @@ with a one-line error.
 """
 
 import argparse
-import os
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table1_toy import METHOD_LABELS, R_DECIMALS, InputError, default_file_mode, method_order, read_runs
+from table1_toy import METHOD_LABELS, R_DECIMALS, InputError, method_order, read_runs
+
+from grpo_prm.io import write_atomic
 
 
 def select_runs(runs, n: int, r_neg: float) -> dict[str, list]:
@@ -64,25 +65,11 @@ def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 
     return fig
 
 
-def save_atomic(fig: plt.Figure, prefix: str | Path) -> list[Path]:
-    """Save <prefix>.png and <prefix>.pdf via temp files in the same folder and os.replace."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    tmps = []
-    try:
-        for fmt in ("png", "pdf"):
-            fd, tmp = tempfile.mkstemp(dir=prefix.parent, prefix=f".{prefix.name}", suffix=f".{fmt}.tmp")
-            os.close(fd)
-            tmps.append((tmp, Path(f"{prefix}.{fmt}")))
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-            os.chmod(tmp, default_file_mode())
-        for tmp, final in tmps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return [final for _, final in tmps]
+def save_figure(fig: plt.Figure, prefix: str | Path) -> list[Path]:
+    """<prefix>.png and <prefix>.pdf, both or neither."""
+    return write_atomic(
+        prefix, {f".{fmt}": partial(fig.savefig, format=fmt, dpi=150, bbox_inches="tight") for fmt in ("png", "pdf")}
+    )
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -102,7 +89,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"figure_toy_curves: error: {e}") from None
     fig = plot_curves(by_method, args.n, args.r_neg, args.smooth)
     try:
-        return save_atomic(fig, args.out_prefix)
+        return save_figure(fig, args.out_prefix)
     finally:
         plt.close(fig)
 

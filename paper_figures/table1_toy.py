@@ -13,11 +13,12 @@ Each run CSV needs the columns method, n, r_neg, seed, step, target_freq; other 
 """
 
 import argparse
-import os
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
+
+from grpo_prm.io import write_atomic
 
 REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
 PAPER_COLUMNS = ("n", "r_neg", "grpo", "lambda_grpo")
@@ -249,32 +250,8 @@ def _tex_header(col: str) -> str:
     return _tex_escape(col)
 
 
-def default_file_mode() -> int:
-    """The mode a plain open() would give a new file (mkstemp's temp files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(texts: dict[str, str], prefix: str | Path) -> list[Path]:
-    """Write `prefix + suffix` for each text via a temp file in the same folder and os.replace."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    tmps = []
-    try:
-        for suffix, text in texts.items():
-            fd, tmp = tempfile.mkstemp(dir=prefix.parent, prefix=f".{prefix.name}", suffix=suffix + ".tmp")
-            tmps.append((tmp, Path(f"{prefix}{suffix}")))
-            os.chmod(tmp, default_file_mode())
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        for tmp, final in tmps:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return [final for _, final in tmps]
+def _write_text(text: str, path: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
 
 
 # ---------------------------------------------------------------- main
@@ -295,7 +272,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         texts = render(table, caption(runs, table, args.last))
     except InputError as e:
         raise SystemExit(f"table1_toy: error: {e}") from None
-    return write_atomic(texts, args.out_prefix)
+    return write_atomic(args.out_prefix, {suffix: partial(_write_text, text) for suffix, text in texts.items()})
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def test_lambda_weights_in_batch(tiny_model, tokenizer, tmp_path):
         inputs["completion_ids"], inputs["completion_mask"], inputs["lambda_weights"])}
     expected = {tuple(r): [1 / s for s in sz] for r, sz in zip(example_ids(tokenizer), brute_force_sizes(example_ids(tokenizer)))}
     assert rows.keys() == expected.keys()
-    for key in rows:
-        assert rows[key] == pytest.approx(expected[key])
+    for key, weights in rows.items():
+        assert weights == pytest.approx(expected[key])
     assert trainer._metrics["train"]["tree/flat_frac"] == [0.0]
 
 

@@ -15,6 +15,7 @@ These routines are for analysis (k² memory per token is fine there); training u
 """
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 
@@ -96,7 +97,7 @@ def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps:
         # Membership only shrinks along a path; it changes exactly at the distinct lcp values.
         cuts = sorted({0, lengths[i], *(min(v, lengths[i]) for v in lcp[i])})
         path = []
-        for start, end in zip(cuts, cuts[1:]):
+        for start, end in pairwise(cuts):
             members = tuple(j for j in range(k) if lcp[i][j] >= end)
             key = (start, members)
             if key not in index:

@@ -13,11 +13,11 @@ built from `tiny_model`, with a three-word tokenizer, for the offline default).
 import argparse
 import dataclasses
 import json
-import os
 import random
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
 from grpo_prm.weights import check_method
 
@@ -209,9 +210,7 @@ def main(argv=None) -> None:
         run = run_toy(ToyConfig(**args))
     except (ValueError, OSError) as e:  # bad settings, or a model id / folder that cannot be loaded
         sys.exit(f"error: {e}".splitlines()[0])
-    tmp = out.with_name(f".{out.name}.tmp")  # never leave a half-written CSV behind
-    run.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    write_atomic(out, {"": partial(run.to_csv, index=False)})
 
 
 if __name__ == "__main__":

@@ -16,5 +16,6 @@ with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.re
     hf_logging.disable_default_handler()  # its handler holds the console's stderr; send its lines to the log
     hf_logging.add_handler(logging.StreamHandler(log))
     for seed, out in zip(sm.params.seeds, sm.output, strict=True):
-        cell = dict(method=sm.wildcards.method, n=int(sm.wildcards.n), r_neg=float(sm.wildcards.r_neg), seed=seed)
-        run_toy(ToyConfig(**cell, **sm.params.settings)).to_csv(out, index=False)
+        cell = ToyConfig(method=sm.wildcards.method, n=int(sm.wildcards.n), r_neg=float(sm.wildcards.r_neg), seed=seed,
+                         **sm.params.settings)
+        run_toy(cell).to_csv(out, index=False)
