@@ -1,0 +1,396 @@
+"""Math RL data and evaluation benchmarks of the downstream experiments (paper §5, App. C; paper.md §8, §11, §12).
+
+Every loader returns plain rows normalised to `{"id", "problem", "answer"}` (strings), whatever the source schema:
+
+- **Prompt** (paper.md §8): system `SYSTEM_PROMPT`, user = problem; TRL applies the model's chat template.
+- **Training data** (paper.md §11): OpenRS, `knoveleng/open-rs` (train split, 7,000 problems), with a seeded
+  125-problem validation split (the paper's split rule is unpublished).
+- **Offline training data:** seeded GSM-style word problems with integer answers, generated locally, for the
+  embedded default that runs without the Hub.
+- **Benchmarks** (paper.md §12, Table 2): AIME24, MATH-500, AMC23, Minerva-Math, OlympiadBench, plus GSM8K test.
+
+Each Hub loader has a local-directory override (`local_dir`) read through the same `datasets.load_dataset` call
+with the `json`/`parquet` builder; local copies may use other field names than the Hub, and both are mapped.
+Bad input raises `DataError` with a one-line message naming the file, row and field.
+"""
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
+OPENRS_HUB_ID = "knoveleng/open-rs"
+# Local copies: `<dir>/<split>.jsonl|json|parquet`, or the Hub's own layout `<dir>/data/<split>-*.parquet`.
+LOCAL_PATTERNS = ("{split}.jsonl", "{split}.json", "{split}.parquet", "data/{split}-*.parquet", "{split}-*.parquet")
+
+
+class DataError(ValueError):
+    """Malformed or missing data; the message names the file (or Hub id), row and field at fault."""
+
+
+def build_prompt(problem: str) -> list[dict]:
+    """Conversational prompt of the authors' code (paper.md §8): system instruction, then the problem as user turn.
+
+    Args:
+        problem (`str`):
+            Problem statement, used verbatim as the user message.
+
+    Returns:
+        `list[dict]`: `[{"role": "system", ...}, {"role": "user", ...}]`, to which TRL applies the chat template.
+    """
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+
+
+def to_trl_dataset(rows: list[dict]) -> datasets.Dataset:
+    """Rows as a TRL GRPO dataset: a conversational `prompt` column plus `id` and `answer` (passed to rewards)."""
+    records = [{"prompt": build_prompt(r["problem"]), "id": r["id"], "answer": r["answer"]} for r in rows]
+    return datasets.Dataset.from_list(records)
+
+
+# ---- Reading rows from the Hub or a local copy ----
+
+
+def _local_files(directory: Path, splits: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The `datasets` builder name and data files of the first of `splits` found in a local copy."""
+    if not directory.is_dir():
+        raise DataError(f"local data folder not found: {directory}")
+    patterns = [p.format(split=split) for split in dict.fromkeys(splits) for p in LOCAL_PATTERNS]
+    for pattern in patterns:
+        files = sorted(directory.glob(pattern))
+        if files:
+            return ("parquet" if files[0].suffix == ".parquet" else "json"), [str(f) for f in files]
+    raise DataError(f"no data file in {directory} (looked for {', '.join(patterns)})")
+
+
+def _read_rows(
+    hub_id: str, split: str, config: str | None, revision: str | None, local: Path | None, local_split: tuple = ()
+):
+    """Rows of a Hub dataset split, or of its local copy (files named `local_split`, else `split`).
+
+    Returns `(source, rows)`, `source` naming the Hub id or file for messages.
+    """
+    if local is None:
+        ds = datasets.load_dataset(hub_id, config, split=split, revision=revision)
+        return f"{hub_id}@{revision or 'main'}", ds.to_list()
+    builder, files = _local_files(local, (*local_split, split))
+    source = files[0] if len(files) == 1 else str(local)
+    if all(Path(f).stat().st_size == 0 for f in files):
+        raise DataError(f"{source}: no rows")
+    try:
+        rows = datasets.load_dataset(builder, data_files=files, split="train").to_list()
+    except Exception as exc:  # json/arrow parse errors come in many types; report the file, keep the cause chained
+        raise DataError(f"{source}: cannot be read as {builder} ({type(exc).__name__})") from exc
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    return source, rows
+
+
+def _text(value) -> str:
+    """A gold or problem value as text; integral floats (AMC23 stores `27.0`) lose their `.0`."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "" if value is None else str(value).strip()
+
+
+def _field(row: dict, name: str, where: str):
+    if name not in row or row[name] is None:
+        raise DataError(f"{where}: missing field '{name}'")
+    return row[name]
+
+
+def _problem(row: dict, where: str):
+    """Problem text: `problem`, or `question` where a source has only that (OlympiadBench, GSM8K)."""
+    return _field(row, "question" if "question" in row and "problem" not in row else "problem", where)
+
+
+def _plain_answer(row: dict, where: str):
+    return _field(row, "answer", where)
+
+
+def _normalise(raw: list[dict], source: str, problem: Callable, answer: Callable, id_field: str | None) -> list[dict]:
+    """Map source rows to `{"id", "problem", "answer"}`; ids are `id_field` or the row index, and must be unique."""
+    rows = []
+    for i, row in enumerate(raw):
+        where = f"{source} row {i}"
+        out = {"id": _text(row[id_field]) if id_field in row else str(i)}
+        out["problem"], out["answer"] = _text(problem(row, where)), _text(answer(row, where))
+        for name in ("id", "problem", "answer"):
+            if not out[name]:
+                raise DataError(f"{where}: empty {name}")
+        rows.append(out)
+    dup = [k for k, c in Counter(r["id"] for r in rows).items() if c > 1]
+    if dup:
+        raise DataError(f"{source}: duplicate id {dup[0]!r}")
+    return rows
+
+
+# ---- Paper training data: OpenRS and its validation split ----
+
+
+def load_openrs(local_dir: str | None = None, revision: str | None = None) -> list[dict]:
+    """OpenRS training problems (`knoveleng/open-rs`, train split; paper.md §11).
+
+    The gold is the `answer` field. The authors' files hold `{problem, solution}` and it is unknown whether their
+    `solution` was OpenRS's full solution or its `answer` (paper.md §8, uncertain). Their reward parses the gold with
+    math-verify and pays 1.0 when that fails, so the short final `answer` is the choice that keeps golds parseable.
+
+    Args:
+        local_dir (`str` or `None`, *optional*):
+            Folder with a copy in the Hub's schema (`train.jsonl`, `train.parquet` or `data/train-*.parquet`).
+            `None` loads from the Hub.
+        revision (`str` or `None`, *optional*):
+            Hub revision (commit or tag) to pin; ignored with `local_dir`.
+
+    Returns:
+        `list[dict]`: rows `{"id", "problem", "answer"}`; `id` is the row index in the source split.
+    """
+    local = None if local_dir is None else Path(local_dir)
+    source, raw = _read_rows(OPENRS_HUB_ID, "train", None, revision, local)
+    return _normalise(raw, source, _problem, _plain_answer, None)
+
+
+def fingerprint(rows: list[dict]) -> str:
+    """SHA-256 over the rows' ids and problems: tells whether a split record belongs to the data at hand."""
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{r['id']}\x00{r['problem']}\x00".encode())
+    return digest.hexdigest()
+
+
+def split_train_val(rows: list[dict], n_val: int = 125, seed: int = 0) -> tuple[list[dict], list[dict], dict]:
+    """Seeded train/validation split (paper.md §11: 125 held-out problems; the paper's rule is unpublished).
+
+    Validation draws, in seeded order, only problems whose text occurs once in `rows`, so no validation problem is
+    also trained on; all other rows are training rows, in source order.
+
+    Args:
+        rows (`list[dict]`):
+            Rows with unique `id` and a `problem`.
+        n_val (`int`, *optional*, defaults to `125`):
+            Validation size.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the permutation.
+
+    Returns:
+        `tuple[list[dict], list[dict], dict]`: train rows, validation rows, and a JSON-ready record of the split
+        (seed, sizes, `train_ids`, `val_ids`, and a `fingerprint` of all ids and problems).
+    """
+    if n_val < 1:
+        raise DataError(f"n_val={n_val}: the validation set would be empty")
+    counts = Counter(r["problem"] for r in rows)
+    order = random.Random(seed).sample(range(len(rows)), len(rows))
+    val_idx = [i for i in order if counts[rows[i]["problem"]] == 1][:n_val]
+    if len(val_idx) < n_val or len(val_idx) == len(rows):
+        raise DataError(f"n_val={n_val}: too large for {len(rows)} rows ({len(counts)} distinct problems)")
+    taken = set(val_idx)
+    train = [r for i, r in enumerate(rows) if i not in taken]
+    val = [rows[i] for i in val_idx]
+    record = {"seed": seed, "n_train": len(train), "n_val": len(val), "fingerprint": fingerprint(rows)}
+    return train, val, record | {"train_ids": [r["id"] for r in train], "val_ids": [r["id"] for r in val]}
+
+
+# ---- Offline training data: GSM-style word problems generated locally ----
+
+NAMES = ("Tom", "Ana", "Ravi", "Mei", "Lena", "Omar", "Sara", "Jonas", "Priya", "Kofi", "Elif", "Diego")
+ITEMS = ("apples", "marbles", "stickers", "pencils", "cookies", "stamps", "shells", "cards", "beads", "books")
+BOXES = ("boxes", "bags", "jars", "crates", "packs")
+
+
+def _step(rng: random.Random, x: int, name: str, item: str, top: int) -> tuple[str, str, int]:
+    """One operation on the count `x`: (sentence, worked equation, new count); the count stays a positive integer."""
+    friend = rng.choice([n for n in NAMES if n != name])
+    divisors = [k for k in (2, 3, 4, 5) if x % k == 0]
+    kinds = ["buy", "packs"] + ["give"] * (x > 1) + ["grow"] * (x <= 200) + ["share", "lose"] * bool(divisors)
+    kind = rng.choice(kinds)
+    if kind == "buy":
+        c = rng.randint(2, top)
+        return f"{name} buys {c} more {item}.", f"{x} + {c} = {x + c}", x + c
+    if kind == "packs":
+        c, d = rng.randint(2, 5), rng.randint(2, top)
+        box = rng.choice(BOXES)
+        return f"{name} then gets {c} {box} with {d} {item} in each.", f"{x} + {c} * {d} = {x + c * d}", x + c * d
+    if kind == "give":
+        c = rng.randint(1, min(x - 1, top))
+        return f"{name} gives {c} {item} to {friend}.", f"{x} - {c} = {x - c}", x - c
+    if kind == "grow":
+        k = rng.choice((2, 3))
+        return f"A month later {name} has {('twice', 'three times')[k - 2]} as many.", f"{x} * {k} = {x * k}", x * k
+    k = rng.choice(divisors)
+    if kind == "share":
+        return f"{name} splits them equally into {k} piles and keeps one pile.", f"{x} / {k} = {x // k}", x // k
+    part = {2: "half", 3: "a third", 4: "a quarter", 5: "a fifth"}[k]
+    return f"{name} loses {part} of them.", f"{x} - {x} / {k} = {x - x // k}", x - x // k
+
+
+def _word_problem(rng: random.Random, steps: int, top: int) -> dict:
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    a, b = rng.randint(2, 9), rng.randint(2, top)
+    if rng.random() < 0.5:
+        sentences, work, x = [f"{name} has {a} {rng.choice(BOXES)} of {b} {item}."], [f"{a} * {b} = {a * b}"], a * b
+    else:
+        sentences, work, x = [f"{name} has {b} {item}."], [], b
+    for _ in range(steps):
+        sentence, eq, x = _step(rng, x, name, item, top)
+        sentences.append(sentence)
+        work.append(eq)
+    sentences.append(f"How many {item} does {name} have now?")
+    return {"problem": " ".join(sentences), "answer": str(x), "solution": "\n".join(work)}
+
+
+def text_id(problem: str) -> str:
+    """Stable id of a generated problem: a hash of its text (identical texts share it)."""
+    return "p" + hashlib.sha1(problem.encode()).hexdigest()[:12]
+
+
+def make_arithmetic_problems(
+    n: int, seed: int = 0, min_steps: int = 2, max_steps: int = 4, max_operand: int = 20
+) -> list[dict]:
+    """Distinct GSM-style multi-step word problems with integer answers, generated locally (seeded, deterministic).
+
+    Example: "Tom has 3 boxes of 12 apples. Tom gives 7 apples to Ana. ... How many apples does Tom have now?"
+
+    Args:
+        n (`int`):
+            Number of problems.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the generator.
+        min_steps (`int`, *optional*, defaults to `2`) and max_steps (`int`, *optional*, defaults to `4`):
+            Operations after the opening sentence (difficulty); each problem draws its count in this range.
+        max_operand (`int`, *optional*, defaults to `20`):
+            Largest number drawn for an operand (difficulty).
+
+    Returns:
+        `list[dict]`: rows `{"id", "problem", "answer", "solution"}`; `solution` lists the worked equations.
+    """
+    if not 1 <= min_steps <= max_steps or max_operand < 2:
+        raise DataError(f"bad difficulty: min_steps={min_steps}, max_steps={max_steps}, max_operand={max_operand}")
+    rng, rows, seen = random.Random(seed), [], set()
+    for _ in range(50 * n + 100):
+        if len(rows) == n:
+            return rows
+        row = _word_problem(rng, rng.randint(min_steps, max_steps), max_operand)
+        if row["problem"] not in seen:
+            seen.add(row["problem"])
+            rows.append({"id": text_id(row["problem"])} | row)
+    raise DataError(f"could not generate {n} distinct problems with max_steps={max_steps}, max_operand={max_operand}")
+
+
+def offline_splits(
+    n_train: int, n_val: int, n_test: int, seed: int = 0, **difficulty
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Disjoint train/validation/test sets of generated problems (no problem text in two sets).
+
+    Args:
+        n_train (`int`), n_val (`int`), n_test (`int`):
+            Set sizes; `n_val` must be positive.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the generator and of the split.
+        **difficulty:
+            Passed to `make_arithmetic_problems` (`min_steps`, `max_steps`, `max_operand`).
+
+    Returns:
+        `tuple[list[dict], list[dict], list[dict]]`: train, validation and test rows.
+    """
+    if n_val < 1 or n_train < 0 or n_test < 0:
+        raise DataError(f"sizes n_train={n_train}, n_val={n_val}, n_test={n_test}: need n_val >= 1 and none negative")
+    total = n_train + n_val + n_test
+    # reasoning-gym's gsm_symbolic was considered and left out: its templates come from GSM8K *test*.
+    pool = make_arithmetic_problems(total, seed, **difficulty)
+    random.Random(seed).shuffle(pool)
+    return pool[:n_train], pool[n_train : n_train + n_val], pool[n_train + n_val :]
+
+
+# ---- Evaluation benchmarks (Table 2, paper.md §12) ----
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` in `text` (brace counting, nested braces kept), or `None`."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j]
+    return None
+
+
+def _minerva_answer(row: dict, where: str) -> str:
+    answer = last_boxed(_field(row, "solution", where))
+    if answer is None:
+        raise DataError(f"{where}: field 'solution' has no closed \\boxed{{}} answer")
+    return answer
+
+
+def _olympiad_answer(row: dict, where: str) -> str:
+    """`final_answer[0]` (the original set's gold, local copy); `answer` where the Hub copy has only that."""
+    finals = row.get("final_answer")
+    return finals[0] if finals else _field(row, "answer", where)
+
+
+def _gsm8k_answer(row: dict, where: str) -> str:
+    """The number after `#### ` of the worked solution, thousands separators removed (`1,600` -> `1600`)."""
+    solution = _field(row, "answer", where)
+    if "####" not in solution:
+        raise DataError(f"{where}: field 'answer' has no '#### <answer>' line")
+    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One evaluation set: Hub location, expected size, local folder, and how to read its gold answer."""
+
+    hub_id: str
+    split: str  # Hub split; local copies are `<local_dir>/<folder>/test.jsonl`
+    n: int  # rows, as in the paper's Table 2 (GSM8K: its test split)
+    folder: str
+    answer: Callable[[dict, str], object]
+    config: str | None = None
+    id_field: str | None = None  # source id if both schemas carry it, else the row index
+
+
+BENCHMARKS = {
+    "aime24": Benchmark("HuggingFaceH4/aime_2024", "train", 30, "aime24", _plain_answer, id_field="id"),
+    "math500": Benchmark("HuggingFaceH4/MATH-500", "test", 500, "math500", _plain_answer),
+    "amc23": Benchmark("knoveleng/AMC-23", "train", 40, "amc23", _plain_answer, id_field="id"),
+    "minerva_math": Benchmark("knoveleng/Minerva-Math", "train", 272, "minerva_math", _minerva_answer, id_field="idx"),
+    "olympiadbench": Benchmark(
+        "knoveleng/OlympiadBench", "train", 675, "olympiadbench", _olympiad_answer, id_field="id"
+    ),
+    "gsm8k": Benchmark("openai/gsm8k", "test", 1319, "gsm8k", _gsm8k_answer, config="main"),
+}
+TABLE2 = ("aime24", "math500", "amc23", "minerva_math", "olympiadbench")  # column order of Table 2
+
+
+def load_benchmark(name: str, local_dir: str | None = None, revision: str | None = None) -> list[dict]:
+    """An evaluation benchmark as rows `{"id", "problem", "answer"}`, checked against its size in the paper.
+
+    Args:
+        name (`str`):
+            One of `BENCHMARKS`: `aime24`, `math500`, `amc23`, `minerva_math`, `olympiadbench` (Table 2), `gsm8k`.
+        local_dir (`str` or `None`, *optional*):
+            Root of local copies, read from `<local_dir>/<name>/test.jsonl` (or a Hub snapshot of the split there,
+            e.g. `data/train-*.parquet`); `None` loads from the Hub.
+        revision (`str` or `None`, *optional*):
+            Hub revision to pin; ignored with `local_dir`.
+
+    Returns:
+        `list[dict]`: the benchmark's `n` rows, in source order.
+    """
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    spec = BENCHMARKS[name]
+    if local_dir is None:
+        source, raw = _read_rows(spec.hub_id, spec.split, spec.config, revision, None)
+    else:
+        source, raw = _read_rows(spec.hub_id, spec.split, None, None, Path(local_dir) / spec.folder, ("test",))
+    rows = _normalise(raw, source, _problem, spec.answer, spec.id_field)
+    if len(rows) != spec.n:
+        raise DataError(f"{source}: {len(rows)} rows, expected {spec.n} for {name} (wrong dataset or revision?)")
+    return rows
