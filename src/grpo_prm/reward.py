@@ -1,0 +1,255 @@
+"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (paper.md §8, arXiv 2509.21154).
+
+A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equivalent to the gold answer, else 0.0.
+
+- **Completion:** cut right after the first closed box (the BoxedLP stop rule, `stop_rule.py`), then parsed with
+  the authors' boxed-first LaTeX extraction. A completion without a closed box scores 0, unless math-verify
+  finds an anchored LaTeX answer such as "the final answer is $2$"; bare text ("the answer is 2") scores 0.
+  The authors' config keeps `malformed_operators=False`, so `\\dfrac12` does not parse (write `\\dfrac{1}{2}`).
+- **Gold:** parsed with LaTeX, then plain-expression extraction. A bare answer ("\\frac{1}{2}", "3") is first
+  wrapped in `$…$`; the authors passed it raw, where LaTeX extraction finds nothing and every completion would
+  score 1. A full solution (with `$`, `\\boxed`, `\\(` or `\\[`) is parsed as it is.
+- **Unparseable gold:** the authors reward 1.0, so the group has zero advantage (only KL acts); `skip` returns
+  `None`, which TRL turns into NaN (unscored).
+- **Argument order:** the authors call `verify(answer, gold)`, the reverse of math-verify's documented
+  `verify(gold, target)`. Kept: it matters only in asymmetric cases, e.g. the answer `1 < x < 2` matches the
+  gold `(1,2)` this way round but not the other.
+- **Time limit:** math-verify's own timeout uses `signal.alarm`: main thread only, whole seconds, per operation,
+  and blind to long C calls. Here parse + verify run in a child process that is killed when one item overruns
+  `timeout_s`; that item scores 0 and is counted, and the next item starts a fresh child.
+
+The brace scanner that finds the first closed box lives here, not in `stop_rule.py`, so that the verification
+child imports math-verify only (no torch).
+"""
+
+import json
+import logging
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+from functools import lru_cache
+
+from latex2sympy2_extended import NormalizationConfig
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+BOXED_OPEN = "\\boxed{"
+UNPARSEABLE_GOLD = ("reward_one", "reward_zero", "skip")
+
+
+# ----------------------------------------------------------------------------- first closed \boxed{…}
+class BoxedScanner:
+    """Incremental search for the end of the first closed `\\boxed{…}` in a stream of text pieces.
+
+    Every `{` and `}` after `\\boxed{` counts, escaped or not, as in the authors' `BoxedLP` and in
+    latex2sympy2_extended's boxed extraction, so the stop rule and the verifier agree on where the box ends.
+    `\\boxed{` may be split over pieces.
+    """
+
+    def __init__(self):
+        self.tail = ""  # last len(BOXED_OPEN) - 1 characters, to find "\boxed{" across pieces
+        self.depth = 0  # brace depth inside the box; 0 until it opens
+        self.closed = False
+
+    def feed(self, piece: str) -> int | None:
+        """Consume `piece`; return the index in `piece` just past the closing brace if the first box closes in it."""
+        if self.closed:
+            return None
+        start = 0
+        if self.depth == 0:
+            text = self.tail + piece
+            found = text.find(BOXED_OPEN)
+            if found < 0:
+                self.tail = text[-(len(BOXED_OPEN) - 1) :]
+                return None
+            start, self.depth = found + len(BOXED_OPEN) - len(self.tail), 1
+        for match in re.finditer(r"[{}]", piece[start:]):
+            self.depth += 1 if match.group() == "{" else -1
+            if self.depth == 0:
+                self.closed = True
+                return start + match.end()
+        return None
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the first closed `\\boxed{…}` in `text` (nested braces allowed), or `None` if no box closes."""
+    end = BoxedScanner().feed(text)
+    return None if end is None else text[text.find(BOXED_OPEN) + len(BOXED_OPEN) : end - 1]
+
+
+def truncate_after_first_boxed(text: str) -> str:
+    """`text` cut right after the brace that closes its first `\\boxed{…}`; unchanged if no box closes."""
+    end = BoxedScanner().feed(text)
+    return text if end is None else text[:end]
+
+
+# ----------------------------------------------------------------------------- parse + verify (child process)
+# The authors' completion config (open-rs): boxed first, well-formed LaTeX only. `equations=True` keeps the last
+# side of "a = b = c"; latex2sympy2_extended logs it as deprecated, so the child silences that logger.
+ANSWER_CONFIG = [
+    LatexExtractionConfig(
+        normalization_config=NormalizationConfig(
+            nits=False, malformed_operators=False, basic_latex=True, equations=True, boxed="all", units=True
+        ),
+        boxed_match_priority=0,
+        try_extract_without_anchor=False,
+    )
+]
+GOLD_CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
+# A gold holding one of these is a solution text; anything else is a bare answer to wrap in $…$.
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$|\\boxed|\\\(|\\\[")
+
+
+@lru_cache(maxsize=4096)  # the k completions of a group share one gold
+def _parse_gold(gold: str) -> list:
+    text = gold if _MATH_DELIMITER.search(gold) else f"${gold}$"
+    return parse(text, extraction_config=GOLD_CONFIG, extraction_mode="first_match", parsing_timeout=None)
+
+
+def _judge(answer_text: str, gold: str) -> str:
+    """Verdict `correct`, `wrong` or `gold_unparseable`, without math-verify's signal timeouts (the parent kills)."""
+    gold_parsed = _parse_gold(gold)
+    if not gold_parsed:
+        return "gold_unparseable"
+    answer = parse(answer_text, extraction_config=ANSWER_CONFIG, extraction_mode="first_match", parsing_timeout=None)
+    return "correct" if verify(answer, gold_parsed, timeout_seconds=None) else "wrong"  # authors' order
+
+
+def _serve() -> None:
+    """Child loop: one JSON `[answer_text, gold]` per stdin line, one JSON verdict per line on the original stdout."""
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stray prints from sympy must not corrupt the protocol
+    sys.stdout = sys.stderr
+    for name in ("math_verify", "latex2sympy2_extended"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    print(json.dumps("ready"), file=replies, flush=True)
+    for line in sys.stdin:  # math-verify catches its own errors; anything else ends the child (counted as a crash)
+        print(json.dumps(_judge(*json.loads(line))), file=replies, flush=True)
+
+
+class _Verifier:
+    """A `_serve` child process with a hard per-item deadline; restarted after a timeout or a crash (POSIX)."""
+
+    def __init__(self, startup_timeout_s: float = 120.0):
+        self.startup_timeout_s = startup_timeout_s
+        self.proc = None
+
+    def _start(self) -> None:
+        src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # importable even without an install
+        code = f"import sys; sys.path.insert(0, {src!r}); from grpo_prm.reward import _serve; _serve()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self._read(self.startup_timeout_s) != "ready":
+            self.close()
+            raise RuntimeError("math-verify worker failed to start (see its stderr above)")
+
+    def _read(self, timeout_s: float) -> str | None:
+        """The next reply, or None if none comes within `timeout_s` or the child died."""
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        line = self.proc.stdout.readline() if ready else b""
+        return json.loads(line) if line else None
+
+    def __call__(self, answer_text: str, gold: str, timeout_s: float) -> str:
+        """Verdict `correct`, `wrong`, `gold_unparseable`, `timeout` or `crash` (the child died)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.close()  # died between items
+        if self.proc is None:
+            self._start()
+        try:
+            self.proc.stdin.write((json.dumps([answer_text, gold]) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.close()
+            return "crash"
+        verdict = self._read(timeout_s)
+        if verdict is None:
+            crashed = self.proc.poll() is not None
+            self.close()
+            return "crash" if crashed else "timeout"
+        return verdict
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.kill()  # an overrunning child may be stuck in C code, so no polite shutdown
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.proc = None
+
+    def __del__(self):
+        self.close()
+
+
+# ----------------------------------------------------------------------------- TRL reward function
+def _completion_text(completion) -> str:
+    """A conversational completion's assistant messages joined in order; a string as it is."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
+
+
+class MathReward:
+    """Binary accuracy reward for TRL's `GRPOTrainer` (the authors' open-rs reward, paper.md §8).
+
+    Called as `reward(completions=…, answer=…, **kwargs)`; the dataset's gold column must be named `answer`.
+
+    Args:
+        unparseable_gold (`str`, *optional*, defaults to `"reward_one"`):
+            What a completion earns when the gold cannot be parsed: `"reward_one"` (the authors' choice: the
+            group gets zero advantage), `"reward_zero"`, or `"skip"` (returns `None`; TRL treats it as unscored).
+        timeout_s (`float`, *optional*, defaults to `5.0`):
+            Hard limit in seconds on parsing and verifying one completion; an overrun scores 0.0.
+        name (`str`, *optional*, defaults to `"accuracy"`):
+            `__name__`, which TRL uses in its metric names (`rewards/accuracy/mean`).
+
+    Counters (cumulative): `n_scored` (completions seen), `n_correct`, `n_gold_unparseable`, `n_timeouts` and
+    `n_crashes` (the child died). If TRL passes `log_metric`, each call also logs the batch fractions
+    `<name>/gold_unparseable` and `<name>/timeouts`. Call `close()` (or use `with`) to stop the child process.
+    """
+
+    def __init__(self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy"):
+        if unparseable_gold not in UNPARSEABLE_GOLD:
+            raise ValueError(
+                f"unknown unparseable_gold {unparseable_gold!r}; choose one of {', '.join(UNPARSEABLE_GOLD)}"
+            )
+        self.unparseable_gold = unparseable_gold
+        self.timeout_s = timeout_s
+        self.__name__ = name
+        self.n_scored = self.n_correct = self.n_gold_unparseable = self.n_timeouts = self.n_crashes = 0
+        self._verifier = _Verifier()
+        self._lock = threading.Lock()  # one child, one request at a time
+
+    def score(self, completion: str, gold: str | None) -> float | None:
+        """Reward of one completion text against one gold answer."""
+        gold = "" if gold is None else str(gold)  # a missing gold is unparseable
+        with self._lock:
+            verdict = self._verifier(truncate_after_first_boxed(completion), gold, self.timeout_s)
+            self.n_scored += 1
+            self.n_correct += verdict == "correct"
+            self.n_timeouts += verdict == "timeout"
+            self.n_crashes += verdict == "crash"
+            self.n_gold_unparseable += verdict == "gold_unparseable"
+        if verdict == "gold_unparseable":
+            return {"reward_one": 1.0, "reward_zero": 0.0, "skip": None}[self.unparseable_gold]
+        return 1.0 if verdict == "correct" else 0.0
+
+    def __call__(self, completions: list, answer: list[str], log_metric=None, **kwargs) -> list[float | None]:
+        """Rewards for TRL. `completions` are strings or conversations (lists of `{"role", "content"}` dicts)."""
+        before = (self.n_gold_unparseable, self.n_timeouts)
+        rewards = [self.score(_completion_text(c), gold) for c, gold in zip(completions, answer, strict=True)]
+        if log_metric is not None and rewards:
+            log_metric(f"{self.__name__}/gold_unparseable", (self.n_gold_unparseable - before[0]) / len(rewards))
+            log_metric(f"{self.__name__}/timeouts", (self.n_timeouts - before[1]) / len(rewards))
+        return rewards
+
+    def close(self) -> None:
+        """Stop the verification child; a later call starts a new one."""
+        self._verifier.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
