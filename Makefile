@@ -16,8 +16,9 @@ $(VENV)/.installed: envs/cpu.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
+# --forceall: the committed tables and figures are regenerated from scratch, not taken as up to date.
 reproduce: setup
-	. $(VENV)/bin/activate && snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	. $(VENV)/bin/activate && snakemake --cores $(CORES) --forceall $(SNAKEMAKE_ARGS)
 
 test: setup
 	. $(VENV)/bin/activate && python -m pytest -ra
