@@ -1,0 +1,216 @@
+"""Math RL runs (paper §5, App. C): GRPO / λ-GRPO from an SFT checkpoint, greedy validation, best checkpoint.
+
+    python -m grpo_prm.math_rl --model ckpt/ --train train.jsonl --val val.jsonl --out runs/x --method lambda_grpo
+
+Pieces:
+- `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end right after the first closed `\\boxed{}` (the authors'
+  BoxedLP rule, paper.md §8). TRL's generate path takes no logits processor, so completions are cut after
+  generation; the kept tokens are exactly those BoxedLP would have produced, the rest is wasted compute.
+- `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
+  reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
+- Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
+- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from grpo_prm.data import DataError, build_prompt, to_trl_dataset
+from grpo_prm.reward import MathReward
+from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
+from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
+from grpo_prm.weights import check_method
+
+
+@dataclass
+class MathRunConfig:
+    """One cell of the training matrix. Defaults are the paper's (App. C) where it gives them."""
+
+    model: str  # SFT checkpoint folder (grpo_prm.checkpoints)
+    train: str  # JSONL rows {id, problem, answer}
+    val: str
+    out: str
+    method: str = "lambda_grpo"
+    beta: float = 0.0
+    seed: int = 0
+    steps: int = 1000
+    prompts_per_step: int = 4
+    group_size: int = 6
+    temperature: float = 0.75
+    max_new_tokens: int = 4096
+    learning_rate: float = 1e-6
+    loss_normalization: str = "token"
+    val_every: int = 25
+    val_batch_size: int = 32
+    save_every: int = 25
+    stop_at_boxed: bool = True
+    unparseable_gold: str = "reward_one"
+    reward_timeout_s: float = 5.0
+    bf16: bool = False
+    use_vllm: bool = False
+
+    def __post_init__(self):
+        check_method(self.method)
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be at least 2, got {self.group_size}")
+        if self.loss_normalization not in LOSS_TYPE:
+            raise ValueError(f"unknown loss_normalization {self.loss_normalization!r}; choose token or sequence")
+
+
+def read_rows(path: str) -> list[dict]:
+    """JSONL rows with non-empty `problem` and `answer`; a bad row is named by file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{p} line {n}: not JSON ({e.msg})") from None
+        for key in ("id", "problem", "answer"):
+            if not str(row.get(key, "")).strip():
+                raise DataError(f"{p} line {n}: missing or empty field {key!r}")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    return rows
+
+
+class BoxedStopTrainer(LambdaGRPOTrainer):
+    """`LambdaGRPOTrainer` with the stop rule applied to every rollout (`stop_at_boxed`)."""
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                      has_tool_images)
+        cut = [truncate_ids_after_first_boxed(c, self.processing_class, self.eos_token_ids[0]) for c in ids]
+        if logprobs is not None:  # vLLM: the appended EOS was not sampled; NaN is neutralised by TRL's IS correction
+            logprobs = [lp[: len(c)] + [math.nan] * (len(c) - len(lp[: len(c)])) for lp, c in zip(logprobs, cut)]
+        return cut, logprobs
+
+
+def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int) -> float:
+    """Mean binary reward of greedy completions with the stop rule (the paper's validation metric)."""
+    tokenizer.padding_side = "left"
+    scores = []
+    model.eval()
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+                 for r in batch]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        with torch.no_grad():
+            out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
+                                 logits_processor=[BoxedStopLogitsProcessor(tokenizer)],
+                                 pad_token_id=tokenizer.pad_token_id)
+        completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        scores += reward(completions, [r["answer"] for r in batch])
+    model.train()
+    return sum(s or 0.0 for s in scores) / len(scores)
+
+
+class GreedyValidation(TrainerCallback):
+    """Validate every `every` steps (and at step 0); keep the best model in `<out>/best`; log to metrics.jsonl."""
+
+    def __init__(self, cfg: MathRunConfig, rows, tokenizer, reward):
+        self.cfg, self.rows, self.tokenizer, self.reward = cfg, rows, tokenizer, reward
+        self.best = -1.0
+        self.metrics = Path(cfg.out) / "metrics.jsonl"
+
+    def _validate(self, state, model):
+        acc = greedy_accuracy(model, self.tokenizer, self.rows, self.reward, self.cfg.max_new_tokens,
+                              self.cfg.val_batch_size)
+        self._append({"step": state.global_step, "val/accuracy": acc})
+        if acc > self.best:
+            self.best = acc
+            model.save_pretrained(Path(self.cfg.out) / "best")
+            self.tokenizer.save_pretrained(Path(self.cfg.out) / "best")
+
+    def resume(self, step: int) -> None:
+        """After a kill: drop records past the checkpoint `step` and recover the best accuracy so far."""
+        records = [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+        records = [r for r in records if r["step"] <= step]
+        self.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+        self.best = max((r["val/accuracy"] for r in records if "val/accuracy" in r), default=-1.0)
+
+    def _append(self, record):
+        with self.metrics.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if state.global_step == 0 and self.best < 0:
+            self._validate(state, model)
+
+    def on_log(self, args, state, control, logs=None, model=None, **kw):
+        if logs and "loss" in logs:
+            self._append({"step": state.global_step, **logs})
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step % self.cfg.val_every == 0 or state.global_step == state.max_steps:
+            self._validate(state, model)
+
+
+def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
+    """The paper's optimiser and rollout settings (App. C; the authors' code for what the paper omits)."""
+    batch = cfg.prompts_per_step * cfg.group_size
+    return LambdaGRPOConfig(
+        output_dir=str(Path(cfg.out) / "checkpoints"),
+        method=cfg.method, loss_type=LOSS_TYPE[cfg.loss_normalization], beta=cfg.beta,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=0.0,
+        weight_decay=0.0, optim="adamw_torch", num_generations=cfg.group_size,
+        per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_steps=cfg.steps,
+        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=1.0, seed=cfg.seed,
+        bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(), use_vllm=cfg.use_vllm, logging_steps=1,
+        save_strategy="steps", save_steps=cfg.save_every, report_to="none", disable_tqdm=False,
+    )
+
+
+def run_math(cfg: MathRunConfig) -> Path:
+    """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, split.json)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows, val_rows = read_rows(cfg.train), read_rows(cfg.val)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
+    trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
+    trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
+                          train_dataset=to_trl_dataset(train_rows))
+    validation = GreedyValidation(cfg, val_rows, tokenizer, reward)
+    trainer.add_callback(validation)
+    last = get_last_checkpoint(trainer.args.output_dir) if Path(trainer.args.output_dir).is_dir() else None
+    validation.resume(int(last.rsplit("-", 1)[1]) if last else 0)
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(out / "final"))
+    tokenizer.save_pretrained(out / "final")
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    reward.close()
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # resumable state is no longer needed
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(MathRunConfig):
+        required = f.default is dataclasses.MISSING
+        kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else (
+            type(f.default) if not required else str)
+        parser.add_argument(f"--{f.name}", type=kind, required=required, default=None if required else f.default)
+    try:
+        run_math(MathRunConfig(**vars(parser.parse_args(argv))))
+    except (ValueError, OSError) as e:
+        sys.exit(f"error: {e}".splitlines()[0])
+
+
+if __name__ == "__main__":
+    main()

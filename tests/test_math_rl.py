@@ -1,0 +1,101 @@
+"""Math RL runs end to end on CPU with a tiny model: metrics, validation, best/final checkpoints, kill and resume."""
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+
+from grpo_prm import math_rl
+from grpo_prm.data import DataError, offline_splits
+from grpo_prm.math_rl import MathRunConfig, read_rows, run_math
+
+CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
+TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+            "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random tiny Llama with a character tokenizer and a chat template, saved like an SFT checkpoint."""
+    out = tmp_path_factory.mktemp("ckpt")
+    specials = ["<pad>", "<eos>", "<system>", "<user>", "<assistant>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(CHARS)))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
+                                        additional_special_tokens=specials[2:])
+    tokenizer.chat_template = TEMPLATE
+    tokenizer.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    train, val, _ = offline_splits(16, 4, 0, seed=0, max_steps=2)
+    for name, rows in (("train", train), ("val", val)):
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def small_config(checkpoint, data, out, **kw):
+    paths = {"model": str(checkpoint), "train": str(data / "train.jsonl"), "val": str(data / "val.jsonl"), "out": str(out)}
+    small = {"steps": 4, "prompts_per_step": 2, "group_size": 3, "max_new_tokens": 12, "learning_rate": 1e-3,
+             "val_every": 2, "save_every": 2, "temperature": 1.0}
+    return MathRunConfig(**(paths | small | kw))
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_path):
+    out = run_math(small_config(checkpoint, data, tmp_path / "run"))
+    recs = records(out)
+    assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3, 4]
+    assert [r["step"] for r in recs if "val/accuracy" in r] == [0, 2, 4]
+    assert all("tree/path_depth" in r and "lambda/weight_mean" in r for r in recs if "loss" in r)
+    assert (out / "best" / "config.json").exists() and (out / "final" / "config.json").exists()
+    assert not (out / "checkpoints").exists()
+
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == 3:
+            raise KeyboardInterrupt("simulated kill after step 3")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monkeypatch):
+    reference = records(run_math(small_config(checkpoint, data, tmp_path / "ref")))
+    original_init = math_rl.BoxedStopTrainer.__init__
+
+    def init_with_kill(self, *a, **kw):
+        original_init(self, *a, **kw)
+        self.add_callback(Kill())
+
+    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
+    with pytest.raises(KeyboardInterrupt):
+        run_math(small_config(checkpoint, data, tmp_path / "run"))
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", original_init)
+    resumed = records(run_math(small_config(checkpoint, data, tmp_path / "run")))
+    keys = ("step", "loss", "reward", "val/accuracy", "completions/mean_length")
+    assert [{k: r.get(k) for k in keys} for r in resumed] == [{k: r.get(k) for k in keys} for r in reference]
+
+
+def test_bad_rows_are_named(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"id": "a", "problem": "1+1", "answer": "2"}\n{"id": "b", "problem": "", "answer": "3"}\n')
+    with pytest.raises(DataError, match="rows.jsonl line 2: missing or empty field 'problem'"):
+        read_rows(str(f))
+    with pytest.raises(DataError, match="data file not found"):
+        read_rows(str(tmp_path / "nope.jsonl"))
