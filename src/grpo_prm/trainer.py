@@ -12,6 +12,7 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.prefix_tree import size_statistics
 from grpo_prm.process_sets import process_set_sizes_grouped
+from grpo_prm.recording import record_batch, trl_rewards
 from grpo_prm.weights import check_method, token_weights
 
 # TRL's loss_type names for the two normalisers of grpo_prm.loss.
@@ -69,6 +70,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
     """
 
     args: LambdaGRPOConfig
+    recorder = None  # a grpo_prm.recording.GroupRecorder: every training group is written for the §3 analyses
 
     def __init__(self, *posargs, ref_model=None, **kwargs):
         if ref_model is None:
@@ -90,6 +92,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         k = self.num_generations if self.model.training else self.num_generations_eval
         ids, mask = self._gather_rows(out["completion_ids"]), self._gather_rows(out["completion_mask"]).bool()
+        if self.recorder is not None and self.model.training and self.accelerator.is_main_process:
+            rewards, advantages = trl_rewards(self, len(ids))  # TRL's output dict lacks the raw rewards
+            batch = {"completion_ids": ids, "completion_mask": mask, "advantages": advantages}
+            record_batch(self.recorder, batch, self.state.global_step, k, rewards)
         n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
         weights = token_weights(n_shared, k, self.args.method)
         self._log_tree_metrics(n_shared, mask, weights, k)

@@ -1,0 +1,184 @@
+"""Overlap analysis (paper §3) of recorded runs against hand-computed trees; the Theorem 1 checker; the tree figure."""
+
+import numpy as np
+import pytest
+import torch
+
+from grpo_prm.overlap import (
+    analyse,
+    headline,
+    prefix_node_ids,
+    running_median,
+    step_frame,
+    theorem1_check,
+    theorem1_frame,
+    trajectory_frame,
+    tree_figure,
+)
+from grpo_prm.prefix_tree import step_advantages
+from grpo_prm.process_sets import process_set_sizes
+from grpo_prm.recording import GroupRecorder
+from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids
+
+torch.set_num_threads(1)
+
+
+def encode(texts, T=None):
+    """Each character is a token; right-padded with id 0."""
+    T = T or max(map(len, texts))
+    ids = torch.tensor([[ord(c) for c in t] + [0] * (T - len(t)) for t in texts])
+    mask = torch.tensor([[1] * len(t) + [0] * (T - len(t)) for t in texts]).bool()
+    return ids, mask
+
+
+def record(path, steps):
+    """steps: list of lists of groups (lists of strings, one k per step); rewards alternate 0/1."""
+    with GroupRecorder(path, flush_every=2) as rec:
+        for step, groups in enumerate(steps):
+            texts = [t for g in groups for t in g]
+            ids, mask = encode(texts)
+            rewards = torch.tensor([float(i % 2) for i in range(len(texts))])
+            rec.add(step, ids, mask, rewards, torch.zeros(len(texts)), len(groups[0]))
+    return path
+
+
+# The hand-built trees of test_prefix_tree (depth excludes the whole-group root span; ≥ 1).
+TREES = {
+    "flat": (["ab", "cd", "ef"], True, [1, 1, 1], [0, 0, 0]),
+    "shared_root_then_flat": (["xab", "xcd", "xef"], True, [1, 1, 1], [0, 0, 0]),
+    "identical": (["abc", "abc", "abc"], True, [1, 1, 1], [0, 0, 0]),
+    "chain": (["abcd", "abce", "abf", "g"], False, [3, 3, 2, 1], [3 / 4, 3 / 4, 2 / 3, 0]),
+    "duplicates": (["ab", "ab", "cd"], False, [1, 1, 1], [1, 1, 0]),
+    "strict_prefix": (["ab", "abc", "d"], False, [1, 2, 1], [1, 2 / 3, 0]),
+    "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1, 1, 2 / 5, 2 / 3, 0]),
+}
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_metrics_of_hand_built_trees_read_back_from_parquet(tmp_path, name):
+    texts, flat, depths, props = TREES[name]
+    path = record(tmp_path / "g.parquet", [[texts]])
+    traj = trajectory_frame(path)
+    assert traj["index"].tolist() == list(range(len(texts)))
+    assert traj["path_depth"].tolist() == depths
+    assert traj["intermediate_proportion"].tolist() == pytest.approx(props)
+    assert traj["flat"].tolist() == [flat] * len(texts)
+    assert traj["length"].tolist() == [len(t) for t in texts]
+    [row] = step_frame(traj).to_dict("records")
+    assert (row["groups"], row["flat_groups"], row["nontrivial_share"]) == (1, int(flat), 1.0 - flat)
+    assert row["path_depth_mean"] == pytest.approx(np.mean(depths))
+    assert row["path_depth_median"] == pytest.approx(np.median(depths))
+    assert row["intermediate_proportion_median"] == pytest.approx(np.median(props))
+
+
+def test_per_step_cumulative_and_sorted_columns_and_headline(tmp_path):
+    chain, flat, dup = TREES["chain"][0], ["wxyz", "abcd", "efgh", "ijkl"], ["ab", "ab", "cd", "ef"]
+    # step 0: chain + flat; step 1: flat + flat; step 2: duplicates + flat (k = 4 throughout)
+    path = record(tmp_path / "g.parquet", [[chain, flat], [flat, flat], [dup, flat]])
+    df = analyse(path)
+    assert df["step"].tolist() == [0, 1, 2]
+    assert df["groups"].tolist() == [2, 2, 2] and df["flat_groups"].tolist() == [1, 2, 1]
+    assert df["nontrivial_share"].tolist() == [0.5, 0.0, 0.5]
+    assert df["nontrivial_share_cum"].tolist() == pytest.approx([1 / 2, 1 / 4, 2 / 6])
+    depth0, depth2 = [3, 3, 2, 1, 1, 1, 1, 1], [1] * 8
+    assert df["path_depth_mean"].tolist() == pytest.approx([np.mean(depth0), 1.0, 1.0])
+    assert df["path_depth_median"].tolist() == [1.0, 1.0, 1.0]
+    props0 = [3 / 4, 3 / 4, 2 / 3, 0, 0, 0, 0, 0]
+    props2 = [1, 1, 0, 0, 0, 0, 0, 0]
+    assert df["intermediate_proportion_mean"].tolist() == pytest.approx([np.mean(props0), 0, np.mean(props2)])
+    everything = [props0, [0] * 8, props2]
+    cum = [np.concatenate(everything[: s + 1]) for s in range(3)]
+    assert df["intermediate_proportion_mean_cum"].tolist() == pytest.approx([np.mean(c) for c in cum])
+    assert df["path_depth_mean_cum"].tolist() == pytest.approx(
+        [np.mean(depth0), np.mean(depth0 + [1] * 8), np.mean(depth0 + [1] * 8 + depth2)])
+    assert df["intermediate_proportion_mean_sorted"].tolist() == pytest.approx(
+        sorted([np.mean(props0), 0, np.mean(props2)]))
+    assert headline(df) == {"steps": 3, "groups": 6, "flat_groups": 4, "nontrivial_groups": 2,
+                            "nontrivial_pct": pytest.approx(100 / 3)}
+
+
+def test_running_median_matches_numpy():
+    gen = np.random.default_rng(0)
+    values = gen.integers(0, 9, 200).astype(float) * gen.random(200)
+    ends = np.array([0, 1, 2, 7, 50, 51, 200])
+    expected = [np.nan] + [np.median(values[:e]) for e in ends[1:]]
+    assert running_median(values, ends) == pytest.approx(expected, nan_ok=True)
+
+
+def random_group(gen, k, vocab=5, max_len=9):
+    """Completions built from shared random prefixes, so trees have duplicates, strict prefixes and chains."""
+    rows = []
+    for _ in range(k):
+        base = rows[int(gen.integers(len(rows)))] if rows and gen.random() < 0.7 else []
+        body = base[: int(gen.integers(len(base) + 1))]
+        rows.append(body + gen.integers(1, vocab, int(gen.integers(0, max_len - len(body) + 1))).tolist())
+    T = max(map(len, rows)) + 2
+    ids = torch.tensor([r + [int(gen.integers(0, vocab))] * (T - len(r)) for r in rows])  # junk in the padding
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
+    return ids, mask
+
+
+def test_prefix_node_ids_give_the_process_set_sizes():
+    gen = np.random.default_rng(3)
+    for _ in range(40):
+        ids, mask = random_group(gen, int(gen.integers(1, 9)))
+        node = prefix_node_ids(ids, mask)
+        assert torch.equal(node >= 0, mask)
+        counts = {n: (node == n).sum().item() for n in node[mask].tolist()}
+        sizes = torch.tensor([[counts.get(n, 0) for n in row] for row in node.tolist()])
+        assert torch.equal(sizes, process_set_sizes(ids, mask))
+
+
+def test_theorem1_holds_on_random_groups_and_the_checker_catches_wrong_step_advantages():
+    gen = np.random.default_rng(4)
+    checked = 0
+    for _ in range(40):
+        k = int(gen.integers(2, 9))
+        ids, mask = random_group(gen, k)
+        rewards = torch.from_numpy(gen.integers(0, 2, k).astype(float) + gen.random(k) * (gen.random() < 0.5))
+        assert theorem1_check(ids, mask, rewards) < 1e-12
+        assert theorem1_check(ids, mask, rewards, eps=0.0) < 1e-12 or rewards.std() == 0
+        A = step_advantages(ids, mask, rewards)
+        a = (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+        orm = torch.where(mask, a[:, None].expand_as(A), 0.0)  # GRPO's a_i in place of Â: the ORM, not the PRM
+        if not torch.allclose(orm[mask], A[mask], atol=1e-9):
+            assert theorem1_check(ids, mask, rewards, step_adv=orm) > 1e-3
+            checked += 1
+        wrong = A.clone()
+        i, t = int(gen.integers(k)), 0
+        if mask[i, t]:
+            wrong[i, t] += 0.5
+            size = process_set_sizes(ids, mask)[i, t].item()
+            assert theorem1_check(ids, mask, rewards, step_adv=wrong) == pytest.approx(0.5 * size)
+    assert checked > 10
+
+
+def test_theorem1_on_the_worked_example_and_a_recorded_run(tmp_path, tokenizer):
+    ids, mask = encode(["ABCe", "ABCe", "ABDFe", "ABe", "GHe"])
+    assert theorem1_check(ids, mask, [1.0, 1, 0, 0, 1], eps=0.0) < 1e-15
+    path = record(tmp_path / "g.parquet", [[TREES["chain"][0], TREES["chain"][0]], [TREES["worked_example"][0]]])
+    frame = theorem1_frame(path)
+    assert frame[["step", "group", "k"]].values.tolist() == [[0, 0, 4], [0, 1, 4], [1, 0, 5]]
+    assert frame["max_abs_diff"].max() < 1e-12
+
+
+def test_tree_figure_writes_png(tmp_path, tokenizer):
+    rows = example_ids(tokenizer, EXAMPLE)
+    T = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (T - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
+    out = tree_figure(ids, mask, EXAMPLE_REWARDS, tmp_path / "tree.png", tokenizer=tokenizer, eps=0.0)
+    assert out.stat().st_size > 5_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # k = 8 with long spans and `$` / newlines in the text; token ids instead of a tokenizer
+    gen = np.random.default_rng(5)
+    ids, mask = random_group(gen, 8, vocab=40, max_len=120)
+    out = tree_figure(ids, mask, gen.integers(0, 2, 8), tmp_path / "tree8.png")
+    assert out.stat().st_size > 5_000
+    texts = ["$x$ = 1\nso " * 8 + "A", "$x$ = 1\nso " * 8 + "B", "other"]
+    out = tree_figure(*encode(texts), [1, 0, 1], tmp_path / "tree_text.png", tokenizer=CharTokenizer())
+    assert out.stat().st_size > 5_000
+
+
+class CharTokenizer:
+    def decode(self, ids):
+        return "".join(map(chr, ids))
