@@ -12,12 +12,10 @@ Pieces:
 - Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last.
 """
 
-import argparse
 import dataclasses
 import json
 import math
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +23,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from grpo_prm.cli import dataclass_parser, exit_on_error
 from grpo_prm.data import DataError, build_prompt, to_trl_dataset
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
-from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
-from grpo_prm.weights import check_method
+from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer, check_run_settings
 
 
 @dataclass
@@ -60,11 +58,7 @@ class MathRunConfig:
     use_vllm: bool = False
 
     def __post_init__(self):
-        check_method(self.method)
-        if self.group_size < 2:
-            raise ValueError(f"group_size must be at least 2, got {self.group_size}")
-        if self.loss_normalization not in LOSS_TYPE:
-            raise ValueError(f"unknown loss_normalization {self.loss_normalization!r}; choose token or sequence")
+        check_run_settings(self.method, self.group_size, self.loss_normalization)
 
 
 def read_rows(path: str) -> list[dict]:
@@ -200,16 +194,8 @@ def run_math(cfg: MathRunConfig) -> Path:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(MathRunConfig):
-        required = f.default is dataclasses.MISSING
-        kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else (
-            type(f.default) if not required else str)
-        parser.add_argument(f"--{f.name}", type=kind, required=required, default=None if required else f.default)
-    try:
-        run_math(MathRunConfig(**vars(parser.parse_args(argv))))
-    except (ValueError, OSError) as e:
-        sys.exit(f"error: {e}".splitlines()[0])
+    args = dataclass_parser(MathRunConfig, __doc__).parse_args(argv)
+    exit_on_error(lambda: run_math(MathRunConfig(**vars(args))))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,7 @@ Policy: `model: gpt2` (the paper; any Hub id or local folder) or `model: tiny` (
 built from `tiny_model`, with a three-word tokenizer, for the offline default).
 """
 
-import argparse
-import dataclasses
-import json
 import random
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,9 +22,9 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from grpo_prm.cli import dataclass_parser, exit_on_error
 from grpo_prm.io import write_atomic
-from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
-from grpo_prm.weights import check_method
+from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer, check_run_settings
 
 MOVES = ("L", "R")
 BOS = "<|endoftext|>"
@@ -56,13 +52,9 @@ class ToyConfig:
     tiny_model: dict = field(default_factory=lambda: {"n_layer": 2, "n_head": 2, "n_embd": 64})
 
     def __post_init__(self):
-        check_method(self.method)
-        if self.group_size < 2:
-            raise ValueError(f"group_size must be at least 2, got {self.group_size}")
+        check_run_settings(self.method, self.group_size, self.loss_normalization)
         if not 0 <= self.n < self.depth:
             raise ValueError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
-        if self.loss_normalization not in LOSS_TYPE:
-            raise ValueError(f"unknown loss_normalization {self.loss_normalization!r}; choose token or sequence")
 
 
 def target_path(seed: int, depth: int) -> str:
@@ -198,18 +190,11 @@ def run_toy(cfg: ToyConfig) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(ToyConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kind = json.loads if isinstance(default, dict) else type(default) if default is not None else str
-        parser.add_argument(f"--{f.name}", type=kind, default=default)
+    parser = dataclass_parser(ToyConfig, __doc__)
     parser.add_argument("--out", required=True, help="CSV file to write")
     args = vars(parser.parse_args(argv))
     out = Path(args.pop("out"))
-    try:
-        run = run_toy(ToyConfig(**args))
-    except (ValueError, OSError) as e:  # bad settings, or a model id / folder that cannot be loaded
-        sys.exit(f"error: {e}".splitlines()[0])
+    run = exit_on_error(lambda: run_toy(ToyConfig(**args)))
     write_atomic(out, {"": partial(run.to_csv, index=False)})
 
 

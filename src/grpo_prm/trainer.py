@@ -20,6 +20,15 @@ NORMALIZATION = {"dapo": "token", "grpo": "sequence"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
 
 
+def check_run_settings(method: str, group_size: int, loss_normalization: str) -> None:
+    """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
+    check_method(method)
+    if group_size < 2:
+        raise ValueError(f"group_size must be at least 2, got {group_size}")
+    if loss_normalization not in LOSS_TYPE:
+        raise ValueError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
+
+
 @dataclass
 class LambdaGRPOConfig(GRPOConfig):
     """`GRPOConfig` plus the λ-GRPO method. Only the fields added or changed are documented here.

@@ -1,0 +1,35 @@
+"""Command lines built from run dataclasses (`ToyConfig`, `MathRunConfig`): one flag per field, defaults shown."""
+
+import argparse
+import dataclasses
+import json
+import sys
+
+
+def _parse_bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes")
+
+
+def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
+    """`--<field>` for every field of `cls`; fields without a default are required."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            parser.add_argument(f"--{f.name}", required=True)
+            continue
+        kind = {bool: _parse_bool, dict: json.loads, type(None): str}.get(type(default), type(default))
+        parser.add_argument(f"--{f.name}", type=kind, default=default, help=f"(default: {default})")
+    return parser
+
+
+def exit_on_error(fn):
+    """Run `fn()`; bad settings or unreadable inputs end the process with one line naming the culprit."""
+    try:
+        return fn()
+    except (ValueError, OSError) as e:
+        sys.exit(f"error: {e}".splitlines()[0])
+
