@@ -7,10 +7,11 @@ SNAKEMAKE_ARGS ?=
 
 .PHONY: setup reproduce test lint bench
 
-$(VENV)/.installed: envs/cpu.txt pyproject.toml
+$(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r envs/cpu.txt
+	$(PY) -m pip install -q --no-deps -r envs/cpu-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -58,7 +58,13 @@ def hub_repo(tmp_path_factory) -> Path:
     config = GPT2Config(vocab_size=9, n_positions=16, n_embd=8, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
     GPT2LMHeadModel(config).save_pretrained(repo)
     make_tokenizer().save_pretrained(repo)
-    for junk in ("pytorch_model.bin", "model.onnx", "original/consolidated.00.pth", "original/params.json", "README.md"):
+    for junk in (
+        "pytorch_model.bin",
+        "model.onnx",
+        "original/consolidated.00.pth",
+        "original/params.json",
+        "README.md",
+    ):
         (repo / junk).parent.mkdir(exist_ok=True)
         (repo / junk).write_text("not to be downloaded")
     return repo
@@ -88,7 +94,9 @@ def test_fetch_hub_passes_pins_and_token_and_keeps_only_model_files(tmp_path, mo
     assert fake_hub == [{"repo_id": LLAMA, "revision": "abc123", "allow_patterns": ALLOW_PATTERNS, "token": SECRET}]
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     assert "model.safetensors" in names and "tokenizer.json" in names
-    assert not [n for n in names if n.endswith((".bin", ".pth", ".onnx", ".md")) or n.startswith((".cache", "original"))]
+    assert not [
+        n for n in names if n.endswith((".bin", ".pth", ".onnx", ".md")) or n.startswith((".cache", "original"))
+    ]
     marker = json.loads((out / MARKER).read_text())
     assert marker == {"kind": "hub", "model_id": LLAMA, "revision": "abc123"}
     assert not [p for p in out.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
@@ -98,6 +106,7 @@ def test_fetch_hub_passes_pins_and_token_and_keeps_only_model_files(tmp_path, mo
 
 def test_fetch_hub_downloads_once_and_rejects_another_revision(tmp_path, monkeypatch, fake_hub):
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    (tmp_path / "qwen").mkdir()  # an empty folder is taken as absent
     out = fetch_hub_checkpoint(QWEN, "rev1", tmp_path / "qwen")
     assert fake_hub[0]["token"] is False  # no stored login: the variable is the only source of a token
     assert fetch_hub_checkpoint("qwen", "rev1", out) == out
@@ -156,8 +165,9 @@ def test_smollm2_loads_and_generates_for_a_chat_prompt(smollm2_dir):
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
     model, tokenizer = AutoModelForCausalLM.from_pretrained(smollm2_dir), AutoTokenizer.from_pretrained(smollm2_dir)
-    enc = tokenizer.apply_chat_template(build_prompt("What is 2 + 3?"), add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)
+    enc = tokenizer.apply_chat_template(
+        build_prompt("What is 2 + 3?"), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     assert tokenizer.decode(enc["input_ids"][0]).endswith("<|im_start|>assistant\n")
     out = model.generate(**enc, max_new_tokens=6, do_sample=False)
     assert out.shape[1] > enc["input_ids"].shape[1]

