@@ -27,7 +27,7 @@ from grpo_prm.cli import dataclass_parser, exit_on_error
 from grpo_prm.data import DataError, build_prompt, to_trl_dataset
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
-from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer, check_run_settings
+from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
 
 @dataclass
@@ -155,17 +155,25 @@ class GreedyValidation(TrainerCallback):
 
 
 def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
-    """The paper's optimiser and rollout settings (App. C; the authors' code for what the paper omits)."""
-    batch = cfg.prompts_per_step * cfg.group_size
-    return LambdaGRPOConfig(
+    """The paper's rollout settings (App. C) on the authors' optimiser set-up; checkpoints every `save_every` steps."""
+    return authors_grpo_config(
+        cfg.loss_normalization,
         output_dir=str(Path(cfg.out) / "checkpoints"),
-        method=cfg.method, loss_type=LOSS_TYPE[cfg.loss_normalization], beta=cfg.beta,
-        learning_rate=cfg.learning_rate, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=0.0,
-        weight_decay=0.0, optim="adamw_torch", num_generations=cfg.group_size,
-        per_device_train_batch_size=batch, gradient_accumulation_steps=1, max_steps=cfg.steps,
-        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=1.0, seed=cfg.seed,
-        bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(), use_vllm=cfg.use_vllm, logging_steps=1,
-        save_strategy="steps", save_steps=cfg.save_every, report_to="none", disable_tqdm=False,
+        method=cfg.method,
+        beta=cfg.beta,
+        learning_rate=cfg.learning_rate,
+        num_generations=cfg.group_size,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
+        max_steps=cfg.steps,
+        max_completion_length=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=1.0,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        use_vllm=cfg.use_vllm,
+        save_strategy="steps",
+        save_steps=cfg.save_every,
+        disable_tqdm=False,
     )
 
 

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 
 from grpo_prm.cli import dataclass_parser, exit_on_error
 from grpo_prm.io import write_atomic
-from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer, check_run_settings
+from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
 MOVES = ("L", "R")
 BOS = "<|endoftext|>"
@@ -143,30 +143,21 @@ class TreeReward:
 
 
 def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
-    """The authors' optimiser set-up: Adam, constant lr, no warm-up, no clipping; one group per step, μ = 1."""
-    return LambdaGRPOConfig(
+    """The authors' optimiser set-up; one group per step, no checkpoints (a run takes seconds)."""
+    return authors_grpo_config(
+        cfg.loss_normalization,
         output_dir=output_dir,
         method=cfg.method,
-        loss_type=LOSS_TYPE[cfg.loss_normalization],
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        max_grad_norm=0.0,
-        weight_decay=0.0,
-        optim="adamw_torch",
         num_generations=cfg.group_size,
         per_device_train_batch_size=cfg.group_size,
-        gradient_accumulation_steps=1,
         max_steps=cfg.steps,
         max_completion_length=cfg.depth,
         temperature=cfg.temperature,
         seed=cfg.seed,
         bf16=False,
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=1,
         save_strategy="no",
-        report_to="none",
         disable_tqdm=True,
     )
 

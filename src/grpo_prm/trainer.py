@@ -65,6 +65,28 @@ class LambdaGRPOConfig(GRPOConfig):
             raise ValueError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
 
 
+def authors_grpo_config(loss_normalization: str = "token", **fields) -> LambdaGRPOConfig:
+    """`LambdaGRPOConfig` with the authors' optimiser set-up (paper.md §8), shared by the toy and the math runs.
+
+    Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
+    optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `fields` set the rest
+    and may override any of these.
+    """
+    authors = {
+        "loss_type": LOSS_TYPE[loss_normalization],
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "max_grad_norm": 0.0,
+        "weight_decay": 0.0,
+        "optim": "adamw_torch",
+        "gradient_accumulation_steps": 1,
+        "logging_steps": 1,
+        "report_to": "none",
+        "use_cpu": not torch.cuda.is_available(),
+    }
+    return LambdaGRPOConfig(**(authors | fields))
+
+
 class LambdaGRPOTrainer(GRPOTrainer):
     """GRPO with every token's loss term divided by the size of its process set |λ(i,t)| (arXiv 2509.21154, Eq. 9).
 
