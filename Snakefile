@@ -12,9 +12,22 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
+include: "workflow/rules/math.smk"
 
 
 rule all:
     input:
         toy_outputs(),
+        math_outputs(),
     default_target: True
+
+
+# One experiment alone: `snakemake --cores 2 toy` or `snakemake --cores 2 math`.
+rule toy:
+    input:
+        toy_outputs(),
+
+
+rule math:
+    input:
+        math_outputs(),

@@ -8,8 +8,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 
 from grpo_prm import math_rl
-from grpo_prm.data import DataError, offline_splits
-from grpo_prm.math_rl import MathRunConfig, read_rows, run_math
+from grpo_prm.data import DataError, offline_splits, read_problems
+from grpo_prm.math_rl import MathRunConfig, run_math
+from grpo_prm.recording import read_table
 
 CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
 TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
@@ -56,6 +57,11 @@ def records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def comparable(recs, keys=("step", "loss", "reward", "val/accuracy", "completions/mean_length")):
+    """The seed-determined part of the metrics (timings differ between runs)."""
+    return [{k: r.get(k) for k in keys} for r in recs]
+
+
 @pytest.mark.slow
 def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_path):
     out = run_math(small_config(checkpoint, data, tmp_path / "run"))
@@ -65,6 +71,11 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
     assert all("tree/path_depth" in r and "lambda/weight_mean" in r for r in recs if "loss" in r)
     assert (out / "best" / "config.json").exists() and (out / "final" / "config.json").exists()
     assert not (out / "checkpoints").exists()
+    groups = read_table(out / "groups.parquet")
+    assert sorted(set(zip(groups["step"].to_pylist(), groups["group"].to_pylist()))) == [
+        (s, g) for s in range(4) for g in range(2)]  # 4 steps × 2 prompts, k = 3 rows each
+    assert groups.num_rows == 4 * 2 * 3
+    assert json.loads((out / "config.json").read_text())["steps"] == 4
 
 
 class Kill(TrainerCallback):
@@ -88,14 +99,21 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monke
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
     monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", original_init)
     resumed = records(run_math(small_config(checkpoint, data, tmp_path / "run")))
-    keys = ("step", "loss", "reward", "val/accuracy", "completions/mean_length")
-    assert [{k: r.get(k) for k in keys} for r in resumed] == [{k: r.get(k) for k in keys} for r in reference]
+    assert comparable(resumed) == comparable(reference)
+    assert read_table(tmp_path / "run" / "groups.parquet").equals(read_table(tmp_path / "ref" / "groups.parquet"))
+
+
+@pytest.mark.slow
+def test_rerun_without_checkpoint_starts_afresh(checkpoint, data, tmp_path):
+    first = records(run_math(small_config(checkpoint, data, tmp_path / "run", steps=2)))
+    second = records(run_math(small_config(checkpoint, data, tmp_path / "run", steps=2)))
+    assert comparable(second) == comparable(first)  # not appended to the first run's metrics
 
 
 def test_bad_rows_are_named(tmp_path):
     f = tmp_path / "rows.jsonl"
     f.write_text('{"id": "a", "problem": "1+1", "answer": "2"}\n{"id": "b", "problem": "", "answer": "3"}\n')
     with pytest.raises(DataError, match="rows.jsonl line 2: missing or empty field 'problem'"):
-        read_rows(str(f))
+        read_problems(str(f))
     with pytest.raises(DataError, match="data file not found"):
-        read_rows(str(tmp_path / "nope.jsonl"))
+        read_problems(str(tmp_path / "nope.jsonl"))

@@ -28,7 +28,7 @@ def small_config() -> dict:
 
 @pytest.mark.slow
 def test_toy_workflow_end_to_end(tmp_path):
-    result = run_snakemake(tmp_path, small_config())
+    result = run_snakemake(tmp_path, small_config(), "toy")
     assert result.returncode == 0, result.stderr[-3000:]
     run = pd.read_csv(tmp_path / "results/test/toy/lambda_grpo/n1_r-1.0/seed1.csv")
     assert list(run.step) == list(range(1, 13))

@@ -26,6 +26,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -47,7 +48,15 @@ from transformers import (
     set_seed,
 )
 
-from grpo_prm.data import SYSTEM_PROMPT, DataError, build_prompt, fingerprint, last_boxed, offline_splits
+from grpo_prm.data import (
+    SYSTEM_PROMPT,
+    DataError,
+    build_prompt,
+    fingerprint,
+    last_boxed,
+    offline_splits,
+    read_problems,
+)
 
 MARKER = "grpo_prm_checkpoint.json"
 
@@ -258,10 +267,28 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def sft_completion(row: dict) -> str:
-    """Assistant answer of the SFT data: the worked equations (`solution`, if any), then `\\boxed{answer}`."""
-    work = str(row.get("solution") or "").strip()
-    return (f"{work}\n" if work else "") + f"The answer is \\boxed{{{row['answer']}}}"
+def sft_completion(row: dict, early: bool = False) -> str:
+    """Assistant answer of the SFT data: the worked equations (`solution`, if any), then `\\boxed{answer}`.
+
+    `early`: the teacher's slip, answering one step early: the last equation is dropped and the previous result is
+    boxed (rows with fewer than two equations are unchanged).
+    """
+    work = str(row.get("solution") or "").strip().splitlines()
+    answer = row["answer"]
+    if early and len(work) >= 2:
+        work, answer = work[:-1], work[-2].rsplit("=", 1)[1].strip()
+    return "".join(f"{line}\n" for line in work) + f"The answer is \\boxed{{{answer}}}"
+
+
+def sft_completions(rows: list[dict], early_answer_rate: float, seed: int) -> list[str]:
+    """`sft_completion` of every row; a seeded share `early_answer_rate` of them answers one step early.
+
+    Why the slip: a faithful teacher leaves a tiny model whose errors are arithmetic, which RL does not fix in CPU
+    minutes; a teacher that often stops one step short leaves a learnable process-level error (stop or continue
+    after an equation), so the offline RL runs show the rise in validation accuracy the paper's runs show.
+    """
+    rng = random.Random(seed)
+    return [sft_completion(r, early=rng.random() < early_answer_rate) for r in rows]
 
 
 def _check_rows(rows: list[dict]) -> None:
@@ -282,7 +309,11 @@ def train_tokenizer(texts: list[str], vocab_size: int, max_length: int) -> PreTr
     if vocab_size < 256 + len(specials):
         raise CheckpointError(f"vocab_size={vocab_size}: need at least {256 + len(specials)} (bytes + special tokens)")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # One token per digit (as Llama and Qwen tokenizers do): a tiny model learns arithmetic far sooner than with BPE
+    # merges that turn every number into an arbitrary token.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -324,14 +355,15 @@ def _tiny_model(tokenizer, hidden_size: int, layers: int, heads: int, max_length
     return model
 
 
-def _sft(model, tokenizer, rows: list[dict], steps: int, lr: float, batch_size: int, seed: int) -> float:
+def _sft(model, tokenizer, rows: list[dict], completions: list[str], steps: int, lr: float, batch_size: int,
+         seed: int) -> float:
     """TRL SFT on conversational prompt/completion pairs (loss on the completion only); returns the last loss."""
     from trl import SFTConfig, SFTTrainer  # TRL's import is slow; only this path needs it
 
     data = datasets.Dataset.from_list(
         [
-            {"prompt": build_prompt(r["problem"]), "completion": [{"role": "assistant", "content": sft_completion(r)}]}
-            for r in rows
+            {"prompt": build_prompt(r["problem"]), "completion": [{"role": "assistant", "content": c}]}
+            for r, c in zip(rows, completions)
         ]
     )
     with tempfile.TemporaryDirectory() as work:
@@ -400,6 +432,7 @@ def build_tiny_sft_checkpoint(
     lr: float = 2e-3,
     batch_size: int = 32,
     max_length: int = 512,
+    early_answer_rate: float = 0.0,
     seed: int = 0,
     eval_rows: list[dict] | None = None,
 ) -> Path:
@@ -423,6 +456,8 @@ def build_tiny_sft_checkpoint(
             SFT optimizer steps, peak learning rate (cosine schedule, 5% warmup) and batch size.
         max_length (`int`, *optional*, defaults to `512`):
             Longest SFT sequence and the model's `max_position_embeddings`.
+        early_answer_rate (`float`, *optional*, defaults to `0.0`):
+            Share of SFT answers in which the teacher answers one step early (`sft_completions`).
         seed (`int`, *optional*, defaults to `0`):
             Seed of the initialisation and of the SFT data order.
         eval_rows (`list[dict]` or `None`, *optional*):
@@ -441,6 +476,7 @@ def build_tiny_sft_checkpoint(
         "lr": lr,
         "batch_size": batch_size,
         "max_length": max_length,
+        "early_answer_rate": early_answer_rate,
         "seed": seed,
     }
     rows = [{"id": str(r.get("id", i)), **r} for i, r in enumerate(train_rows)]
@@ -451,10 +487,11 @@ def build_tiny_sft_checkpoint(
 
     def fill(folder: Path) -> dict:
         start = time.monotonic()
-        texts = [SYSTEM_PROMPT] + [t for r in rows for t in (r["problem"], sft_completion(r))]
+        completions = sft_completions(rows, early_answer_rate, seed)
+        texts = [SYSTEM_PROMPT] + [t for r, c in zip(rows, completions) for t in (r["problem"], c)]
         tokenizer = train_tokenizer(texts, vocab_size, max_length)
         model = _tiny_model(tokenizer, hidden_size, layers, heads, max_length, seed)
-        loss = _sft(model, tokenizer, rows, sft_steps, lr, batch_size, seed)
+        loss = _sft(model, tokenizer, rows, completions, sft_steps, lr, batch_size, seed)
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         info = {"n_train": len(rows), "sft_final_loss": loss, "sft_wall_s": round(time.monotonic() - start, 1)}
@@ -476,6 +513,7 @@ TINY_RECIPE = {
     "lr": float,
     "batch_size": int,
     "max_length": int,
+    "early_answer_rate": float,
     "seed": int,
 }
 
@@ -498,6 +536,8 @@ def _parser() -> argparse.ArgumentParser:
         tiny.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default}")
     for name, kind in TINY_RECIPE.items():  # unset: build_tiny_sft_checkpoint's default
         tiny.add_argument(f"--{name.replace('_', '-')}", type=kind)
+    tiny.add_argument("--train", help="JSONL training rows (grpo_prm.math_data) instead of generating them")
+    tiny.add_argument("--eval", help="JSONL held-out rows scored after SFT (with --train)")
     for p in (hub, smol, tiny):
         p.add_argument("--out", required=True, help="checkpoint folder")
     return parser
@@ -505,6 +545,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _tiny_from_args(args: dict) -> Path:
     """Offline train and held-out problems, then the tiny build (the held-out greedy scores go to the marker)."""
+    recipe = {k: args[k] for k in TINY_RECIPE if args[k] is not None}
+    if args["train"]:  # the workflow's data files, so SFT never sees a validation or test problem
+        heldout = read_problems(args["eval"])[: args["n_eval"]] if args["eval"] else None
+        return build_tiny_sft_checkpoint(args["out"], read_problems(args["train"]), eval_rows=heldout, **recipe)
     d = {k: args[k] for k in TINY_DATA}
     train, heldout, _ = offline_splits(
         d["n_train"],
@@ -515,7 +559,6 @@ def _tiny_from_args(args: dict) -> Path:
         max_steps=d["max_steps"],
         max_operand=d["max_operand"],
     )
-    recipe = {k: args[k] for k in TINY_RECIPE if args[k] is not None}
     return build_tiny_sft_checkpoint(args["out"], train, eval_rows=heldout, **recipe)
 
 

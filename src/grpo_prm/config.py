@@ -52,7 +52,31 @@ def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
     toy = config["toy"]
     if max(toy["n"]) >= toy["depth"]:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
+    if "math" in config:
+        _check_math(config["math"])
     return config
+
+
+def _check_math(math: dict) -> None:
+    """Cross-field rules of the math section the schema cannot state."""
+    for name in math["run_models"]:
+        if name not in math["models"]:
+            raise ConfigError(f"math.run_models: {name!r} is not a key of math.models")
+    for name, model in math["models"].items():
+        if model["source"] == "hub" and not (model.get("hub_id") and model.get("revision")):
+            raise ConfigError(f"math.models.{name}: source hub needs hub_id and a pinned revision")
+        lrs = [entry["beta"] for entry in model["learning_rates"]]
+        for beta in math["betas"]:
+            if name in math["run_models"] and beta not in lrs:
+                raise ConfigError(f"math.models.{name}.learning_rates: no lr for beta {beta}")
+    offline = math["data"]["offline"]
+    if offline["min_steps"] > offline["max_steps"]:
+        raise ConfigError("math.data.offline: min_steps must not exceed max_steps")
+
+
+def math_learning_rate(math: dict, model: str, beta: float) -> float:
+    """The configured Adam learning rate of `model` at `beta`."""
+    return next(e["lr"] for e in math["models"][model]["learning_rates"] if e["beta"] == beta)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:

@@ -15,6 +15,7 @@ Bad input raises `DataError` with a one-line message naming the file, row and fi
 """
 
 import hashlib
+import json
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -152,6 +153,26 @@ def load_openrs(local_dir: str | None = None, revision: str | None = None) -> li
     local = None if local_dir is None else Path(local_dir)
     source, raw = _read_rows(OPENRS_HUB_ID, "train", None, revision, local)
     return _normalise(raw, source, _problem, _plain_answer, None)
+
+
+def read_problems(path: str) -> list[dict]:
+    """JSONL rows with non-empty `problem` and `answer`; a bad row is named by file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"data file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{p} line {n}: not JSON ({e.msg})") from None
+        for key in ("id", "problem", "answer"):
+            if not str(row.get(key, "")).strip():
+                raise DataError(f"{p} line {n}: missing or empty field {key!r}")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    return rows
 
 
 def fingerprint(rows: list[dict]) -> str:

@@ -9,7 +9,11 @@ Pieces:
 - `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
   reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
+- Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
+  overlap analyses (paper §3).
 - Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last.
+  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed.
+- `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
 """
 
 import dataclasses
@@ -24,7 +28,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.cli import dataclass_parser, exit_on_error
-from grpo_prm.data import DataError, build_prompt, to_trl_dataset
+from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
+from grpo_prm.io import write_atomic
+from grpo_prm.recording import GroupRecorder
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
@@ -56,29 +62,10 @@ class MathRunConfig:
     reward_timeout_s: float = 5.0
     bf16: bool = False
     use_vllm: bool = False
+    record_groups: bool = True
 
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization)
-
-
-def read_rows(path: str) -> list[dict]:
-    """JSONL rows with non-empty `problem` and `answer`; a bad row is named by file and line."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"data file not found: {p}")
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p} line {n}: not JSON ({e.msg})") from None
-        for key in ("id", "problem", "answer"):
-            if not str(row.get(key, "")).strip():
-                raise DataError(f"{p} line {n}: missing or empty field {key!r}")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{p}: no rows")
-    return rows
 
 
 class BoxedStopTrainer(LambdaGRPOTrainer):
@@ -177,11 +164,35 @@ def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
     )
 
 
+RUN_FILES = ("config.json", "metrics.jsonl", "groups.parquet", "groups.parquet.parts", "best", "final")
+
+
+def _start_afresh(out: Path) -> None:
+    """No checkpoint to resume: remove what an earlier (finished or killed) run left, so nothing mixes."""
+    for name in RUN_FILES:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _recorder(cfg: MathRunConfig, resume_step: int | None) -> GroupRecorder | None:
+    """The run's group recorder; flushed at every checkpoint so a resumed run keeps what its checkpoint covers."""
+    if not cfg.record_groups:
+        return None
+    path = Path(cfg.out) / "groups.parquet"
+    if resume_step is None:
+        return GroupRecorder(path, flush_every=cfg.save_every)
+    return GroupRecorder.resume(path, resume_step, flush_every=cfg.save_every)
+
+
 def run_math(cfg: MathRunConfig) -> Path:
-    """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, split.json)."""
+    """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, groups.parquet, config.json)."""
     out = Path(cfg.out)
+    train_rows, val_rows = read_problems(cfg.train), read_problems(cfg.val)
+    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    step = int(last.rsplit("-", 1)[1]) if last else None
+    if last is None:
+        _start_afresh(out)
     out.mkdir(parents=True, exist_ok=True)
-    train_rows, val_rows = read_rows(cfg.train), read_rows(cfg.val)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
@@ -190,13 +201,15 @@ def run_math(cfg: MathRunConfig) -> Path:
                           train_dataset=to_trl_dataset(train_rows))
     validation = GreedyValidation(cfg, val_rows, tokenizer, reward)
     trainer.add_callback(validation)
-    last = get_last_checkpoint(trainer.args.output_dir) if Path(trainer.args.output_dir).is_dir() else None
-    validation.resume(int(last.rsplit("-", 1)[1]) if last else 0)
+    validation.resume(step or 0)
+    trainer.recorder = _recorder(cfg, step)
     trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(out / "final"))
     tokenizer.save_pretrained(out / "final")
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if trainer.recorder is not None:
+        trainer.recorder.close()
     reward.close()
+    write_atomic(out / "config.json", {"": lambda p: Path(p).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))})
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # resumable state is no longer needed
     return out
 

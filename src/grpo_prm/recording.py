@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
@@ -85,6 +86,24 @@ class GroupRecorder:
         self._steps = self._tokens = self._n_parts = 0
         self._last_step, self._next_group = None, 0
         self.closed = False
+
+    @classmethod
+    def resume(cls, path, before_step: int, **kwargs) -> "GroupRecorder":
+        """Continue a killed run's recording from its checkpoint at `before_step`.
+
+        The flushed parts are kept without the rows of steps >= `before_step` (the resumed run generates those steps
+        again), rewritten as one part; steps that were only buffered at the kill are lost with it and regenerated.
+        """
+        parts = parts_dir(path)
+        kept = [t.filter(pc.less(t["step"], before_step)) for t in iter_tables(parts)] if parts.is_dir() else []
+        kept = pa.concat_tables(kept) if kept else SCHEMA.empty_table()
+        recorder = cls(path, overwrite=True, **kwargs)
+        if kept.num_rows:
+            recorder.parts.mkdir(parents=True)
+            write_atomic(recorder.parts / "part-000000.parquet",
+                         {"": lambda tmp: pq.write_table(kept, tmp, compression=recorder.compression)})
+            recorder._n_parts = 1
+        return recorder
 
     def add(self, step: int, completion_ids, completion_mask, rewards, advantages, group_size: int) -> None:
         """Record one generation batch.

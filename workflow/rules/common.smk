@@ -2,7 +2,7 @@
 import os
 import sys
 
-from grpo_prm.config import ConfigError, validate_config
+from grpo_prm.config import ConfigError, math_learning_rate, validate_config
 
 try:
     config.update(validate_config(config))
@@ -12,12 +12,16 @@ except ConfigError as e:
 RESULTS = f"results/{config['profile']}"
 FIGURES = f"paper_figures/{config['profile']}"
 TOY = config["toy"]
+MATH = config["math"]
+MATH_DATA = f"{RESULTS}/math/data"
 
 wildcard_constraints:
     method="grpo|lambda_grpo|lambda_grpo_scaled",
     n=r"\d+",
     r_neg=r"-?\d+(\.\d+)?",
     seed=r"\d+",
+    beta=r"\d+(\.\d+)?",
+    model=r"[A-Za-z0-9_.-]+",
 
 
 def toy_cell_runs(cell_dir):
@@ -52,3 +56,67 @@ def toy_outputs():
         *expand(f"{FIGURES}/table1_toy.{{ext}}", ext=["md", "csv", "tex"]),
         *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf"]),
     ]
+
+
+def cli_args(settings):
+    """`--key value` flags of a grpo_prm CLI from a dict (snake_case keys; None values left out)."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
+
+
+def math_run_dir(model, beta, method, seed):
+    """One cell of the math matrix; its config.json marks a finished run."""
+    return f"{RESULTS}/math/{model}/beta{float(beta)}/{method}/seed{seed}"
+
+
+def math_cell_runs(model, beta, methods=None):
+    """The finished-run markers of every method and seed of one (model, β)."""
+    return [
+        f"{math_run_dir(model, beta, method, seed)}/config.json"
+        for method in methods or MATH["methods"]
+        for seed in MATH["seeds"]
+    ]
+
+
+def math_runs():
+    return [run for model in MATH["run_models"] for beta in MATH["betas"] for run in math_cell_runs(model, beta)]
+
+
+def math_outputs():
+    curves = [
+        f"{FIGURES}/math_curves_{model}_beta{float(beta)}.{ext}"
+        for model in MATH["run_models"]
+        for beta in MATH["betas"]
+        for ext in ("png", "pdf")
+    ]
+    return [*curves, *expand(f"{FIGURES}/math_peaks.{{ext}}", ext=["md", "csv"])]
+
+
+def math_train_args(wildcards):
+    """grpo_prm.math_rl flags of one cell: the shared train settings, the cell's axes and its model's lr at β."""
+    beta = float(wildcards.beta)
+    cell = {"method": wildcards.method, "beta": beta, "seed": wildcards.seed}
+    return cli_args(MATH["train"] | cell | {"learning_rate": math_learning_rate(MATH, wildcards.model, beta)})
+
+
+def checkpoint_args(wildcards):
+    """grpo_prm.checkpoints flags of one model entry (source hub, smollm2 or tiny)."""
+    model = MATH["models"][wildcards.model]
+    if model["source"] == "hub":
+        flags = {"model_id": model["hub_id"], "revision": model["revision"], "token_env": model.get("token_env")}
+    elif model["source"] == "tiny":
+        flags = {"train": f"{MATH_DATA}/train.jsonl", "eval": f"{MATH_DATA}/val.jsonl"} | model.get("recipe", {})
+    else:
+        flags = {}
+    return f"{model['source']} {cli_args(flags)}"
+
+
+def checkpoint_inputs(wildcards):
+    """A tiny model is trained on the workflow's training split; the others need no input."""
+    if MATH["models"][wildcards.model]["source"] != "tiny":
+        return []
+    return [f"{MATH_DATA}/train.jsonl", f"{MATH_DATA}/val.jsonl"]
+
+
+def math_data_args():
+    data = MATH["data"]
+    return f"{data['source']} {cli_args(data[data['source']])}"

@@ -1,0 +1,59 @@
+"""Validation-accuracy curves of the math runs (paper §5): one panel, every method's seed mean and confidence band.
+
+Usage:
+    python paper_figures/math_curves.py --runs results/<profile>/math/<model>/beta<β>/*/seed*/config.json \
+        --interval 0.95 --out-prefix paper_figures/<profile>/math_curves_<model>_beta<β>
+
+Writes <prefix>.png and <prefix>.pdf (both or neither); the runs must share one (model, β). A bad run folder is a
+one-line error and a non-zero exit.
+"""
+
+import argparse
+import sys
+from functools import partial
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, seed_band
+from grpo_prm.io import write_atomic
+
+
+def plot(band, level: float) -> plt.Figure:
+    (model, beta), = band[["model", "beta"]].drop_duplicates().itertuples(index=False, name=None)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for i, (method, m) in enumerate(band.groupby("method", sort=False)):
+        seeds = int(m.n.max())
+        ax.plot(m.step, m["mean"], color=f"C{i}", lw=1.6, label=f"{METHOD_LABELS.get(method, method)} ({seeds} seeds)")
+        ax.fill_between(m.step, m.lo, m.hi, color=f"C{i}", alpha=0.18, lw=0)
+    ax.set(xlabel="training step", ylabel="validation accuracy (greedy)", ylim=(0, None))
+    ax.set_title(f"{model}, β = {beta:g}: mean over seeds, {level:.0%} t-interval", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
+    parser.add_argument("--interval", type=float, default=0.95, help="confidence level of the band")
+    parser.add_argument("--out-prefix", required=True)
+    args = parser.parse_args(argv)
+    try:
+        df = load_validation(args.runs)
+        if len(df[["model", "beta"]].drop_duplicates()) != 1:
+            raise RunError("the runs span several (model, beta); give one pair per figure")
+    except RunError as e:
+        sys.exit(f"error: {e}")
+    order = [m for m in METHOD_LABELS if m in set(df.method)] + sorted(set(df.method) - set(METHOD_LABELS))
+    band = seed_band(df, args.interval)
+    band = band.set_index("method").loc[order].reset_index()
+    fig = plot(band, args.interval)
+    write_atomic(args.out_prefix, {f".{f}": partial(fig.savefig, format=f, dpi=150) for f in ("png", "pdf")})
+
+
+if __name__ == "__main__":
+    main()

