@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, peak_summary, peak_table
 from grpo_prm.io import write_atomic
 
@@ -23,7 +25,7 @@ def markdown(peaks, summary) -> str:
     def show(df):
         df = df.assign(method=df.method.map(lambda m: METHOD_LABELS.get(m, m)))
         for col, f in fmt.items():
-            df[col] = df[col].map(lambda v, f=f: "—" if v != v else f.format(v))
+            df[col] = df[col].map(lambda v, f=f: "—" if pd.isna(v) else f.format(v))
         return df.to_markdown(index=False)
 
     return ("## Seed means per (model, β, method)\n\npeak_step_vs_grpo < 1: the method peaks earlier than GRPO.\n\n"

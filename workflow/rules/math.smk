@@ -10,7 +10,7 @@ rule prepare_math_data:
         f"{RESULTS}/logs/math/prepare_math_data.log",
     params:
         args=math_data_args(),
-        out_dir=MATH_DATA,
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
     conda:
         "../../envs/cpu.yaml"
     shell:
