@@ -29,7 +29,6 @@ import math
 import os
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 from grpo_prm.data import SYSTEM_PROMPT, DataError
