@@ -139,7 +139,7 @@ def test_end_to_end_writes_results_and_samples(shared_data, tiny_model, tmp_path
 
     result = json.loads(Path(f"{out}.json").read_text())
     amc = result["tasks"]["amc23"]
-    assert amc["n"] == 2 and amc["n_correct"] == round(2 * amc["accuracy"])
+    assert amc["n"] == 2 and amc["n_correct"] == round(2 * amc["accuracy"]) == sum(amc["scores"])
     assert 0.0 <= amc["accuracy"] <= 1.0 and amc["accuracy_stderr"] is not None
     assert result["identity"] == {"model": "tiny", "beta": 0.04, "method": "lambda_grpo", "seed": 1}
     assert result["max_gen_toks"] == 6 and result["system_prompt"] == SYSTEM_PROMPT

@@ -12,7 +12,8 @@ box) is not applied: scoring reads only the first box, so it would change cost, 
 Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `minerva_math`, `olympiadbench`,
 `offline`); lm-eval's built-in tasks are not loaded. Writes, all or nothing:
 
-- `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "boxed", "boxed_stderr", "n", "n_correct"}},
+- `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "boxed", "boxed_stderr", "n", "n_correct",
+  "scores"}},
   "identity", "model", "backend", "max_gen_toks", "batch_size", "limit", "data_dir", "revisions", "offline_file",
   "system_prompt", "lm_eval_version", "wall_s"}`.
 - `<out>.samples.jsonl`: one line per problem: `task`, `doc_id`, `id`, `prompt` (the rendered chat template),
@@ -149,14 +150,18 @@ def _number(value) -> float | None:
 
 
 def summarise(results: dict, tasks: list[str]) -> dict:
-    """Per short task name: accuracy, boxed rate, their stderrs, n and the number correct."""
+    """Per short task name: accuracy, boxed rate, their stderrs, n, the number correct and the per-problem scores.
+
+    The scores (in problem order) let paper_figures/table2.py average seeds per problem and keep the paper's stderr.
+    """
     out = {}
     for t in tasks:
         r, samples = results["results"][f"grpo_prm_{t}"], results["samples"][f"grpo_prm_{t}"]
         out[t] = {
             key: _number(r.get(f"{key},none")) for key in ("accuracy", "accuracy_stderr", "boxed", "boxed_stderr")
         }
-        out[t] |= {"n": len(samples), "n_correct": int(sum(s["accuracy"] for s in samples))}
+        scores = [s["accuracy"] for s in sorted(samples, key=lambda s: s["doc_id"])]
+        out[t] |= {"n": len(scores), "n_correct": int(sum(scores)), "scores": scores}
     return out
 
 
