@@ -224,6 +224,10 @@ def display_differences(diff: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", "Difference", *BENCHMARKS.values(), "Avg."])
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else ("es" if word.endswith("s") else "s"))
+
+
 def counts_text(table: pd.DataFrame) -> list[str]:
     lines = []
     for source in ("ours", "paper"):
@@ -231,8 +235,9 @@ def counts_text(table: pd.DataFrame) -> list[str]:
         if c["grpo"]["cells"] or c["base"]["cells"]:
             g, b = c["grpo"], c["base"]
             lines.append(
-                f"- {source}: λ-GRPO beats GRPO in {g['wins']} of {g['cells']} benchmark cells ({g['losses']} losses, "
-                f"{g['ties']} ties) and Base in {b['wins']} of {b['cells']} ({b['losses']} losses, {b['ties']} ties)."
+                f"- {source}: λ-GRPO beats GRPO in {g['wins']} of {g['cells']} benchmark cells "
+                f"({_n(g['losses'], 'loss')}, {_n(g['ties'], 'tie')}) and Base in {b['wins']} of {b['cells']} "
+                f"({_n(b['losses'], 'loss')}, {_n(b['ties'], 'tie')})."
             )
     return lines
 
@@ -272,12 +277,13 @@ def figure(table: pd.DataFrame):
     cols = [*BENCHMARKS, "avg"]
     for ax, model in zip(axes[0], models):
         rows = table[table["model"] == model]
-        variants = list(dict.fromkeys(zip(rows["beta"], rows["method"])))
+        betas = [None if pd.isna(b) else b for b in rows["beta"]]  # NaN != NaN would split Base in two
+        variants = list(dict.fromkeys(zip(betas, rows["method"])))
         width = 0.8 / max(len(variants), 1)
         for k, (beta, method) in enumerate(variants):
-            same = (rows["method"] == method) & ((rows["beta"] == beta) | (pd.isna(beta) & rows["beta"].isna()))
+            same = (rows["method"] == method) & (rows["beta"].isna() if beta is None else rows["beta"] == beta)
             xs = [j + (k - (len(variants) - 1) / 2) * width for j in range(len(cols))]
-            label = METHODS.get(method, method) + ("" if pd.isna(beta) else f" β={beta:g}")
+            label = METHODS.get(method, method) + ("" if beta is None else f" β={beta:g}")
             ours, paper = rows[same & (rows["source"] == "ours")], rows[same & (rows["source"] == "paper")]
             if len(ours):
                 errs = [ours.iloc[0].get(f"{c}_stderr", float("nan")) for c in cols]

@@ -79,7 +79,7 @@ def test_paper_counts_15_and_14_of_20(rebuilt):
         assert counts["grpo"] == {"wins": 15, "ties": 1, "losses": 4, "cells": 20}
         assert counts["base"]["wins"] == 14 and counts["base"]["cells"] == 20
     md = Path(f"{rebuilt}.md").read_text()
-    assert "beats GRPO in 15 of 20 benchmark cells (4 losses, 1 ties) and Base in 14 of 20" in md
+    assert "beats GRPO in 15 of 20 benchmark cells (4 losses, 1 tie) and Base in 14 of 20" in md
 
 
 def test_markings_and_differences_match_the_paper(rebuilt):
