@@ -203,3 +203,21 @@ def test_missing_data_is_refused_before_the_model_loads(tiny_model, tmp_path):
     out = tmp_path / "out" / "r"
     argv = ["--model", str(tiny_model), "--tasks", "aime24", "--data-dir", str(tmp_path / "nodata")]
     _refused([*argv, "--max-gen-toks", "4", "--out", str(out)], str(tmp_path / "nodata"), out)
+
+
+def test_vllm_model_args_are_known_to_lm_eval(tmp_path):
+    """vLLM cannot run here; at least every argument must be one that lm-eval's VLLM wrapper or vLLM's engine takes.
+
+    The wrapper module imports vllm at the top, so its `__init__` signature is read from the source.
+    """
+    import ast
+    import importlib.util
+
+    from grpo_prm.evaluate import model_args
+
+    source = Path(importlib.util.find_spec("lm_eval").origin).parent / "models" / "vllm_causallms.py"
+    vllm_class = next(n for n in ast.walk(ast.parse(source.read_text())) if getattr(n, "name", "") == "VLLM")
+    init = next(n for n in vllm_class.body if getattr(n, "name", "") == "__init__")
+    accepted = {a.arg for a in init.args.args + init.args.kwonlyargs} | {"gpu_memory_utilization"}  # engine kwarg
+    args = model_args("vllm", tmp_path, max_gen_toks=4096)
+    assert set(args) <= accepted and args["max_model_len"] > 4096 and args["pretrained"] == str(tmp_path)
