@@ -3,7 +3,7 @@
     python -m grpo_prm.math_data offline --out-dir results/default/math/data --n-train 2000 --n-val 100 --n-test 200
     python -m grpo_prm.math_data openrs --out-dir results/paper/math/data --revision <commit> --n-val 125
 
-Every file holds rows `{id, problem, answer[, solution]}` (what `grpo_prm.math_rl.read_rows` reads). `split.json`
+Every file holds rows `{id, problem, answer[, solution]}` (what `grpo_prm.data.read_problems` reads). `split.json`
 records the source, its settings and which ids went where, so a run can be traced to its exact problems. OpenRS has no
 test split of its own (the paper tests on the five benchmarks of Table 2), so its `test.jsonl` is empty.
 """
