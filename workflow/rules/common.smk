@@ -120,3 +120,66 @@ def checkpoint_inputs(wildcards):
 def math_data_args():
     data = MATH["data"]
     return f"{data['source']} {cli_args(data[data['source']])}"
+
+
+EVAL = config["eval"]
+
+
+def eval_prefix(model, beta=None, method="base", seed=None):
+    """Results of one evaluated checkpoint: <prefix>.json and <prefix>.samples.jsonl."""
+    if method == "base":
+        return f"{RESULTS}/eval/{model}/base"
+    return f"{RESULTS}/eval/{model}/beta{float(beta)}/{method}/seed{seed}"
+
+
+def eval_results():
+    """Every result JSON of Table 2: each run model's base checkpoint and every run of the matrix."""
+    runs = [
+        eval_prefix(model, beta, method, seed)
+        for model in MATH["run_models"]
+        for beta in MATH["betas"]
+        for method in MATH["methods"]
+        for seed in MATH["seeds"]
+    ]
+    return [f"{p}.json" for p in [eval_prefix(m) for m in MATH["run_models"]] + runs]
+
+
+def eval_outputs():
+    return expand(f"{FIGURES}/table2.{{ext}}", ext=["md", "csv", "tex", "png", "pdf"])
+
+
+def eval_args():
+    """grpo_prm.evaluate flags shared by every checkpoint."""
+    revisions = ",".join(f"{k}={v}" for k, v in EVAL["revisions"].items()) or None
+    flags = {"tasks": ",".join(EVAL["tasks"]), "max_gen_toks": EVAL["max_gen_toks"], "batch_size": EVAL["batch_size"],
+             "backend": EVAL["backend"], "limit": EVAL["limit"], "revisions": revisions}
+    if "offline" in EVAL["tasks"]:
+        flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
+    return cli_args(flags) + f" --data-dir '{EVAL['data_dir'] or ''}'"
+
+
+def eval_env():
+    """Local data only: keep datasets and the Hub client from reaching for the network (no timeouts offline)."""
+    local = EVAL["data_dir"] or EVAL["tasks"] == ["offline"]
+    return "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1" if local else ""
+
+
+def eval_inputs(wildcards):
+    """The checkpoint to evaluate: a base model's folder, or a finished run (its best/ or final/ is read)."""
+    data = [f"{MATH_DATA}/test.jsonl"] if "offline" in EVAL["tasks"] else []
+    if wildcards.cell == "base":
+        return {"checkpoint": f"{RESULTS}/checkpoints/{wildcards.model}", "data": data}
+    return {"run": f"{RESULTS}/math/{wildcards.model}/{wildcards.cell}/config.json", "data": data}
+
+
+def eval_model(wildcards, input):
+    if wildcards.cell == "base":
+        return input.checkpoint
+    return os.path.join(os.path.dirname(input.run), EVAL["checkpoint"])
+
+
+def eval_identity(wildcards):
+    if wildcards.cell == "base":
+        return f"model={wildcards.model} method=base"
+    beta, method, seed = wildcards.cell.split("/")
+    return f"model={wildcards.model} beta={beta.removeprefix('beta')} method={method} seed={seed.removeprefix('seed')}"

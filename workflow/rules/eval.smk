@@ -1,0 +1,44 @@
+# Downstream evaluation (paper §5, Table 2): lm-evaluation-harness on each base checkpoint and on every run's best
+# (or final) checkpoint, then Table 2 beside the paper's numbers.
+
+
+rule evaluate:
+    input:
+        unpack(eval_inputs),
+    output:
+        json=f"{RESULTS}/eval/{{model}}/{{cell}}.json",
+        samples=f"{RESULTS}/eval/{{model}}/{{cell}}.samples.jsonl",
+    wildcard_constraints:
+        cell=r"base|beta\d+(\.\d+)?/(grpo|lambda_grpo|lambda_grpo_scaled)/seed\d+",
+    log:
+        f"{RESULTS}/logs/eval/{{model}}/{{cell}}.log",
+    params:
+        args=eval_args(),
+        model=eval_model,
+        identity=eval_identity,
+        prefix=lambda wildcards, output: output.json.removesuffix(".json"),
+        env=eval_env(),
+    threads: 1
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.env} python -m grpo_prm.evaluate --model {params.model} {params.args}"
+        " --identity {params.identity} --out {params.prefix} > {log} 2>&1"
+
+
+# Table 2: rows model × β × method plus Base, the five benchmarks (or the offline set) and their average.
+rule table2:
+    input:
+        results=eval_results(),
+        paper=f"{workflow.basedir}/paper_figures/reference/table2_paper.csv",
+    output:
+        multiext(f"{FIGURES}/table2", ".md", ".csv", ".tex", ".png", ".pdf"),
+    log:
+        f"{RESULTS}/logs/table2.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/table2.py",
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --results {input.results} --paper {input.paper} --out-prefix {params.prefix} > {log} 2>&1"
