@@ -36,6 +36,9 @@ BENCHMARKS = {
     "minerva_math": "Minerva",
     "olympiadbench": "OB",
 }
+# The embedded default evaluates on its offline held-out test set with the same mechanism; it gets its own column and
+# stays out of Avg. (the paper's five-benchmark mean).
+COLUMNS = BENCHMARKS | {"offline": "Offline test"}
 METHODS = {"base": "Base", "grpo": "GRPO", "lambda_grpo": "λ-GRPO", "lambda_grpo_scaled": "λ-GRPO (scale-matched)"}
 MODELS = {"qwen": "Qwen", "llama": "Llama"}  # the paper's two; others are shown by their identity name
 KEYS = ["model", "beta", "method"]
@@ -63,11 +66,11 @@ def read_result(path: str | Path) -> dict:
     missing += ["beta"] if identity.get("method") != "base" and identity.get("beta") is None else []
     if missing:
         raise InputError(f"{path}: identity lacks {', '.join(missing)}")
-    scores = {b: t.get("scores") for b, t in (data.get("tasks") or {}).items() if b in BENCHMARKS}
+    scores = {b: t.get("scores") for b, t in (data.get("tasks") or {}).items() if b in COLUMNS}
     bad = [b for b, s in scores.items() if not s or any(v not in (0, 1) for v in s)]
     if bad or not scores:
         raise InputError(
-            f"{path}: no Table-2 benchmark with per-problem scores"
+            f"{path}: no Table-2 benchmark (or offline test set) with per-problem scores"
             if not scores
             else f"{path}: bad scores for {bad[0]}"
         )
@@ -111,7 +114,7 @@ def build_ours(results: list[dict]) -> pd.DataFrame:
         if len(set(seeds)) < len(seeds):
             raise InputError(f"{runs[-1]['path']}: same (model, beta, method, seed) as another result")
         row = dict(zip(KEYS, key)) | {"seeds": len(runs)}
-        for b in BENCHMARKS:
+        for b in COLUMNS:
             per_seed = [r["scores"][b] for r in runs if b in r["scores"]]
             if per_seed and len(per_seed) < len(runs):
                 raise InputError(f"{key}: {b} is missing for some seeds")
@@ -140,7 +143,7 @@ def build_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([ours.assign(source="ours"), paper.assign(source="paper", seeds=pd.NA)], ignore_index=True)
     table = _sort_key(table).sort_values(["_m", "_b", "_x", "source"]).drop(columns=["_m", "_b", "_x"])
     table = table.reset_index(drop=True)
-    for col in [*BENCHMARKS, "avg"]:
+    for col in [*COLUMNS, "avg"]:
         table[f"{col}_mark"] = [marking(table, i, col) for i in table.index]
     return table
 
@@ -171,9 +174,9 @@ def differences(table: pd.DataFrame) -> pd.DataFrame:
     for i in table.index[table["method"].str.startswith("lambda")]:
         row = table.loc[i]
         for ref in ("grpo", "base"):
-            diff = {c: row[c] - _reference(table, row, ref, c) for c in [*BENCHMARKS, "avg"]}
+            diff = {c: row[c] - _reference(table, row, ref, c) for c in [*COLUMNS, "avg"]}
             rows.append({"source": row["source"], **row[KEYS].to_dict(), "vs": METHODS[ref]} | diff)
-    return pd.DataFrame(rows, columns=["source", *KEYS, "vs", *BENCHMARKS, "avg"])
+    return pd.DataFrame(rows, columns=["source", *KEYS, "vs", *COLUMNS, "avg"])
 
 
 def win_counts(table: pd.DataFrame, source: str, method: str = "lambda_grpo") -> dict:
@@ -184,7 +187,7 @@ def win_counts(table: pd.DataFrame, source: str, method: str = "lambda_grpo") ->
         diffs = [
             marks.loc[i, b] - _reference(table, marks.loc[i], ref, b)
             for i in marks.index
-            for b in BENCHMARKS
+            for b in COLUMNS
             if not pd.isna(marks.loc[i, b] - _reference(table, marks.loc[i], ref, b))
         ]
         counts[ref] = {"wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs), "cells": len(diffs)}
@@ -207,21 +210,26 @@ def _cell(value, stderr, mark="") -> str:
     return f"{text} ({mark})" if mark else text
 
 
+def shown(table: pd.DataFrame) -> list[str]:
+    """The benchmark columns with at least one value (the offline set only in the embedded default)."""
+    return [b for b in COLUMNS if table[b].notna().any()]
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """Table 2 as strings: Model, β, Version, Source, one `acc ± se (colour)` column per benchmark, Avg."""
-    rows = []
+    rows, cols = [], shown(table)
     for _, r in table.iterrows():
-        cells = [_cell(r[b], r[f"{b}_stderr"], r[f"{b}_mark"]) for b in BENCHMARKS]
+        cells = [_cell(r[b], r[f"{b}_stderr"], r[f"{b}_mark"]) for b in cols]
         rows.append(_label(r) + cells + [_cell(r["avg"], float("nan"), r["avg_mark"])])
-    return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", *BENCHMARKS.values(), "Avg."])
+    return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", *(COLUMNS[b] for b in cols), "Avg."])
 
 
-def display_differences(diff: pd.DataFrame) -> pd.DataFrame:
+def display_differences(diff: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     rows = [
-        _label(r)[:3] + [r["source"], f"λ − {r['vs']}"] + ["—" if pd.isna(r[c]) else f"{r[c]:+.4f}" for c in [*BENCHMARKS, "avg"]]
+        _label(r)[:3] + [r["source"], f"λ − {r['vs']}"] + ["—" if pd.isna(r[c]) else f"{r[c]:+.4f}" for c in [*cols, "avg"]]
         for _, r in diff.iterrows()
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", "Difference", *BENCHMARKS.values(), "Avg."])
+    return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", "Difference", *(COLUMNS[b] for b in cols), "Avg."])
 
 
 def _n(count: int, word: str) -> str:
@@ -259,13 +267,13 @@ def _tex(df: pd.DataFrame, cap: str, label: str) -> str:
 
 def render(table: pd.DataFrame) -> dict[str, str]:
     """The Markdown, CSV and LaTeX texts, keyed by file suffix."""
-    shown, diff = display_table(table), display_differences(differences(table))
+    shown_table, diff = display_table(table), display_differences(differences(table), shown(table))
     md_opts = {"index": False, "disable_numparse": True}
     md = "\n\n".join(
-        [CAPTION, shown.to_markdown(**md_opts), "Differences (λ-GRPO minus GRPO at the same β, and minus Base):",
-         diff.to_markdown(**md_opts), "Counts over the five benchmarks of every (model, β):\n" + "\n".join(counts_text(table))]
+        [CAPTION, shown_table.to_markdown(**md_opts), "Differences (λ-GRPO minus GRPO at the same β, and minus Base):",
+         diff.to_markdown(**md_opts), "Counts over the benchmark cells of every (model, β):\n" + "\n".join(counts_text(table))]
     )  # fmt: skip
-    tex = _tex(shown, CAPTION.replace("λ", r"$\lambda$").replace("§", r"\S "), "tab:table2") + "\n"
+    tex = _tex(shown_table, CAPTION.replace("λ", r"$\lambda$").replace("§", r"\S "), "tab:table2") + "\n"
     tex += _tex(diff, r"$\lambda$-GRPO minus GRPO and minus Base (Table 2).", "tab:table2_diff")
     return {".md": md + "\n", ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
 
@@ -274,7 +282,7 @@ def figure(table: pd.DataFrame):
     """One panel per model: bars per (β, version) over the five benchmarks and Avg, ours with ± and paper as dots."""
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.0), squeeze=False, sharey=True)
-    cols = [*BENCHMARKS, "avg"]
+    cols = [*shown(table), "avg"]
     for ax, model in zip(axes[0], models):
         rows = table[table["model"] == model]
         betas = [None if pd.isna(b) else b for b in rows["beta"]]  # NaN != NaN would split Base in two
@@ -293,7 +301,7 @@ def figure(table: pd.DataFrame):
                     xs, paper.iloc[0][cols].astype(float), "k.", ms=3, label=None if len(ours) else f"{label} (paper)"
                 )
         ax.set_title(MODELS.get(model, model))
-        ax.set_xticks(range(len(cols)), [*BENCHMARKS.values(), "Avg."], rotation=30, fontsize=7)
+        ax.set_xticks(range(len(cols)), [*(COLUMNS[c] for c in cols[:-1]), "Avg."], rotation=30, fontsize=7)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("accuracy (black dots: paper)")
     fig.tight_layout()

@@ -140,3 +140,16 @@ def test_duplicate_seed_is_rejected(tmp_path):
     b = write_result(tmp_path / "b", identity, {"amc23": [0, 0]})
     with pytest.raises(table2.InputError, match="same"):
         table2.build_ours([table2.read_result(a), table2.read_result(b)])
+
+
+def test_offline_test_set_gets_its_own_column_outside_the_average(tmp_path):
+    base = write_result(tmp_path / "b", {"model": "tiny", "method": "base"}, {"offline": [0, 1, 0, 0]})
+    runs = [write_result(tmp_path / f"r{m}", {"model": "tiny", "beta": 0.0, "method": m, "seed": 0},
+                         {"offline": s}) for m, s in (("grpo", [0, 1, 1, 0]), ("lambda_grpo", [1, 1, 1, 0]))]
+    table2.main(["--results", str(base), *map(str, runs), "--paper", str(PAPER_CSV), "--out-prefix", str(tmp_path / "t2")])
+    table = pd.read_csv(tmp_path / "t2.csv")
+    ours = table[(table.source == "ours")].set_index("method")
+    assert ours.loc["lambda_grpo", "offline"] == 0.75 and ours.loc["base", "offline"] == 0.25
+    assert ours["avg"].isna().all()  # Avg. is the paper's five-benchmark mean
+    assert ours.loc["lambda_grpo", "offline_mark"] == "green"
+    assert "| Offline test" in (tmp_path / "t2.md").read_text()
