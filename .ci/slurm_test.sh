@@ -69,6 +69,8 @@ TaskPlugin=task/none
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 MinJobAge=600
+# Jobs are requeueable only if submitted with --requeue, so the requeue check below tests the profile's setting.
+JobRequeue=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
@@ -125,4 +127,22 @@ grep -q "Error in rule train_toy" "$WORK/log/fail.log" || { tail -n 40 "$WORK/lo
 # Slurm's job log (kept for failed jobs) holds the job's own error.
 grep -rq "must be divisible by num_heads" "$WORK/wf/results/slurm_logs" || { echo "slurm: job log lacks the error"; exit 1; }
 echo "slurm: failing job reported as failed ($((SECONDS - t0)) s)"
+# A job killed while running (as on preemption or node failure) is requeued by Slurm and the run still succeeds.
+t0=$SECONDS
+sed 's/steps: 6/steps: 40/' "$WORK/wf/tiny.yaml" >"$WORK/wf/requeue.yaml"
+"${SNAKEMAKE[@]}" "${TARGET/lambda_grpo/grpo}" --configfile "$WORK/wf/requeue.yaml" >"$WORK/log/requeue.log" 2>&1 &
+SNAKE_PID=$!
+RUNNING=""
+for _ in $(seq 120); do
+  RUNNING="$(squeue -h -t RUNNING -o %i | head -n 1)"
+  [ -n "$RUNNING" ] && break
+  sleep 0.5
+done
+[ -n "$RUNNING" ] || { echo "slurm: the requeue job never ran"; exit 1; }
+sleep 3
+scontrol requeue "$RUNNING"
+wait "$SNAKE_PID" || { echo "slurm: the requeued job failed the run"; tail -n 40 "$WORK/log/requeue.log"; exit 1; }
+scontrol show job "$RUNNING" | grep -q "Restarts=1" || { echo "slurm: job $RUNNING was not restarted"; exit 1; }
+[ "$(wc -l <"$WORK/wf/${TARGET/lambda_grpo/grpo}")" -eq 41 ] || { echo "slurm: requeued run incomplete"; exit 1; }
+echo "slurm: job $RUNNING killed while running, requeued, run succeeded ($((SECONDS - t0)) s)"
 echo "slurm: all checks passed in $((SECONDS - start)) s"
