@@ -91,8 +91,8 @@ echo "slurm: node $NODE idle after $((SECONDS - start)) s"
 
 # --- the workflow through the profile ------------------------------------------------------------------------
 # The profile as shipped, plus what this cluster needs: squeue for job status (no accounting), a fast
-# first status check, no retry (a failure must surface at once).
-SNAKEMAKE=(snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK/wf" --profile "$ROOT/workflow/profiles/slurm"
+# first status check, no retry (a failure must surface at once); a hung run is stopped after 10 min.
+SNAKEMAKE=(timeout 600 snakemake --snakefile "$ROOT/Snakefile" --directory "$WORK/wf" --profile "$ROOT/workflow/profiles/slurm"
   --slurm-status-command squeue --slurm-init-seconds-before-status-checks 2 --retries 0)
 TARGET=results/slurmci/toy/lambda_grpo/n1_r-1.0/seed0.csv
 cat >"$WORK/wf/tiny.yaml" <<'EOF'
