@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
+CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce test lint bench
+.PHONY: setup reproduce test lint bench report
 
 $(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,3 +30,9 @@ lint: setup
 
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py
+
+# HTML report (Table 1, figure, captions, provenance) of the config's profile, from the results already built:
+# `make report CONFIG=config/paper.yaml` for the paper profile.
+report: setup
+	. $(VENV)/bin/activate && profile=$$(python -m grpo_prm.config $(CONFIG) | sed -n 's/^profile: //p') \
+	  && mkdir -p results/$$profile && snakemake --configfile $(CONFIG) --report results/$$profile/report.html $(SNAKEMAKE_ARGS)

@@ -10,6 +10,9 @@ Outputs: results/<profile>/ (runs) and paper_figures/<profile>/ (tables and figu
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
 include: "workflow/rules/math.smk"

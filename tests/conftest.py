@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -32,35 +33,47 @@ def tokenizer():
     return make_tokenizer()
 
 
-@pytest.fixture
-def tiny_model():
-    torch.manual_seed(0)
+def make_tiny_model(seed=0):
+    torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(WORDS), n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
     return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
 
 
 def example_ids(tokenizer, texts=EXAMPLE):
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp"):
+def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp",
+                 per_device=None):
     """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
 
-    With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed)."""
+    With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed). With several processes, each
+    holds `per_device` rows (default: the whole group) and process p gets rows [p·per_device, (p+1)·per_device)."""
     k = len(texts)
+    per_device = per_device or k
     completion_ids = example_ids(tokenizer, texts)
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
 
+    def local(rows):
+        start = PartialState().process_index * per_device
+        return rows[start : start + per_device]
+
     def rollout(prompts, trainer):
-        assert len(prompts) == k
-        return {"prompt_ids": [prompt_ids] * k, "completion_ids": completion_ids, "logprobs": [[0.0] * len(c) for c in completion_ids]}
+        assert len(prompts) == per_device
+        ids = local(completion_ids)
+        return {"prompt_ids": [prompt_ids] * per_device, "completion_ids": ids, "logprobs": [[0.0] * len(c) for c in ids]}
 
     def reward(completions, completion_ids, **kw):
-        return list(rewards)
+        return local(list(rewards))
 
     args = LambdaGRPOConfig(
         output_dir=tmp, method=method, beta=beta, loss_type=LOSS_TYPE[normalization], num_generations=k,
-        per_device_train_batch_size=k, gradient_accumulation_steps=1, max_completion_length=8, bf16=False,
+        per_device_train_batch_size=per_device, gradient_accumulation_steps=1, max_completion_length=8, bf16=False,
         use_cpu=True, report_to="none", save_strategy="no", learning_rate=1e-3, disable_dropout=True,
     )
     ref = (ref_model or copy.deepcopy(model)) if beta else None

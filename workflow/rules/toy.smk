@@ -22,7 +22,13 @@ rule table1_toy:
         runs=toy_runs(),
         paper=f"{workflow.basedir}/paper_figures/reference/table1_paper.csv",
     output:
-        multiext(f"{FIGURES}/table1_toy", ".md", ".csv", ".tex"),
+        report(
+            f"{FIGURES}/table1_toy.csv",
+            caption="../report/table1_toy.rst",
+            category="Toy experiment",
+            labels={"item": "Table 1"},
+        ),
+        multiext(f"{FIGURES}/table1_toy", ".md", ".tex"),
     log:
         f"{RESULTS}/logs/table1_toy.log",
     params:
@@ -41,7 +47,13 @@ rule figure_toy_curves:
     input:
         toy_runs(),
     output:
-        multiext(f"{FIGURES}/figure_toy_curves", ".png", ".pdf"),
+        report(
+            f"{FIGURES}/figure_toy_curves.png",
+            caption="../report/figure_toy_curves.rst",
+            category="Toy experiment",
+            labels={"item": "Figure (toy curves)"},
+        ),
+        f"{FIGURES}/figure_toy_curves.pdf",
     log:
         f"{RESULTS}/logs/figure_toy_curves.log",
     params:
