@@ -63,6 +63,11 @@ def cli_args(settings):
     return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
 
 
+def finished(path):
+    """A finished run's marker, protected when the config asks for it (math.protect_finished)."""
+    return protected(path) if MATH["protect_finished"] else path
+
+
 def math_run_dir(model, beta, method, seed):
     """One cell of the math matrix; its config.json marks a finished run."""
     return f"{RESULTS}/math/{model}/beta{float(beta)}/{method}/seed{seed}"

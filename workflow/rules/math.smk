@@ -42,7 +42,7 @@ rule train_math:
         train=f"{MATH_DATA}/train.jsonl",
         val=f"{MATH_DATA}/val.jsonl",
     output:
-        f"{RESULTS}/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}/config.json",
+        finished(f"{RESULTS}/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}/config.json"),
     log:
         f"{RESULTS}/logs/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}.log",
     params:
