@@ -32,7 +32,11 @@ rule table2:
         results=eval_results(),
         paper=f"{workflow.basedir}/paper_figures/reference/table2_paper.csv",
     output:
-        multiext(f"{FIGURES}/table2", ".md", ".csv", ".tex", ".png", ".pdf"),
+        f"{FIGURES}/table2.md",
+        report(f"{FIGURES}/table2.csv", caption="../report/table2.rst", category="Table 2"),
+        f"{FIGURES}/table2.tex",
+        report(f"{FIGURES}/table2.png", caption="../report/table2.rst", category="Table 2"),
+        f"{FIGURES}/table2.pdf",
     log:
         f"{RESULTS}/logs/table2.log",
     params:

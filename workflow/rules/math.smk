@@ -61,7 +61,13 @@ rule math_curves:
     input:
         lambda wildcards: math_cell_runs(wildcards.model, wildcards.beta),
     output:
-        multiext(f"{FIGURES}/math_curves_{{model}}_beta{{beta}}", ".png", ".pdf"),
+        report(
+            f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.png",
+            caption="../report/math_curves.rst",
+            category="Math RL",
+            labels={"model": "{model}", "beta": "{beta}"},
+        ),
+        f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.pdf",
     log:
         f"{RESULTS}/logs/math_curves_{{model}}_beta{{beta}}.log",
     params:
@@ -79,7 +85,8 @@ rule math_peaks:
     input:
         math_runs(),
     output:
-        multiext(f"{FIGURES}/math_peaks", ".md", ".csv"),
+        f"{FIGURES}/math_peaks.md",
+        report(f"{FIGURES}/math_peaks.csv", caption="../report/math_peaks.rst", category="Math RL"),
     log:
         f"{RESULTS}/logs/math_peaks.log",
     params:
