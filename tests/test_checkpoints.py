@@ -284,3 +284,19 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path, monkeypatch, capsys
         main(["tiny", "--out", str(tmp_path / "x"), "--n-train", "10", "--n-eval", "2"])
     assert str(excinfo.value.code).startswith("error: ") and "\n" not in str(excinfo.value.code)
     assert sorted(os.listdir(tmp_path)) == ["x"]
+
+
+def test_teacher_slip_boxes_the_previous_result():
+    row = {"problem": "p", "answer": "45", "solution": "9 * 10 = 90\n90 / 2 = 45"}
+    assert checkpoints.sft_completion(row) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{45}"
+    assert checkpoints.sft_completion(row, slip=True) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{90}"
+    one = {"problem": "p", "answer": "14", "solution": "7 * 2 = 14"}
+    assert checkpoints.sft_completion(one, slip=True).endswith("\\boxed{14}")  # nothing earlier to box
+    texts = checkpoints.sft_completions([row] * 1000, 0.7, seed=0)
+    assert 0.65 < sum(t.endswith("{90}") for t in texts) / 1000 < 0.75
+    assert texts == checkpoints.sft_completions([row] * 1000, 0.7, seed=0)
+
+
+def test_tiny_tokenizer_splits_digits(tiny_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    assert tokenizer.tokenize("1234") == ["1", "2", "3", "4"]

@@ -76,7 +76,7 @@ def small_math_config() -> dict:
     math = config["math"]
     math["data"]["offline"].update(n_train=40, n_val=6, n_test=6)
     math["models"]["tiny"]["recipe"] = {"sft_steps": 5, "hidden_size": 32, "layers": 1, "heads": 2, "vocab_size": 300,
-                                        "batch_size": 8, "early_answer_rate": 0.5}
+                                        "batch_size": 8, "answer_slip_rate": 0.5}
     math.update(methods=["grpo", "lambda_grpo"], seeds=[0, 1])
     math["train"].update(steps=2, val_every=1, save_every=1, max_new_tokens=16, val_batch_size=6)
     config["eval"].update(max_gen_toks=16, batch_size=6)

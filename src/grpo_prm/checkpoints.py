@@ -267,28 +267,27 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def sft_completion(row: dict, early: bool = False) -> str:
+def sft_completion(row: dict, slip: bool = False) -> str:
     """Assistant answer of the SFT data: the worked equations (`solution`, if any), then `\\boxed{answer}`.
 
-    `early`: the teacher's slip, answering one step early: the last equation is dropped and the previous result is
-    boxed (rows with fewer than two equations are unchanged).
+    `slip`: the teacher's slip, boxing the previous equation's result after writing all of them (rows with fewer
+    than two equations are unchanged).
     """
     work = str(row.get("solution") or "").strip().splitlines()
-    answer = row["answer"]
-    if early and len(work) >= 2:
-        work, answer = work[:-1], work[-2].rsplit("=", 1)[1].strip()
+    answer = work[-2].rsplit("=", 1)[1].strip() if slip and len(work) >= 2 else row["answer"]
     return "".join(f"{line}\n" for line in work) + f"The answer is \\boxed{{{answer}}}"
 
 
-def sft_completions(rows: list[dict], early_answer_rate: float, seed: int) -> list[str]:
-    """`sft_completion` of every row; a seeded share `early_answer_rate` of them answers one step early.
+def sft_completions(rows: list[dict], answer_slip_rate: float, seed: int) -> list[str]:
+    """`sft_completion` of every row; in a seeded share `answer_slip_rate` of them the teacher slips.
 
     Why the slip: a faithful teacher leaves a tiny model whose errors are arithmetic, which RL does not fix in CPU
-    minutes; a teacher that often stops one step short leaves a learnable process-level error (stop or continue
-    after an equation), so the offline RL runs show the rise in validation accuracy the paper's runs show.
+    minutes (and too large a learning rate erodes). A teacher that often boxes the wrong one of its own results
+    leaves a learnable error at one step of the solution, with every equation still practised, so the offline RL
+    runs can show the rise in validation accuracy that the paper's runs show.
     """
     rng = random.Random(seed)
-    return [sft_completion(r, early=rng.random() < early_answer_rate) for r in rows]
+    return [sft_completion(r, slip=rng.random() < answer_slip_rate) for r in rows]
 
 
 def _check_rows(rows: list[dict]) -> None:
@@ -432,7 +431,7 @@ def build_tiny_sft_checkpoint(
     lr: float = 2e-3,
     batch_size: int = 32,
     max_length: int = 512,
-    early_answer_rate: float = 0.0,
+    answer_slip_rate: float = 0.0,
     seed: int = 0,
     eval_rows: list[dict] | None = None,
 ) -> Path:
@@ -456,8 +455,8 @@ def build_tiny_sft_checkpoint(
             SFT optimizer steps, peak learning rate (cosine schedule, 5% warmup) and batch size.
         max_length (`int`, *optional*, defaults to `512`):
             Longest SFT sequence and the model's `max_position_embeddings`.
-        early_answer_rate (`float`, *optional*, defaults to `0.0`):
-            Share of SFT answers in which the teacher answers one step early (`sft_completions`).
+        answer_slip_rate (`float`, *optional*, defaults to `0.0`):
+            Share of SFT answers in which the teacher boxes its previous result (`sft_completions`).
         seed (`int`, *optional*, defaults to `0`):
             Seed of the initialisation and of the SFT data order.
         eval_rows (`list[dict]` or `None`, *optional*):
@@ -476,7 +475,7 @@ def build_tiny_sft_checkpoint(
         "lr": lr,
         "batch_size": batch_size,
         "max_length": max_length,
-        "early_answer_rate": early_answer_rate,
+        "answer_slip_rate": answer_slip_rate,
         "seed": seed,
     }
     rows = [{"id": str(r.get("id", i)), **r} for i, r in enumerate(train_rows)]
@@ -487,7 +486,7 @@ def build_tiny_sft_checkpoint(
 
     def fill(folder: Path) -> dict:
         start = time.monotonic()
-        completions = sft_completions(rows, early_answer_rate, seed)
+        completions = sft_completions(rows, answer_slip_rate, seed)
         texts = [SYSTEM_PROMPT] + [t for r, c in zip(rows, completions) for t in (r["problem"], c)]
         tokenizer = train_tokenizer(texts, vocab_size, max_length)
         model = _tiny_model(tokenizer, hidden_size, layers, heads, max_length, seed)
@@ -513,7 +512,7 @@ TINY_RECIPE = {
     "lr": float,
     "batch_size": int,
     "max_length": int,
-    "early_answer_rate": float,
+    "answer_slip_rate": float,
     "seed": int,
 }
 
