@@ -13,16 +13,18 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
 include: "workflow/rules/math.smk"
+include: "workflow/rules/overlap.smk"
 
 
 rule all:
     input:
         toy_outputs(),
         math_outputs(),
+        overlap_outputs(),
     default_target: True
 
 
-# One experiment alone: `snakemake --cores 2 toy` or `snakemake --cores 2 math`.
+# One experiment alone: `snakemake --cores 2 toy`, `... math` or `... overlap`.
 rule toy:
     input:
         toy_outputs(),
@@ -31,3 +33,8 @@ rule toy:
 rule math:
     input:
         math_outputs(),
+
+
+rule overlap:
+    input:
+        overlap_outputs(),
