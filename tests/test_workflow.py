@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a cut-down toy config, and its refusal of bad configs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
     cfg = workdir / "test.yaml"
     cfg.write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--directory", str(workdir), *extra, "--configfile", str(cfg)]  # --configfile takes several
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1200)
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # rules call `python`
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1200, env=env)
 
 
 def small_config() -> dict:

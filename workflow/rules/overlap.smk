@@ -105,7 +105,7 @@ rule table_theorem1:
 # One recorded group's prefix tree with R̂(λ) and Â(λ), from the run of overlap.tree.group_size.
 rule figure_overlap_tree:
     input:
-        runs=f"{overlap_run_dir(OVERLAP['tree']['group_size'])}/config.json",
+        runs=[f"{overlap_run_dir(OVERLAP['tree']['group_size'])}/config.json"],
     output:
         multiext(f"{FIGURES}/figure_overlap_tree", ".png", ".pdf"),
     log:
