@@ -1,12 +1,16 @@
 """Overlap analysis (paper §3) of recorded runs against hand-computed trees; the Theorem 1 checker; the tree figure."""
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.overlap import (
     analyse,
     distinct_step_rewards,
@@ -28,6 +32,7 @@ from grpo_prm.recording import GroupRecorder
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def encode(texts, T=None):
@@ -237,3 +242,27 @@ def test_cli_refuses_a_missing_recording_with_one_line_and_writes_nothing(tmp_pa
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"error: no recording at {tmp_path / 'none.parquet'}"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda o: o.update(model="gpt5"), "overlap.model: 'gpt5' is not a key of math.models"),
+        (lambda o: o["runs"].append(dict(o["runs"][0])), "overlap.runs: group sizes [6, 36, 6] repeat; one run per k"),
+        (lambda o: o["tree"].update(group_size=8), "overlap.tree.group_size: 8 is not the k of a run in [6, 36]"),
+        (lambda o: o["runs"][0].update(group_size=1), "overlap.runs[0].group_size: 1 is less than the minimum of 2"),
+        (lambda o: o.update(theorem1=3), "unknown config key 'overlap.theorem1'"),
+    ],
+)
+def test_bad_overlap_config_is_named(change, message):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    change(config["overlap"])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config)
+
+
+def test_paper_profile_has_the_papers_overlap_runs():
+    paper = validate_config(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))["overlap"]
+    assert paper["model"] == "qwen" and paper["beta"] == 0.0 and paper["method"] == "grpo"
+    assert [(r["group_size"], r["steps"], r["learning_rate"]) for r in paper["runs"]] == [(6, 1675, 6e-6),
+                                                                                           (36, 275, 1e-6)]
