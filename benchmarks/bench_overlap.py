@@ -4,11 +4,11 @@ Records synthetic GRPO groups with `GroupRecorder` (the generator of bench_proce
 duplicates, early EOS), at 1×, 4× and 16× a base number of groups, and times `grpo_prm.overlap.analyse` on each
 recording: reading the Parquet file, process sets, per-trajectory statistics, per-step / cumulative / sorted tables.
 The scales are timed side by side (interleaved within every repeat, so drifting machine load hits all of them), and
-the best of the repeats is kept. Linear cost shows as a flat time per token across scales; the flatness is the
-largest over the smallest s/token of each k.
+the best of the repeats is kept. Linear cost shows as a flat time per token across scales (flatness = largest over
+smallest s/token of each k) and as a straight line seconds = fixed + slope·tokens through the three points.
 
 Usage:
-    python benchmarks/bench_overlap.py [--ks 6 36] [--groups 48] [--tokens 512] [--scales 1 4 16] [--repeats 3]
+    python benchmarks/bench_overlap.py [--ks 6 36] [--groups 96] [--tokens 512] [--scales 1 4 16] [--repeats 3]
         [--steps-per-flush 50] [--seed 0] [--out benchmarks/results/overlap.json]
 """
 
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,10 +62,19 @@ def time_scales(paths: dict[int, Path], repeats: int) -> dict[int, float]:
     return best
 
 
+def linear_fit(rows) -> dict:
+    """Least squares seconds = fixed + slope·tokens: a per-run fixed cost (tables, frames) explains why s/token
+    falls a little with scale, while the slope is the marginal cost per token."""
+    tokens, seconds = np.array([r["tokens"] for r in rows], float), np.array([r["seconds"] for r in rows])
+    slope, fixed = np.polyfit(tokens, seconds, 1)
+    residual = np.abs(fixed + slope * tokens - seconds) / seconds
+    return {"fixed_s": float(fixed), "s_per_token": float(slope), "max_rel_residual": float(residual.max())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[6, 36], help="group sizes k (6 36)")
-    parser.add_argument("--groups", type=int, default=48, help="groups at scale 1 (48, a multiple of 4)")
+    parser.add_argument("--groups", type=int, default=96, help="groups at scale 1 (96, a multiple of 4)")
     parser.add_argument("--tokens", type=int, default=512, help="tokens per completion before early EOS (512)")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16], help="multiples of --groups (1 4 16)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per scale; the best is kept (3)")
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "seconds": best[scale], "s_per_token": best[scale] / tokens[scale]})
     flatness = {k: max(r["s_per_token"] for r in results if r["k"] == k) /
                 min(r["s_per_token"] for r in results if r["k"] == k) for k in args.ks}
+    fits = {k: linear_fit([r for r in results if r["k"] == k]) for k in args.ks}
 
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread, load {load_before[0]:.2f}")
     print(f"{'k':>3} {'scale':>5} {'groups':>6} {'tokens':>9} {'seconds':>8} {'s/token':>9}")
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['k']:>3} {r['scale']:>5} {r['groups']:>6} {r['tokens']:>9} {r['seconds']:>8.3f} "
               f"{r['s_per_token']:>9.2e}")
     print("largest / smallest s/token per k: " + ", ".join(f"k={k}: {v:.2f}" for k, v in flatness.items()))
+    for k, fit in fits.items():
+        print(f"k={k}: seconds = {fit['fixed_s']:.3f} + {fit['s_per_token']:.2e} * tokens "
+              f"(largest residual {fit['max_rel_residual']:.1%})")
 
     meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
             "repeats": args.repeats, "tokens_per_completion": args.tokens, "base_groups": args.groups,
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(), "threads": 1, "load_average_before": load_before,
             "load_average_after": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "results": results, "flatness": flatness}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"meta": meta, "results": results, "flatness": flatness, "fits": fits}, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 
