@@ -223,6 +223,7 @@ def test_distinct_step_rewards_and_the_group_picker(tmp_path):
     # worked example: R̂ = 0.5 ("AB"), 1 ("C⟨e⟩", {5}), 0 ({3}, {4}): three values; a flat tree has the ORM's two
     assert distinct_step_rewards(*encode(TREES["worked_example"][0]), [1.0, 1, 0, 0, 1]) == 3
     assert distinct_step_rewards(*encode(TREES["flat"][0]), [1.0, 0, 1]) == 2
+    assert distinct_step_rewards(*encode(["xa", "xa", "xb"]), [1.0, 1, 0]) == 2  # root span "x" (R̂ = 2/3) not a step
     # rewards alternate 0, 1 within a step: `same` shares "ab" between two 0-reward completions (R̂ ∈ {0, 1});
     # the chain's shared nodes have R̂ = 1/3 and 1/2
     flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["ab", "xy", "ab", "zz"], TREES["chain"][0]

@@ -288,8 +288,11 @@ def theorem1_summary(check: pd.DataFrame) -> dict:
 
 
 def distinct_step_rewards(token_ids, mask, rewards) -> int:
-    """How many different step rewards R̂(λ) a group's prefix tree has (a binary ORM alone gives at most 2)."""
-    return len({round(s.reward, 12) for s in build_prefix_tree(token_ids, mask, [float(x) for x in rewards]).steps})
+    """How many different step rewards R̂(λ) the process steps of a group have (the whole-group root span, whose
+    R̂ is the group mean, is not a step); a binary ORM alone gives at most 2."""
+    k = token_ids.shape[0]
+    tree = build_prefix_tree(token_ids, mask, [float(x) for x in rewards])
+    return len({round(s.reward, 12) for s in tree.steps if len(s.members) < k})
 
 
 def pick_group(path, step: int | None = None, group: int = 0, min_distinct: int = 3):
