@@ -28,4 +28,5 @@ lint: setup
 	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures workflow/scripts && snakemake --lint
 
 bench: setup
-	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py
+	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
+		&& python benchmarks/bench_overlap.py
