@@ -29,9 +29,10 @@ lint: setup
 	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures workflow/scripts && snakemake --lint
 
 bench: setup
-	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py
+	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
+		&& python benchmarks/bench_overlap.py
 
-# HTML report (Table 1, figure, captions, provenance) of the config's profile, from the results already built:
+# HTML report (tables, figures, captions, provenance) of the config's profile, from the results already built:
 # `make report CONFIG=config/paper.yaml` for the paper profile.
 report: setup
 	. $(VENV)/bin/activate && profile=$$(python -m grpo_prm.config $(CONFIG) | sed -n 's/^profile: //p') \

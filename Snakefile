@@ -17,6 +17,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/toy.smk"
 include: "workflow/rules/math.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/overlap.smk"
 
 
 rule all:
@@ -24,10 +25,11 @@ rule all:
         toy_outputs(),
         math_outputs(),
         eval_outputs(),
+        overlap_outputs(),
     default_target: True
 
 
-# One experiment alone: `snakemake --cores 2 toy`, `... math` or `... evaluation`.
+# One experiment alone: `snakemake --cores 2 toy`, `... math`, `... evaluation` or `... overlap`.
 rule toy:
     input:
         toy_outputs(),
@@ -41,3 +43,8 @@ rule math:
 rule evaluation:
     input:
         eval_outputs(),
+
+
+rule overlap:
+    input:
+        overlap_outputs(),

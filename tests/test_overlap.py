@@ -1,17 +1,28 @@
 """Overlap analysis (paper §3) of recorded runs against hand-computed trees; the Theorem 1 checker; the tree figure."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.overlap import (
     analyse,
+    distinct_step_rewards,
     headline,
+    pick_group,
     prefix_node_ids,
     running_median,
     step_frame,
     theorem1_check,
     theorem1_frame,
+    theorem1_losses,
+    theorem1_summary,
     trajectory_frame,
     tree_figure,
 )
@@ -21,6 +32,7 @@ from grpo_prm.recording import GroupRecorder
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def encode(texts, T=None):
@@ -50,6 +62,9 @@ TREES = {
     "chain": (["abcd", "abce", "abf", "g"], False, [3, 3, 2, 1], [3 / 4, 3 / 4, 2 / 3, 0]),
     "duplicates": (["ab", "ab", "cd"], False, [1, 1, 1], [1, 1, 0]),
     "strict_prefix": (["ab", "abc", "d"], False, [1, 2, 1], [1, 2 / 3, 0]),
+    # root span "x" (|λ| = k) is not a step but its tokens count in the proportion's denominator
+    "root_span_then_branch": (["xab", "xac", "xd"], False, [2, 2, 1], [1 / 3, 1 / 3, 0]),
+    "flat_with_eos_only_shared": (["ae", "be", "ce", "de"], True, [1, 1, 1, 1], [0, 0, 0, 0]),
     "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1, 1, 2 / 5, 2 / 3, 0]),
 }
 
@@ -182,3 +197,73 @@ def test_tree_figure_writes_png(tmp_path, tokenizer):
 class CharTokenizer:
     def decode(self, ids):
         return "".join(map(chr, ids))
+
+
+def test_theorem1_losses_by_hand_on_the_worked_example():
+    ids, mask = encode(["ABCe", "ABCe", "ABDFe", "ABe", "GHe"])
+    grpo, prm = theorem1_losses(ids, mask, [1.0, 1, 0, 0, 1], eps=0.0)
+    a_pos, a_neg = 0.4 / np.sqrt(0.3), -0.6 / np.sqrt(0.3)  # r_mean 0.6, r_std √0.3 (paper.md §4)
+    expected = (4 * a_pos + 4 * a_pos + 5 * a_neg + 3 * a_neg + 3 * a_pos) / 19  # Σ len_i · a_i / Σ len
+    assert grpo == pytest.approx(expected, abs=1e-12) and prm == pytest.approx(expected, abs=1e-12)
+    # node "AB" carries Â = −0.183 on its 2 × 4 tokens; GRPO spreads the same total over the members' a_i
+    assert 8 * (0.5 - 0.6) / np.sqrt(0.3) == pytest.approx(2 * (2 * a_pos + 2 * a_neg))
+
+
+def test_theorem1_summary_of_a_recorded_run(tmp_path):
+    path = record(tmp_path / "g.parquet", [[TREES["chain"][0]], [TREES["worked_example"][0]]])
+    frame = theorem1_frame(path, max_groups=1)
+    assert frame[["step", "group", "k", "tokens"]].values.tolist() == [[0, 0, 4, 12]]
+    summary = theorem1_summary(theorem1_frame(path))
+    assert (summary["theorem1_groups"], summary["theorem1_tokens"]) == (2, 12 + 19)
+    assert summary["theorem1_max_loss_diff"] < 1e-12 and summary["theorem1_max_abs_diff"] < 1e-12
+    assert summary["theorem1_max_abs_loss"] > 0.01
+
+
+def test_distinct_step_rewards_and_the_group_picker(tmp_path):
+    # worked example: R̂ = 0.5 ("AB"), 1 ("C⟨e⟩", {5}), 0 ({3}, {4}): three values; a flat tree has the ORM's two
+    assert distinct_step_rewards(*encode(TREES["worked_example"][0]), [1.0, 1, 0, 0, 1]) == 3
+    assert distinct_step_rewards(*encode(TREES["flat"][0]), [1.0, 0, 1]) == 2
+    assert distinct_step_rewards(*encode(["xa", "xa", "xb"]), [1.0, 1, 0]) == 2  # root span "x" (R̂ = 2/3) not a step
+    # rewards alternate 0, 1 within a step: `same` shares "ab" between two 0-reward completions (R̂ ∈ {0, 1});
+    # the chain's shared nodes have R̂ = 1/3 and 1/2
+    flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["ab", "xy", "ab", "zz"], TREES["chain"][0]
+    path = record(tmp_path / "g.parquet", [[flat], [same, flat], [chain]])
+    assert pick_group(path, min_distinct=3)[:2] == (2, 0) and pick_group(path, min_distinct=3)[-1] == 4
+    fallback = record(tmp_path / "f.parquet", [[flat], [flat, same]])
+    assert pick_group(fallback, min_distinct=3)[:2] == (1, 1)  # none has 3: the first with the most
+    assert pick_group(path, step=1, group=1)[:2] == (1, 1)
+    with pytest.raises(ValueError, match="no recorded group at step 5, group 0"):
+        pick_group(path, step=5)
+
+
+def test_cli_refuses_a_missing_recording_with_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "out" / "overlap"
+    result = subprocess.run([sys.executable, "-m", "grpo_prm.overlap", str(tmp_path / "none.parquet"), "--out",
+                             str(out)], check=False, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: no recording at {tmp_path / 'none.parquet'}"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda o: o.update(model="gpt5"), "overlap.model: 'gpt5' is not a key of math.models"),
+        (lambda o: o["runs"].append(dict(o["runs"][0])), "overlap.runs: group sizes [6, 36, 6] repeat; one run per k"),
+        (lambda o: o["tree"].update(group_size=8), "overlap.tree.group_size: 8 is not the k of a run in [6, 36]"),
+        (lambda o: o["runs"][0].update(group_size=1), "overlap.runs[0].group_size: 1 is less than the minimum of 2"),
+        (lambda o: o.update(theorem1=3), "unknown config key 'overlap.theorem1'"),
+    ],
+)
+def test_bad_overlap_config_is_named(change, message):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    change(config["overlap"])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config)
+
+
+def test_paper_profile_has_the_papers_overlap_runs():
+    paper = validate_config(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))["overlap"]
+    assert paper["model"] == "qwen" and paper["beta"] == 0.0 and paper["method"] == "grpo"
+    assert [(r["group_size"], r["steps"], r["learning_rate"]) for r in paper["runs"]] == [(6, 1675, 6e-6),
+                                                                                           (36, 275, 1e-6)]

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end on a cut-down toy config, and its refusal of bad configs."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
     cfg = workdir / "test.yaml"
     cfg.write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--directory", str(workdir), *extra, "--configfile", str(cfg)]  # --configfile takes several
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1200)
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # rules call `python`
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1200, env=env)
 
 
 def small_config() -> dict:
@@ -48,6 +50,38 @@ def test_toy_workflow_end_to_end(tmp_path):
         assert (tmp_path / f"paper_figures/test/table1_toy.{ext}").stat().st_size > 0
     for ext in ("png", "pdf"):
         assert (tmp_path / f"paper_figures/test/figure_toy_curves.{ext}").stat().st_size > 1000
+
+
+def overlap_config() -> dict:
+    """The overlap target on a tiny recipe: 5 SFT steps on 40 problems, GRPO at k = 3 and 4 for a few steps."""
+    config = small_config()
+    math = config["math"]
+    math["data"]["offline"].update(n_train=40, n_val=4, n_test=2)
+    math["models"]["tiny"]["recipe"] = {"sft_steps": 5, "vocab_size": 300, "hidden_size": 32, "layers": 1,
+                                        "heads": 2, "batch_size": 8}
+    math["train"].update(prompts_per_step=2, max_new_tokens=16, val_every=2, val_batch_size=4, save_every=2)
+    config["overlap"].update(runs=[{"group_size": 3, "steps": 3, "learning_rate": 1.0e-3},
+                                   {"group_size": 4, "steps": 2, "learning_rate": 1.0e-3}], theorem1_groups=4)
+    config["overlap"]["tree"].update(group_size=3)
+    return config
+
+
+@pytest.mark.slow
+def test_overlap_workflow_end_to_end(tmp_path):
+    result = run_snakemake(tmp_path, overlap_config(), "overlap")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for k, steps in ((3, 3), (4, 2)):
+        run = tmp_path / f"results/test/overlap/tiny/k{k}"
+        assert json.loads((run / "config.json").read_text())["group_size"] == k
+        per_step = pd.read_csv(run / "overlap.csv")
+        assert per_step.step.tolist() == list(range(steps)) and per_step.groups.eq(2).all()
+    table = pd.read_csv(tmp_path / "paper_figures/test/table_overlap.csv")
+    assert table.k.tolist() == [4, 3] and table.groups.tolist() == [4, 6]
+    theorem1 = pd.read_csv(tmp_path / "paper_figures/test/table_theorem1.csv")
+    assert theorem1.groups.tolist() == [4, 4] and (theorem1.max_loss_diff < 1e-12).all()
+    for name in ("figure_overlap", "figure_overlap_tree"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"paper_figures/test/{name}.{ext}").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(

@@ -10,20 +10,24 @@ def _parse_bool(text: str) -> bool:
     return text.lower() in ("1", "true", "yes")
 
 
+def _flags(name: str) -> list[str]:
+    return list(dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]))
+
+
 def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
-    """`--<field>` (or `--<field-with-hyphens>`) for every field of `cls`; fields without a default are required."""
+    """`--<field>` (or `--<field-with-dashes>`, as the workflow's `cli_args` writes) for every field of `cls`; fields
+    without a default are required."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(cls):
-        flags = list(dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"]))
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         else:
-            parser.add_argument(*flags, dest=f.name, required=True)
+            parser.add_argument(*_flags(f.name), required=True)
             continue
         kind = {bool: _parse_bool, dict: json.loads, type(None): str}.get(type(default), type(default))
-        parser.add_argument(*flags, dest=f.name, type=kind, default=default, help=f"(default: {default})")
+        parser.add_argument(*_flags(f.name), type=kind, default=default, help=f"(default: {default})")
     return parser
 
 

@@ -54,6 +54,8 @@ def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
     if "math" in config:
         _check_math(config["math"])
+    if "overlap" in config:
+        _check_overlap(config["overlap"], config.get("math"))
     return config
 
 
@@ -72,6 +74,17 @@ def _check_math(math: dict) -> None:
     offline = math["data"]["offline"]
     if offline["min_steps"] > offline["max_steps"]:
         raise ConfigError("math.data.offline: min_steps must not exceed max_steps")
+
+
+def _check_overlap(overlap: dict, math: dict | None) -> None:
+    """The overlap runs start from a math checkpoint, one run per k, and draw their tree from one of them."""
+    if math is None or overlap["model"] not in math["models"]:
+        raise ConfigError(f"overlap.model: {overlap['model']!r} is not a key of math.models")
+    ks = [run["group_size"] for run in overlap["runs"]]
+    if len(set(ks)) != len(ks):
+        raise ConfigError(f"overlap.runs: group sizes {ks} repeat; one run per k")
+    if overlap["tree"]["group_size"] not in ks:
+        raise ConfigError(f"overlap.tree.group_size: {overlap['tree']['group_size']} is not the k of a run in {ks}")
 
 
 def math_learning_rate(math: dict, model: str, beta: float) -> float:

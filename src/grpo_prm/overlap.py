@@ -13,8 +13,11 @@ From a run recorded by `grpo_prm.recording`, per training step:
   `nontrivial_share_cum` is the non-flat share of all groups up to the step.
 
 Cost is linear in the recorded tokens: each group goes through `process_set_sizes` (O(k·T) plus O(k²) per group, no
-k² per token) and `size_statistics`. `theorem1_check` verifies Theorem 1 on a recorded group; `tree_figure` draws a
-group's prefix tree with |λ|, R̂(λ) and Â(λ) on every node (the paper's worked-example view).
+k² per token) and `size_statistics`. `theorem1_check` and `theorem1_losses` verify Theorem 1 on a recorded group;
+`pick_group` and `tree_figure` draw a group's prefix tree with |λ|, R̂(λ) and Â(λ) on every node (the paper's
+worked-example view). `load_run` reads back an analysed run folder for the tables and figures.
+
+    python -m grpo_prm.overlap <run>/groups.parquet --out <run>/overlap --theorem1-groups 100
 """
 
 import argparse
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.io import write_atomic
 from grpo_prm.prefix_tree import build_prefix_tree, size_statistics, step_advantages
 from grpo_prm.process_sets import process_set_sizes
@@ -248,22 +252,94 @@ def tree_figure(token_ids, mask, rewards, path=None, tokenizer=None, eps: float 
     return out
 
 
+def theorem1_losses(token_ids, mask, rewards, eps: float = 1e-4) -> tuple[float, float]:
+    """Values of L_GRPO (v1 Eq. 2a) and L_PRM (Eq. 6) of one group at μ = 1 and β = 0, where every P_{i,t} = 1.
+
+    L_GRPO = Σ_{i,t} a_i / Σ len, L_PRM = Σ_{i,t} A_{i,t} / Σ len (token-level normalisation). Theorem 1 says they are
+    equal; `theorem1_check` compares the terms that multiply each ∇log π, which also settles the gradients.
+    """
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    a = (r - r.mean()) / (r.std() + eps)  # (k,)
+    A = step_advantages(token_ids, mask, r, eps)  # (k, T)
+    n = mask.sum()
+    return (mask.sum(1) * a).sum().item() / n.item(), A[mask.bool()].sum().item() / n.item()
+
+
 def theorem1_frame(path, max_groups: int | None = None) -> pd.DataFrame:
-    """`theorem1_check` on the first `max_groups` recorded groups (all by default): step, group, k, max_abs_diff."""
+    """Theorem 1 on the first `max_groups` recorded groups (all by default): step, group, k, tokens, max_abs_diff
+    (`theorem1_check`), loss_grpo, loss_prm and loss_abs_diff (`theorem1_losses`)."""
     rows = []
     for n, (step, group, ids, mask, rewards) in enumerate(read_groups(path)):
         if max_groups is not None and n >= max_groups:
             break
-        rows.append((step, group, ids.shape[0], theorem1_check(ids, mask, rewards)))
-    return pd.DataFrame(rows, columns=["step", "group", "k", "max_abs_diff"])
+        grpo, prm = theorem1_losses(ids, mask, rewards)
+        rows.append((step, group, ids.shape[0], int(mask.sum()), theorem1_check(ids, mask, rewards), grpo, prm,
+                     abs(grpo - prm)))
+    return pd.DataFrame(rows, columns=["step", "group", "k", "tokens", "max_abs_diff", "loss_grpo", "loss_prm",
+                                       "loss_abs_diff"])
+
+
+def theorem1_summary(check: pd.DataFrame) -> dict:
+    """The largest differences over the checked groups (`theorem1_frame`)."""
+    return {"theorem1_groups": len(check), "theorem1_tokens": int(check["tokens"].sum()),
+            "theorem1_max_abs_diff": float(check["max_abs_diff"].max()),
+            "theorem1_max_loss_diff": float(check["loss_abs_diff"].max()),
+            "theorem1_max_abs_loss": float(check[["loss_grpo", "loss_prm"]].abs().max().max())}
+
+
+def distinct_step_rewards(token_ids, mask, rewards) -> int:
+    """How many different step rewards R̂(λ) the process steps of a group have (the whole-group root span, whose
+    R̂ is the group mean, is not a step); a binary ORM alone gives at most 2."""
+    k = token_ids.shape[0]
+    tree = build_prefix_tree(token_ids, mask, [float(x) for x in rewards])
+    return len({round(s.reward, 12) for s in tree.steps if len(s.members) < k})
+
+
+def pick_group(path, step: int | None = None, group: int = 0, min_distinct: int = 3):
+    """The recorded group to draw: (step, group) if `step` is given, else the first non-flat group whose tree has at
+    least `min_distinct` distinct R̂(λ), else the one with the most (the earliest on ties).
+
+    Returns:
+        `(step, group, token_ids, mask, rewards, distinct)`; raises `ValueError` if the group is not recorded.
+    """
+    best = None
+    for s, g, ids, mask, rewards in read_groups(path):
+        if step is not None:
+            if (s, g) == (step, group):
+                return s, g, ids, mask, rewards, distinct_step_rewards(ids, mask, rewards)
+            continue
+        flat = bool(size_statistics(process_set_sizes(ids, mask), ids.shape[0])["flat"][0])
+        distinct = 0 if flat else distinct_step_rewards(ids, mask, rewards)
+        if best is None or distinct > best[-1]:
+            best = (s, g, ids, mask, rewards, distinct)
+        if distinct >= min_distinct:
+            return best
+    if best is None:
+        raise ValueError(f"{path}: no recorded group" + (f" at step {step}, group {group}" if step is not None else ""))
+    return best
+
+
+ANALYSIS = "overlap"  # <run>/overlap.csv (per step) and <run>/overlap.json (headline), written by `main`
+
+
+def load_run(folder) -> tuple[int, pd.DataFrame, dict]:
+    """An analysed run folder: its group size k (config.json), per-step table and headline; `ValueError` names
+    what is missing."""
+    folder = Path(folder)
+    try:
+        k = int(json.loads((folder / "config.json").read_text())["group_size"])
+        steps = pd.read_csv(folder / f"{ANALYSIS}.csv")
+        summary = json.loads((folder / f"{ANALYSIS}.json").read_text())
+    except (OSError, KeyError, json.JSONDecodeError, pd.errors.ParserError) as e:
+        raise ValueError(f"{folder}: not an analysed overlap run ({type(e).__name__}: {e})") from None
+    return k, steps, summary
 
 
 def main(cfg: argparse.Namespace) -> None:
     df = analyse(cfg.recording)
     summary = headline(df)
     if cfg.theorem1_groups:
-        check = theorem1_frame(cfg.recording, cfg.theorem1_groups)
-        summary["theorem1_max_abs_diff"] = float(check["max_abs_diff"].max())
+        summary |= theorem1_summary(theorem1_frame(cfg.recording, cfg.theorem1_groups))
     write_atomic(cfg.out, {".csv": lambda p: df.to_csv(p, index=False),
                            ".json": lambda p: Path(p).write_text(json.dumps(summary, indent=2) + "\n")})
     print(json.dumps(summary))
@@ -274,4 +350,5 @@ if __name__ == "__main__":
     parser.add_argument("recording", help="the run's groups.parquet (or its .parts folder while it runs)")
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.csv (per step) and <out>.json")
     parser.add_argument("--theorem1-groups", type=int, default=0, help="check Theorem 1 on this many groups")
-    main(parser.parse_args())
+    args = parser.parse_args()
+    exit_on_error(lambda: main(args))

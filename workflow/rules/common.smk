@@ -188,3 +188,43 @@ def eval_identity(wildcards):
         return f"model={wildcards.model} method=base"
     beta, method, seed = wildcards.cell.split("/")
     return f"model={wildcards.model} beta={beta.removeprefix('beta')} method={method} seed={seed.removeprefix('seed')}"
+
+
+# ---- overlap analysis (paper §3): one GRPO run per group size k, every group recorded
+OVERLAP = config["overlap"]
+
+
+def overlap_run_dir(k):
+    """One overlap run; its config.json marks a finished run, groups.parquet lies beside it."""
+    return f"{RESULTS}/overlap/{OVERLAP['model']}/k{k}"
+
+
+def overlap_run_dirs():
+    return [overlap_run_dir(run["group_size"]) for run in OVERLAP["runs"]]
+
+
+def overlap_outputs():
+    names = {"figure_overlap": ["png", "pdf"], "figure_overlap_tree": ["png", "pdf"],
+             "table_overlap": ["md", "csv"], "table_theorem1": ["md", "csv"]}
+    return [f"{FIGURES}/{name}.{ext}" for name, exts in names.items() for ext in exts]
+
+
+def run_folders(wildcards, input):
+    """The run folders of a rule's `runs` input files, in order, each once."""
+    return list(dict.fromkeys(os.path.dirname(path) for path in input.runs))
+
+
+def overlap_train_args(wildcards):
+    """grpo_prm.math_rl flags of one overlap run: math.train, then the run's k, steps and lr; groups recorded."""
+    [run] = [r for r in OVERLAP["runs"] if r["group_size"] == int(wildcards.k)]
+    fixed = {"method": OVERLAP["method"], "beta": float(OVERLAP["beta"]), "seed": OVERLAP["seed"],
+             "record_groups": True}
+    return cli_args(MATH["train"] | fixed | run)
+
+
+def overlap_tree_args():
+    """figure_overlap_tree.py flags from overlap.tree (step null: the script picks the group)."""
+    tree = OVERLAP["tree"]
+    flags = {"step": tree["step"], "group": tree["group"], "min_distinct": tree["min_distinct_step_rewards"],
+             "max_chars": tree["max_chars"]}
+    return cli_args(flags)

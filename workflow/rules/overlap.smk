@@ -1,0 +1,121 @@
+# Overlap analysis (paper §3, paper.md §9): GRPO at several group sizes with every training group recorded, the
+# per-step statistics, the 2 × 3 figure, the headline and Theorem-1 tables and one group's prefix tree. One run alone:
+#   snakemake --cores 2 results/<profile>/overlap/<model>/k<k>/config.json
+
+
+wildcard_constraints:
+    k=r"\d+",
+
+
+# One run per k: the math_rl CLI of rule train_math, resumable the same way; groups.parquet is written beside config.json.
+rule train_overlap:
+    input:
+        model=f"{RESULTS}/checkpoints/{{model}}",
+        train=f"{MATH_DATA}/train.jsonl",
+        val=f"{MATH_DATA}/val.jsonl",
+    output:
+        f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json",
+    log:
+        f"{RESULTS}/logs/overlap/{{model}}/k{{k}}.log",
+    params:
+        args=overlap_train_args,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    threads: 1
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        " --out {params.out} {params.args} > {log} 2>&1"
+
+
+# Per-step flat share, path depth and intermediate proportion (overlap.csv), headline and Theorem 1 (overlap.json).
+rule analyse_overlap:
+    input:
+        f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json",
+    output:
+        multiext(f"{RESULTS}/overlap/{{model}}/k{{k}}/overlap", ".csv", ".json"),
+    log:
+        f"{RESULTS}/logs/overlap/{{model}}/k{{k}}_analysis.log",
+    params:
+        groups=OVERLAP["theorem1_groups"],
+        prefix=output_prefix,
+        recording=lambda wildcards, input: f"{os.path.dirname(input[0])}/groups.parquet",
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python -m grpo_prm.overlap {params.recording} --out {params.prefix} --theorem1-groups {params.groups}"
+        " > {log} 2>&1"
+
+
+# The 2 × 3 figure: validation reward, path depth and intermediate proportion over steps, one row per k.
+rule figure_overlap:
+    input:
+        runs=expand("{run}/overlap.{ext}", run=overlap_run_dirs(), ext=["csv", "json"]),
+    output:
+        multiext(f"{FIGURES}/figure_overlap", ".png", ".pdf"),
+    log:
+        f"{RESULTS}/logs/figure_overlap.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/figure_overlap.py",
+        runs=run_folders,
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --runs {params.runs} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+# Flat / total groups and the non-trivial share per k, beside the paper's 12 of 6,700 and 0 of 1,100.
+rule table_overlap:
+    input:
+        runs=expand("{run}/overlap.json", run=overlap_run_dirs()),
+        paper=f"{workflow.basedir}/paper_figures/reference/overlap_paper.csv",
+    output:
+        multiext(f"{FIGURES}/table_overlap", ".md", ".csv"),
+    log:
+        f"{RESULTS}/logs/table_overlap.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/table_overlap.py",
+        runs=run_folders,
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --runs {params.runs} --paper {input.paper} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+# Theorem 1 on the checked recorded groups of every run: largest |L_GRPO − L_PRM|.
+rule table_theorem1:
+    input:
+        runs=expand("{run}/overlap.json", run=overlap_run_dirs()),
+    output:
+        multiext(f"{FIGURES}/table_theorem1", ".md", ".csv"),
+    log:
+        f"{RESULTS}/logs/table_theorem1.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/table_theorem1.py",
+        runs=run_folders,
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --runs {params.runs} --out-prefix {params.prefix} > {log} 2>&1"
+
+
+# One recorded group's prefix tree with R̂(λ) and Â(λ), from the run of overlap.tree.group_size.
+rule figure_overlap_tree:
+    input:
+        runs=[f"{overlap_run_dir(OVERLAP['tree']['group_size'])}/config.json"],
+    output:
+        multiext(f"{FIGURES}/figure_overlap_tree", ".png", ".pdf"),
+    log:
+        f"{RESULTS}/logs/figure_overlap_tree.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/figure_overlap_tree.py",
+        run=run_folders,
+        args=overlap_tree_args(),
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script} --run {params.run} {params.args} --out-prefix {params.prefix} > {log} 2>&1"
