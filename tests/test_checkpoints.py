@@ -291,7 +291,9 @@ def test_teacher_slip_boxes_the_previous_result():
     assert checkpoints.sft_completion(row) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{45}"
     assert checkpoints.sft_completion(row, slip=True) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{90}"
     one = {"problem": "p", "answer": "14", "solution": "7 * 2 = 14"}
-    assert checkpoints.sft_completion(one, slip=True).endswith("\\boxed{14}")  # nothing earlier to box
+    assert checkpoints.sft_completion(one, slip=True) == "7 * 2 = 14\nThe answer is \\boxed{7}"
+    bare = {"problem": "p", "answer": "3"}
+    assert checkpoints.sft_completion(bare, slip=True) == "The answer is \\boxed{3}"  # no work, no slip
     texts = checkpoints.sft_completions([row] * 1000, 0.7, seed=0)
     assert 0.65 < sum(t.endswith("{90}") for t in texts) / 1000 < 0.75
     assert texts == checkpoints.sft_completions([row] * 1000, 0.7, seed=0)

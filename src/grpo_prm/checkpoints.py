@@ -270,11 +270,11 @@ TINY_CHAT_TEMPLATE = (
 def sft_completion(row: dict, slip: bool = False) -> str:
     """Assistant answer of the SFT data: the worked equations (`solution`, if any), then `\\boxed{answer}`.
 
-    `slip`: the teacher's slip, boxing the previous equation's result after writing all of them (rows with fewer
-    than two equations are unchanged).
+    `slip`: the teacher's slip: after writing every equation it boxes the first number of the last one (the count
+    before the last operation) instead of its result. Rows without equations are unchanged.
     """
     work = str(row.get("solution") or "").strip().splitlines()
-    answer = work[-2].rsplit("=", 1)[1].strip() if slip and len(work) >= 2 else row["answer"]
+    answer = work[-1].split()[0] if slip and work else row["answer"]
     return "".join(f"{line}\n" for line in work) + f"The answer is \\boxed{{{answer}}}"
 
 
@@ -282,9 +282,9 @@ def sft_completions(rows: list[dict], answer_slip_rate: float, seed: int) -> lis
     """`sft_completion` of every row; in a seeded share `answer_slip_rate` of them the teacher slips.
 
     Why the slip: a faithful teacher leaves a tiny model whose errors are arithmetic, which RL does not fix in CPU
-    minutes (and too large a learning rate erodes). A teacher that often boxes the wrong one of its own results
-    leaves a learnable error at one step of the solution, with every equation still practised, so the offline RL
-    runs can show the rise in validation accuracy that the paper's runs show.
+    minutes (and too large a learning rate erodes). A teacher that often boxes the wrong number of its own, correct
+    work leaves a learnable error at one step of the solution, with every equation still practised, so the offline
+    RL runs can show the rise in validation accuracy that the paper's runs show.
     """
     rng = random.Random(seed)
     return [sft_completion(r, slip=rng.random() < answer_slip_rate) for r in rows]
