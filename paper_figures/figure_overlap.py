@@ -13,7 +13,6 @@ Writes <prefix>.png and <prefix>.pdf, both or neither; a bad run folder is a one
 
 import argparse
 import sys
-from functools import partial
 
 import matplotlib
 
@@ -21,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from grpo_prm.curves import load_validation
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_figure
 from grpo_prm.overlap import load_run
 
 PANELS = [("path_depth", "path depth"), ("intermediate_proportion", "intermediate proportion")]
@@ -67,7 +66,7 @@ def main(argv=None) -> None:
     except ValueError as e:  # RunError included
         sys.exit(f"error: {e}")
     fig = plot(runs)
-    write_atomic(args.out_prefix, {f".{f}": partial(fig.savefig, format=f, dpi=150) for f in ("png", "pdf")})
+    save_figure(fig, args.out_prefix)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ one-line error and a non-zero exit.
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 from transformers import AutoTokenizer
 
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_figure
 from grpo_prm.overlap import pick_group, tree_figure
 
 
@@ -48,7 +47,7 @@ def main(argv=None) -> None:
     title = (f"{run.name}: step {step}, group {group}; k = {k}, mean r = {rewards.mean():.2f}, "
              f"{distinct} distinct step rewards R̂(λ); colour = Â(λ)")
     fig = tree_figure(ids, mask, rewards, tokenizer=tokenizer, max_chars=args.max_chars, title=title)
-    write_atomic(args.out_prefix, {f".{f}": partial(fig.savefig, format=f, dpi=150) for f in ("png", "pdf")})
+    save_figure(fig, args.out_prefix)
 
 
 if __name__ == "__main__":

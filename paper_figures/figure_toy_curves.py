@@ -13,7 +13,6 @@ with a one-line error.
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +23,7 @@ import matplotlib.pyplot as plt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table1_toy import METHOD_LABELS, R_DECIMALS, InputError, method_order, read_runs
 
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_figure
 
 
 def select_runs(runs, n: int, r_neg: float) -> dict[str, list]:
@@ -63,13 +62,6 @@ def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 
     fig.suptitle(f"Toy tree, n = {n}, $r_{{neg}}$ = {r_neg:.1f}: target-path frequency ({how})", fontsize=11)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: plt.Figure, prefix: str | Path) -> list[Path]:
-    """<prefix>.png and <prefix>.pdf, both or neither."""
-    return write_atomic(
-        prefix, {f".{fmt}": partial(fig.savefig, format=fmt, dpi=150, bbox_inches="tight") for fmt in ("png", "pdf")}
-    )
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

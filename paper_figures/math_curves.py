@@ -10,7 +10,6 @@ one-line error and a non-zero exit.
 
 import argparse
 import sys
-from functools import partial
 
 import matplotlib
 
@@ -18,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, seed_band
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_figure
 
 
 def plot(band, level: float) -> plt.Figure:
@@ -52,7 +51,7 @@ def main(argv=None) -> None:
     band = seed_band(df, args.interval)
     band = band.set_index("method").loc[order].reset_index()
     fig = plot(band, args.interval)
-    write_atomic(args.out_prefix, {f".{f}": partial(fig.savefig, format=f, dpi=150) for f in ("png", "pdf")})
+    save_figure(fig, args.out_prefix)
 
 
 if __name__ == "__main__":

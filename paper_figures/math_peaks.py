@@ -11,12 +11,11 @@ per-run rows). Both or neither; a bad run folder is a one-line error and a non-z
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, peak_summary, peak_table
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_table
 
 
 def markdown(peaks, summary) -> str:
@@ -42,8 +41,7 @@ def main(argv=None) -> None:
     except RunError as e:
         sys.exit(f"error: {e}")
     summary = peak_summary(peaks)
-    write_atomic(args.out_prefix, {".csv": lambda p: peaks.to_csv(p, index=False),
-                                   ".md": lambda p: Path(p).write_text(markdown(peaks, summary))})
+    save_table(peaks, args.out_prefix, markdown(peaks, summary))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ and a non-zero exit.
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from grpo_prm.io import write_atomic
+from grpo_prm.io import save_table
 from grpo_prm.overlap import load_run
 
 PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
@@ -74,8 +73,7 @@ def main(argv=None) -> None:
         table = build(args.runs, args.paper)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    write_atomic(args.out_prefix, {".csv": lambda p: table.to_csv(p, index=False, float_format="%.6g"),
-                                   ".md": lambda p: Path(p).write_text(markdown(table))})
+    save_table(table, args.out_prefix, markdown(table))
 
 
 if __name__ == "__main__":

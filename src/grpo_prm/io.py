@@ -7,6 +7,7 @@ into place (os.replace is atomic within a folder), so an error or a kill leaves 
 import os
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 
@@ -44,3 +45,15 @@ def write_atomic(prefix: str | Path, writers: dict[str, Callable[[str], object]]
             if os.path.exists(tmp):
                 os.remove(tmp)
     return [final for _, final in tmps]
+
+
+def save_figure(fig, prefix: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """`<prefix>.png` and `<prefix>.pdf` of a matplotlib figure (tight bounding box), all or nothing."""
+    save = partial(fig.savefig, dpi=dpi, bbox_inches="tight")
+    return write_atomic(prefix, {f".{fmt}": partial(save, format=fmt) for fmt in formats})
+
+
+def save_table(table, prefix: str | Path, markdown: str) -> list[Path]:
+    """`<prefix>.csv` (the numbers, 6 significant digits) and `<prefix>.md` (the rendered text), all or nothing."""
+    return write_atomic(prefix, {".csv": lambda p: table.to_csv(p, index=False, float_format="%.6g"),
+                                 ".md": lambda p: Path(p).write_text(markdown, encoding="utf-8")})

@@ -8,6 +8,7 @@ rule prepare_math_data:
         expand(f"{MATH_DATA}/{{name}}", name=["train.jsonl", "val.jsonl", "test.jsonl", "split.json"]),
     log:
         f"{RESULTS}/logs/math/prepare_math_data.log",
+    priority: 20  # head of the longest chain (data, checkpoint, runs, evaluation): start it before the toy
     params:
         args=math_data_args(),
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
@@ -25,6 +26,7 @@ rule build_checkpoint:
         directory(f"{RESULTS}/checkpoints/{{model}}"),
     log:
         f"{RESULTS}/logs/checkpoints/{{model}}.log",
+    priority: 20
     params:
         args=checkpoint_args,
     threads: 2
@@ -45,6 +47,7 @@ rule train_math:
         finished(f"{RESULTS}/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}/config.json"),
     log:
         f"{RESULTS}/logs/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}.log",
+    priority: 10
     params:
         args=math_train_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
