@@ -14,7 +14,7 @@ rule train_overlap:
         train=f"{MATH_DATA}/train.jsonl",
         val=f"{MATH_DATA}/val.jsonl",
     output:
-        f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json",
+        finished(f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json"),
     log:
         f"{RESULTS}/logs/overlap/{{model}}/k{{k}}.log",
     params:
@@ -31,7 +31,7 @@ rule train_overlap:
 # Per-step flat share, path depth and intermediate proportion (overlap.csv), headline and Theorem 1 (overlap.json).
 rule analyse_overlap:
     input:
-        f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json",
+        finished(f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json"),
     output:
         multiext(f"{RESULTS}/overlap/{{model}}/k{{k}}/overlap", ".csv", ".json"),
     log:
@@ -52,7 +52,8 @@ rule figure_overlap:
     input:
         runs=expand("{run}/overlap.{ext}", run=overlap_run_dirs(), ext=["csv", "json"]),
     output:
-        multiext(f"{FIGURES}/figure_overlap", ".png", ".pdf"),
+        report(f"{FIGURES}/figure_overlap.png", caption="../report/figure_overlap.rst", category="Overlap (§3)"),
+        f"{FIGURES}/figure_overlap.pdf",
     log:
         f"{RESULTS}/logs/figure_overlap.log",
     params:
@@ -71,7 +72,8 @@ rule table_overlap:
         runs=expand("{run}/overlap.json", run=overlap_run_dirs()),
         paper=f"{workflow.basedir}/paper_figures/reference/overlap_paper.csv",
     output:
-        multiext(f"{FIGURES}/table_overlap", ".md", ".csv"),
+        f"{FIGURES}/table_overlap.md",
+        report(f"{FIGURES}/table_overlap.csv", caption="../report/table_overlap.rst", category="Overlap (§3)"),
     log:
         f"{RESULTS}/logs/table_overlap.log",
     params:
@@ -89,7 +91,8 @@ rule table_theorem1:
     input:
         runs=expand("{run}/overlap.json", run=overlap_run_dirs()),
     output:
-        multiext(f"{FIGURES}/table_theorem1", ".md", ".csv"),
+        f"{FIGURES}/table_theorem1.md",
+        report(f"{FIGURES}/table_theorem1.csv", caption="../report/table_theorem1.rst", category="Overlap (§3)"),
     log:
         f"{RESULTS}/logs/table_theorem1.log",
     params:
@@ -107,7 +110,8 @@ rule figure_overlap_tree:
     input:
         runs=[f"{overlap_run_dir(OVERLAP['tree']['group_size'])}/config.json"],
     output:
-        multiext(f"{FIGURES}/figure_overlap_tree", ".png", ".pdf"),
+        report(f"{FIGURES}/figure_overlap_tree.png", caption="../report/figure_overlap_tree.rst", category="Overlap (§3)"),
+        f"{FIGURES}/figure_overlap_tree.pdf",
     log:
         f"{RESULTS}/logs/figure_overlap_tree.log",
     params:
