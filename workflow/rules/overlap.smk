@@ -31,7 +31,7 @@ rule train_overlap:
 # Per-step flat share, path depth and intermediate proportion (overlap.csv), headline and Theorem 1 (overlap.json).
 rule analyse_overlap:
     input:
-        finished(f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json"),
+        f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json",
     output:
         multiext(f"{RESULTS}/overlap/{{model}}/k{{k}}/overlap", ".csv", ".json"),
     log:
