@@ -12,13 +12,13 @@ Writes <prefix>.png and <prefix>.pdf, both or neither; a bad run folder is a one
 """
 
 import argparse
-import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.curves import load_validation
 from grpo_prm.io import save_figure
 from grpo_prm.overlap import load_run
@@ -61,10 +61,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="analysed overlap run folders")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
-    try:
-        runs = load(args.runs)
-    except ValueError as e:  # RunError included
-        sys.exit(f"error: {e}")
+    runs = exit_on_error(lambda: load(args.runs))
     fig = plot(runs)
     save_figure(fig, args.out_prefix)
 

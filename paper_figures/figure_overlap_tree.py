@@ -13,7 +13,6 @@ one-line error and a non-zero exit.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +20,17 @@ import matplotlib
 matplotlib.use("Agg")
 from transformers import AutoTokenizer
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_figure
 from grpo_prm.overlap import pick_group, tree_figure
+
+
+def load_group(run: Path, args):
+    """The group to draw (`pick_group`) and the run's tokenizer (from `final/`)."""
+    if not (run / "final").is_dir():
+        raise ValueError(f"{run}/final: no such folder (the run's tokenizer)")
+    picked = pick_group(run / "groups.parquet", args.step, args.group, args.min_distinct)
+    return *picked, AutoTokenizer.from_pretrained(run / "final")
 
 
 def main(argv=None) -> None:
@@ -35,14 +43,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
     run = Path(args.run)
-    try:
-        if not (run / "final").is_dir():
-            raise ValueError(f"{run}/final: no such folder (the run's tokenizer)")
-        step, group, ids, mask, rewards, distinct = pick_group(run / "groups.parquet", args.step, args.group,
-                                                              args.min_distinct)
-        tokenizer = AutoTokenizer.from_pretrained(run / "final")
-    except (ValueError, OSError) as e:
-        sys.exit(f"error: {e}".splitlines()[0])
+    step, group, ids, mask, rewards, distinct, tokenizer = exit_on_error(lambda: load_group(run, args))
     k = ids.shape[0]
     title = (f"{run.name}: step {step}, group {group}; k = {k}, mean r = {rewards.mean():.2f}, "
              f"{distinct} distinct step rewards R̂(λ); colour = Â(λ)")

@@ -9,13 +9,13 @@ one-line error and a non-zero exit.
 """
 
 import argparse
-import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, seed_band
 from grpo_prm.io import save_figure
 
@@ -35,18 +35,21 @@ def plot(band, level: float) -> plt.Figure:
     return fig
 
 
+def load_one_cell(paths):
+    """Validation records of runs that share one (model, β)."""
+    df = load_validation(paths)
+    if len(df[["model", "beta"]].drop_duplicates()) != 1:
+        raise RunError("the runs span several (model, beta); give one pair per figure")
+    return df
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
     parser.add_argument("--interval", type=float, default=0.95, help="confidence level of the band")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
-    try:
-        df = load_validation(args.runs)
-        if len(df[["model", "beta"]].drop_duplicates()) != 1:
-            raise RunError("the runs span several (model, beta); give one pair per figure")
-    except RunError as e:
-        sys.exit(f"error: {e}")
+    df = exit_on_error(lambda: load_one_cell(args.runs))
     order = [m for m in METHOD_LABELS if m in set(df.method)] + sorted(set(df.method) - set(METHOD_LABELS))
     band = seed_band(df, args.interval)
     band = band.set_index("method").loc[order].reset_index()

@@ -10,11 +10,11 @@ per-run rows). Both or neither; a bad run folder is a one-line error and a non-z
 """
 
 import argparse
-import sys
 
 import pandas as pd
 
-from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, peak_summary, peak_table
+from grpo_prm.cli import exit_on_error
+from grpo_prm.curves import METHOD_LABELS, load_validation, peak_summary, peak_table
 from grpo_prm.io import save_table
 
 
@@ -36,10 +36,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
-    try:
-        peaks = peak_table(load_validation(args.runs))
-    except RunError as e:
-        sys.exit(f"error: {e}")
+    peaks = exit_on_error(lambda: peak_table(load_validation(args.runs)))
     summary = peak_summary(peaks)
     save_table(peaks, args.out_prefix, markdown(peaks, summary))
 

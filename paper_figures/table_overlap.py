@@ -12,10 +12,10 @@ and a non-zero exit.
 """
 
 import argparse
-import sys
 
 import pandas as pd
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
 from grpo_prm.overlap import load_run
 
@@ -69,10 +69,7 @@ def main(argv=None) -> None:
     parser.add_argument("--paper", required=True, help="the paper's counts (k, steps, groups, flat_groups, ...)")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
-    try:
-        table = build(args.runs, args.paper)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    table = exit_on_error(lambda: build(args.runs, args.paper))
     save_table(table, args.out_prefix, markdown(table))
 
 

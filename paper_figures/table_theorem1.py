@@ -12,10 +12,10 @@ largest |L_GRPO| for scale, and the largest difference of the terms that multipl
 """
 
 import argparse
-import sys
 
 import pandas as pd
 
+from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
 from grpo_prm.overlap import load_run
 
@@ -52,10 +52,7 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="analysed overlap run folders")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
-    try:
-        table = build(args.runs)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    table = exit_on_error(lambda: build(args.runs))
     save_table(table, args.out_prefix, markdown(table))
 
 
