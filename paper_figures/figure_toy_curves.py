@@ -21,9 +21,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table1_toy import METHOD_LABELS, R_DECIMALS, InputError, method_order, read_runs
+from table1_toy import R_DECIMALS, InputError, read_runs
 
 from grpo_prm.io import save_figure
+from grpo_prm.weights import METHOD_LABELS, method_order
 
 
 def select_runs(runs, n: int, r_neg: float) -> dict[str, list]:

@@ -16,8 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from grpo_prm.cli import exit_on_error
-from grpo_prm.curves import METHOD_LABELS, RunError, load_validation, seed_band
+from grpo_prm.curves import RunError, load_validation, seed_band
 from grpo_prm.io import save_figure
+from grpo_prm.weights import METHOD_LABELS, method_order
 
 
 def plot(band, level: float) -> plt.Figure:
@@ -50,7 +51,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
     df = exit_on_error(lambda: load_one_cell(args.runs))
-    order = [m for m in METHOD_LABELS if m in set(df.method)] + sorted(set(df.method) - set(METHOD_LABELS))
+    order = method_order(df.method.unique())
     band = seed_band(df, args.interval)
     band = band.set_index("method").loc[order].reset_index()
     fig = plot(band, args.interval)

@@ -14,8 +14,9 @@ import argparse
 import pandas as pd
 
 from grpo_prm.cli import exit_on_error
-from grpo_prm.curves import METHOD_LABELS, load_validation, peak_summary, peak_table
+from grpo_prm.curves import load_validation, peak_summary, peak_table
 from grpo_prm.io import save_table
+from grpo_prm.weights import METHOD_LABELS
 
 
 def markdown(peaks, summary) -> str:

@@ -19,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from grpo_prm.io import write_atomic
+from grpo_prm.weights import METHOD_LABELS, method_order
 
 REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
 PAPER_COLUMNS = ("n", "r_neg", "grpo", "lambda_grpo")
 # Known methods in display order; any other method name is shown after these, verbatim.
-METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "lambda_grpo_scaled": "λ-GRPO (scale-matched)"}
 TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)"}
 R_DECIMALS = 6  # r_neg is a float key: round before grouping/merging so -1.0 from two files compares equal
 
@@ -140,12 +140,6 @@ def per_seed_frequencies(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFra
         for df in runs
     ]
     return pd.DataFrame(rows)
-
-
-def method_order(methods) -> list[str]:
-    """Known methods first (GRPO, λ-GRPO, scale-matched), then any others alphabetically."""
-    known = [m for m in METHOD_LABELS if m in set(methods)]
-    return known + sorted(set(methods) - set(known))
 
 
 def build_table1(runs: list[pd.DataFrame], paper: pd.DataFrame, last: int = 50) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from grpo_prm.io import write_atomic
+from grpo_prm.weights import METHOD_LABELS
 
 BENCHMARKS = {
     "aime24": "AIME24",
@@ -39,7 +40,7 @@ BENCHMARKS = {
 # The embedded default evaluates on its offline held-out test set with the same mechanism; it gets its own column and
 # stays out of Avg. (the paper's five-benchmark mean).
 COLUMNS = BENCHMARKS | {"offline": "Offline test"}
-METHODS = {"base": "Base", "grpo": "GRPO", "lambda_grpo": "λ-GRPO", "lambda_grpo_scaled": "λ-GRPO (scale-matched)"}
+METHODS = {"base": "Base"} | METHOD_LABELS
 MODELS = {"qwen": "Qwen", "llama": "Llama"}  # the paper's two; others are shown by their identity name
 KEYS = ["model", "beta", "method"]
 COLOURS = {(True, True): "green", (True, False): "yellow", (False, True): "orange", (False, False): "red"}

@@ -19,7 +19,6 @@ import pandas as pd
 from scipy import stats
 
 KEYS = ["model", "beta", "method"]
-METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "lambda_grpo_scaled": "λ-GRPO (scale-matched)"}
 
 
 class RunError(ValueError):

@@ -14,6 +14,13 @@ import torch
 from grpo_prm.process_sets import process_set_sizes_grouped
 
 METHODS = ("grpo", "lambda_grpo", "lambda_grpo_scaled")
+METHOD_LABELS = {"grpo": "GRPO", "lambda_grpo": "λ-GRPO", "lambda_grpo_scaled": "λ-GRPO (scale-matched)"}
+
+
+def method_order(methods) -> list[str]:
+    """Known methods first, in `METHODS` order (the tables' and figures' order), then any others alphabetically."""
+    known = [m for m in METHODS if m in set(methods)]
+    return known + sorted(set(methods) - set(known))
 
 
 def check_method(method: str) -> str:
