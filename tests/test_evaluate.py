@@ -7,9 +7,9 @@ import datasets
 import pytest
 import torch
 from lm_eval.tasks import TaskManager
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
-from grpo_prm.checkpoints import BOS, EOS, PAD, train_tokenizer
+from grpo_prm.checkpoints import BOS, EOS, _tiny_model, train_tokenizer
 from grpo_prm.data import SYSTEM_PROMPT, DataError, offline_splits
 from grpo_prm.evaluate import main
 from grpo_prm.lm_eval_tasks import TASK_DIR
@@ -110,18 +110,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """Random 2-layer Llama with a byte-level BPE tokenizer and the repository's tiny chat template."""
     folder = tmp_path_factory.mktemp("tiny")
     tokenizer = train_tokenizer([SYSTEM_PROMPT, r"Find $x^2$: \boxed{42}"] * 3, vocab_size=300, max_length=2048)
-    ids = {f"{n}_token_id": tokenizer.convert_tokens_to_ids(t) for n, t in (("bos", BOS), ("eos", EOS), ("pad", PAD))}
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=2048,
-        **ids,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    _tiny_model(tokenizer, hidden_size=32, layers=2, heads=2, max_length=2048, seed=0).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
