@@ -27,8 +27,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.cli import dataclass_parser, exit_on_error
-from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
+from grpo_prm.data import read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder
 from grpo_prm.reward import MathReward
@@ -82,21 +83,10 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
 
 def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int) -> float:
     """Mean binary reward of greedy completions with the stop rule (the paper's validation metric)."""
-    tokenizer.padding_side = "left"
-    scores = []
-    model.eval()
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
-                 for r in batch]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.no_grad():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                                 logits_processor=[BoxedStopLogitsProcessor(tokenizer)],
-                                 pad_token_id=tokenizer.pad_token_id)
-        completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        scores += reward(completions, [r["answer"] for r in batch])
+    completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
+                                     logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
     model.train()
+    scores = reward(completions, [r["answer"] for r in rows])
     return sum(s or 0.0 for s in scores) / len(scores)
 
 
