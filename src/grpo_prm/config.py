@@ -52,10 +52,8 @@ def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
     toy = config["toy"]
     if max(toy["n"]) >= toy["depth"]:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
-    if "math" in config:
-        _check_math(config["math"])
-    if "overlap" in config:
-        _check_overlap(config["overlap"], config.get("math"))
+    _check_math(config["math"])
+    _check_overlap(config["overlap"], config["math"])
     return config
 
 
@@ -67,18 +65,19 @@ def _check_math(math: dict) -> None:
     for name, model in math["models"].items():
         if model["source"] == "hub" and not (model.get("hub_id") and model.get("revision")):
             raise ConfigError(f"math.models.{name}: source hub needs hub_id and a pinned revision")
-        lrs = [entry["beta"] for entry in model["learning_rates"]]
+    for name in math["run_models"]:
+        lrs = [entry["beta"] for entry in math["models"][name]["learning_rates"]]
         for beta in math["betas"]:
-            if name in math["run_models"] and beta not in lrs:
+            if beta not in lrs:
                 raise ConfigError(f"math.models.{name}.learning_rates: no lr for beta {beta}")
     offline = math["data"]["offline"]
     if offline["min_steps"] > offline["max_steps"]:
         raise ConfigError("math.data.offline: min_steps must not exceed max_steps")
 
 
-def _check_overlap(overlap: dict, math: dict | None) -> None:
+def _check_overlap(overlap: dict, math: dict) -> None:
     """The overlap runs start from a math checkpoint, one run per k, and draw their tree from one of them."""
-    if math is None or overlap["model"] not in math["models"]:
+    if overlap["model"] not in math["models"]:
         raise ConfigError(f"overlap.model: {overlap['model']!r} is not a key of math.models")
     ks = [run["group_size"] for run in overlap["runs"]]
     if len(set(ks)) != len(ks):
