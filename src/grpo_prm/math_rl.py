@@ -31,7 +31,7 @@ from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.cli import dataclass_parser, exit_on_error
 from grpo_prm.data import read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
-from grpo_prm.recording import GroupRecorder
+from grpo_prm.recording import GroupRecorder, parts_dir
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
@@ -154,13 +154,12 @@ def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
     )
 
 
-RUN_FILES = ("config.json", "metrics.jsonl", "groups.parquet", "groups.parquet.parts", "best", "final")
+RUN_FILES = ("config.json", "metrics.jsonl", "groups.parquet", "best", "final")
 
 
 def _start_afresh(out: Path) -> None:
     """No checkpoint to resume: remove what an earlier (finished or killed) run left, so nothing mixes."""
-    for name in RUN_FILES:
-        path = out / name
+    for path in [out / name for name in RUN_FILES] + [parts_dir(out / "groups.parquet")]:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
