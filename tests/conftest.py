@@ -49,7 +49,7 @@ def example_ids(tokenizer, texts=EXAMPLE):
 
 
 def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp",
-                 per_device=None):
+                 per_device=None, **args_overrides):
     """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
 
     With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed). With several processes, each
@@ -71,11 +71,12 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
     def reward(completions, completion_ids, **kw):
         return local(list(rewards))
 
-    args = LambdaGRPOConfig(
-        output_dir=tmp, method=method, beta=beta, loss_type=LOSS_TYPE[normalization], num_generations=k,
-        per_device_train_batch_size=per_device, gradient_accumulation_steps=1, max_completion_length=8, bf16=False,
-        use_cpu=True, report_to="none", save_strategy="no", learning_rate=1e-3, disable_dropout=True,
-    )
+    args = LambdaGRPOConfig(**{
+        "output_dir": tmp, "method": method, "beta": beta, "loss_type": LOSS_TYPE[normalization], "num_generations": k,
+        "per_device_train_batch_size": per_device, "gradient_accumulation_steps": 1, "max_completion_length": 8,
+        "bf16": False, "use_cpu": True, "report_to": "none", "save_strategy": "no", "learning_rate": 1e-3,
+        "disable_dropout": True, **args_overrides,
+    })
     ref = (ref_model or copy.deepcopy(model)) if beta else None
     trainer = LambdaGRPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),

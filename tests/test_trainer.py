@@ -14,8 +14,10 @@ def brute_force_sizes(rows):
     return [[sum(r[: t + 1] == row[: t + 1] for r in rows) for t in range(len(row))] for row in rows]
 
 
-def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normalization):
-    """The paper's loss, one token at a time, with logps from a plain forward pass (no TRL code)."""
+def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normalization, logit_scale=1.0):
+    """The paper's loss, one token at a time, with logps from a plain forward pass (no TRL code).
+
+    The authors' log-probs are those of the raw logits (`logit_scale` 1); TRL's are of logits / temperature."""
     r = torch.tensor(rewards)
     a = (r - r.mean()) / (r.std() + 1e-4)  # authors' code: unbiased std + 1e-4
     sizes = brute_force_sizes(rows)
@@ -25,10 +27,10 @@ def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normal
     total, per_seq = 0.0, []
     for i, row in enumerate(rows):
         ids = torch.tensor([prompt_ids + row])
-        logp = torch.log_softmax(model(ids).logits[0, len(prompt_ids) - 1 : -1], -1)
+        logp = torch.log_softmax(model(ids).logits[0, len(prompt_ids) - 1 : -1] * logit_scale, -1)
         logp = logp[torch.arange(len(row)), torch.tensor(row)]
         with torch.no_grad():
-            ref = torch.log_softmax(ref_model(ids).logits[0, len(prompt_ids) - 1 : -1], -1)
+            ref = torch.log_softmax(ref_model(ids).logits[0, len(prompt_ids) - 1 : -1] * logit_scale, -1)
             ref = ref[torch.arange(len(row)), torch.tensor(row)]
         seq = 0.0
         for t in range(len(row)):
@@ -55,10 +57,14 @@ def perturb(model, scale=0.05):
 @pytest.mark.parametrize("method", ["grpo", "lambda_grpo", "lambda_grpo_scaled"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 @pytest.mark.parametrize("normalization", ["token", "sequence"])
-def test_trainer_gradient_matches_paper_formula(tiny_model, tokenizer, tmp_path, method, beta, normalization):
+@pytest.mark.parametrize("temperature", [1.0, 0.75])
+def test_trainer_gradient_matches_paper_formula(tiny_model, tokenizer, tmp_path, method, beta, normalization,
+                                                temperature):
+    """At T = 0.75 (the paper's math runs) the authors' loss still takes log-probs of the raw logits."""
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)  # policy ≠ reference, so the KL term has a gradient
-    trainer = make_trainer(tiny_model, tokenizer, method, beta, normalization, ref_model, tmp=str(tmp_path))
+    trainer = make_trainer(tiny_model, tokenizer, method, beta, normalization, ref_model, tmp=str(tmp_path),
+                           temperature=temperature)
     model = trainer.model
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
     model.zero_grad()
@@ -72,6 +78,30 @@ def test_trainer_gradient_matches_paper_formula(tiny_model, tokenizer, tmp_path,
     expected = grads(model)
     assert expected.norm() > 0
     assert (ours - expected).norm() / expected.norm() < 1e-5
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.04])
+def test_sampling_logprob_temperature_matches_tempered_formula(tiny_model, tokenizer, tmp_path, beta):
+    """`logprob_temperature="sampling"` is TRL's choice: the same formula on logits / T, policy and reference alike;
+    it differs from the raw-logit gradient by far more than the tolerance."""
+    ref_model = copy.deepcopy(tiny_model)
+    perturb(tiny_model)
+    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", beta, "token", ref_model, tmp=str(tmp_path),
+                           temperature=0.75, logprob_temperature="sampling")
+    model = trainer.model
+    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
+    model.zero_grad()
+    trainer.compute_loss(model, inputs).backward()
+    ours = grads(model).clone()
+    prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
+    rows = example_ids(tokenizer)
+    expected = {}
+    for name, scale in (("tempered", 1 / 0.75), ("raw", 1.0)):
+        model.zero_grad()
+        paper_loss(model, ref_model, prompt_ids, rows, EXAMPLE_REWARDS, "lambda_grpo", beta, "token", scale).backward()
+        expected[name] = grads(model).clone()
+    assert (ours - expected["tempered"]).norm() / expected["tempered"].norm() < 1e-5
+    assert (ours - expected["raw"]).norm() / expected["raw"].norm() > 1e-2
 
 
 def test_lambda_weights_in_batch(tiny_model, tokenizer, tmp_path):

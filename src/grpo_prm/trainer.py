@@ -6,6 +6,7 @@ One trainer serves the three methods of `grpo_prm.weights.METHODS`; `method="grp
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
@@ -18,15 +19,27 @@ from grpo_prm.weights import check_method, token_weights
 # TRL's loss_type names for the two normalisers of grpo_prm.loss.
 NORMALIZATION = {"dapo": "token", "grpo": "sequence"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
+# Weights and optimiser state stay float32 under both: "fp32" is the authors' (float32 throughout), "mixed" computes
+# the forward/backward in bf16 under autocast. Plain AdamW on bf16 weights is not offered: at lr 1e-6 most updates
+# fall below bf16's resolution and are lost.
+PRECISIONS = ("fp32", "mixed")
+# Log-probs of the loss (policy, old and reference): "raw" from the unscaled logits (the authors'; the temperature
+# acts on sampling only) or "sampling" from logits / temperature (TRL's).
+LOGPROB_TEMPERATURES = ("raw", "sampling")
 
 
-def check_run_settings(method: str, group_size: int, loss_normalization: str) -> None:
+def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
+                       logprob_temperature: str = "raw") -> None:
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
     check_method(method)
     if group_size < 2:
         raise ValueError(f"group_size must be at least 2, got {group_size}")
     if loss_normalization not in LOSS_TYPE:
         raise ValueError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    if logprob_temperature not in LOGPROB_TEMPERATURES:
+        raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
 
 
 @dataclass
@@ -43,14 +56,35 @@ class LambdaGRPOConfig(GRPOConfig):
         use_bias_correction_kl (`bool`, defaults to `False`, TRL: `True`):
             The paper and the authors' code use the plain k3 KL term; TRL ≥ 1.x multiplies it by the (differentiable)
             importance ratio, which changes the KL gradient even on-policy.
+        logprob_temperature (`str`, defaults to `"raw"`):
+            `"raw"`: policy, old and reference log-probs from the unscaled logits, as in the authors' loss (the
+            temperature shapes sampling only). `"sampling"`: from `logits / temperature`, as TRL computes them. The
+            two differ whenever `temperature != 1` (the paper's math runs sample at 0.75).
+        disable_dropout (`bool`, defaults to `True`, TRL: `False`):
+            The authors sample in eval mode; TRL generates with the model in train mode, so without this every
+            rollout of a model with dropout (GPT-2: 0.1) is sampled with dropout active.
+        vllm_importance_sampling_correction (`bool`, defaults to `False`, TRL: `True`):
+            TRL's truncated importance weight between the trainer's and vLLM's sampling log-probs. The authors
+            sample with HF `generate` and have no such term. It compares against temperature-scaled log-probs, so
+            it requires `logprob_temperature="sampling"` when `temperature != 1`.
     """
 
     method: str = field(default="lambda_grpo", metadata={"help": "grpo, lambda_grpo or lambda_grpo_scaled."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
+    logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
+    disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
+    vllm_importance_sampling_correction: bool = field(default=False, metadata={"help": "TRL's vLLM IS weight."})
 
     def __post_init__(self):
         super().__post_init__()
         check_method(self.method)
+        if self.logprob_temperature not in LOGPROB_TEMPERATURES:
+            raise ValueError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
+                             f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
+        if (self.use_vllm and self.vllm_importance_sampling_correction and self.temperature != 1.0
+                and self.logprob_temperature == "raw"):
+            raise ValueError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
+                             "sampling log-probs are temperature-scaled, the raw ones are not")
         unsupported = {
             "loss_type": self.loss_type not in NORMALIZATION,
             "use_liger_kernel": self.use_liger_kernel,  # its fused loss takes (B,) advantages only
@@ -65,15 +99,18 @@ class LambdaGRPOConfig(GRPOConfig):
             raise ValueError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
 
 
-def authors_grpo_config(loss_normalization: str = "token", **fields) -> LambdaGRPOConfig:
+def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
     """`LambdaGRPOConfig` with the authors' optimiser set-up (paper.md §8), shared by the toy and the math runs.
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
-    optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `fields` set the rest
-    and may override any of these.
+    optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
+    `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     authors = {
         "loss_type": LOSS_TYPE[loss_normalization],
+        "bf16": precision == "mixed",
         "lr_scheduler_type": "constant",
         "warmup_steps": 0,
         "max_grad_norm": 0.0,
@@ -98,26 +135,47 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     `ref_model` (optional): TRL builds the β-reference from the policy's Hub id or folder; a policy built in memory
     (the toy's masked head, the tests) has neither, so it may be passed here. It is set up the way TRL sets up its own.
+
+    With `logprob_temperature="raw"` the fused log-prob heads that TRL puts on the policy and the reference are
+    replaced by ones at temperature 1, so policy, old and reference log-probs all come from the raw logits, while
+    generation keeps `temperature`. Trainable weights in bf16/fp16 are refused unless DeepSpeed keeps float32 master
+    weights (see `PRECISIONS`).
     """
 
     args: LambdaGRPOConfig
     recorder = None  # a grpo_prm.recording.GroupRecorder: every training group is written for the §3 analyses
 
     def __init__(self, *posargs, ref_model=None, **kwargs):
-        if ref_model is None:
-            super().__init__(*posargs, **kwargs)
-            return
         args = kwargs["args"]
-        beta, args.beta = args.beta, 0.0  # keep TRL from loading a reference of its own
+        beta = args.beta
+        if ref_model is not None:
+            args.beta = 0.0  # keep TRL from loading a reference of its own
         try:
             super().__init__(*posargs, **kwargs)
         finally:
             args.beta = beta
-        self.beta = beta
-        if args.disable_dropout:
-            disable_dropout_in_model(ref_model)
-        add_fused_lm_head(ref_model, temperature=self.temperature, cast_lm_head_to_fp32=args.cast_lm_head_to_fp32)
-        self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+        self._check_master_weights()
+        if ref_model is not None:
+            self.beta = beta
+            if args.disable_dropout:
+                disable_dropout_in_model(ref_model)
+            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+        # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
+        # patch wraps the first and answers every fused call itself (paper §2: log-probs of the raw logits).
+        self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
+        retemper = self.logprob_temperature != self.temperature
+        policy = self.model.get_base_model() if is_peft_model(self.model) else self.model
+        heads = [(policy, ("log_probs", "entropy"))] if retemper else []
+        if self.ref_model is not None and (ref_model is not None or retemper):
+            heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
+        for m, outputs in heads:
+            add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
+
+    def _check_master_weights(self) -> None:
+        low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
+        if low and not self.is_deepspeed_enabled:
+            raise ValueError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
+                             "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights")
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
