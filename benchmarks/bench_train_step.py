@@ -26,7 +26,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from trl import GRPOConfig, GRPOTrainer
 
 from grpo_prm.prefix_tree import size_statistics
-from grpo_prm.process_sets import process_set_sizes_grouped
+from grpo_prm.process_sets import duplicate_counts, process_set_sizes_grouped
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from grpo_prm.weights import token_weights
 
@@ -88,7 +88,7 @@ def lambda_work_seconds(rows, k, repeats):
         start = time.perf_counter()
         n_shared = process_set_sizes_grouped(ids, mask, k)
         token_weights(n_shared, k, "lambda_grpo")
-        size_statistics(n_shared, k)
+        size_statistics(n_shared, k, duplicate_counts(ids, mask, k))
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -5,8 +5,9 @@ Usage:
     python paper_figures/table_overlap.py --runs results/<profile>/overlap/<model>/k*/ \
         --paper paper_figures/reference/overlap_paper.csv --out-prefix paper_figures/<profile>/table_overlap
 
-Metrics per run: flat / total groups (a flat tree has no token with 1 < |λ| < k), the non-trivial share, and the
-mean path depth and intermediate proportion over every recorded trajectory and over the last step's. Rows are
+Metrics per run: flat / total groups (a flat tree has no intermediate step: no token with 1 < |λ| < k outside a leaf
+of identical completions), the non-trivial share, the share of completions with an identical copy in their group,
+and the mean path depth and intermediate proportion over every recorded trajectory and over the last step's. Rows are
 ordered by k, larger first. Writes <prefix>.md and <prefix>.csv (both or neither); a bad input is a one-line error
 and a non-zero exit.
 """
@@ -26,6 +27,7 @@ def row(k: int, steps: pd.DataFrame, summary: dict) -> dict:
     last = steps.iloc[-1]
     return {"k": k, "steps": summary["steps"], "groups": summary["groups"], "flat_groups": summary["flat_groups"],
             "nontrivial_pct": summary["nontrivial_pct"],
+            "duplicate_share": (steps["duplicate_share"] * steps["trajectories"]).sum() / steps["trajectories"].sum(),
             "path_depth_mean": last["path_depth_mean_cum"], "path_depth_mean_last": last["path_depth_mean"],
             "intermediate_proportion_mean": last["intermediate_proportion_mean_cum"],
             "intermediate_proportion_mean_last": last["intermediate_proportion_mean"]}
@@ -50,6 +52,7 @@ def markdown(table: pd.DataFrame) -> str:
         "steps": table.steps,
         "flat / groups": [count(f, g) for f, g in zip(table.flat_groups, table.groups)],
         "non-trivial": table.nontrivial_pct.map("{:.2f} %".format),
+        "duplicates": table.duplicate_share.map("{:.1%}".format),
         "path depth (all / last step)": [f"{a:.2f} / {b:.2f}" for a, b in
                                          zip(table.path_depth_mean, table.path_depth_mean_last)],
         "intermediate proportion (all / last step)": [f"{a:.3f} / {b:.3f}" for a, b in zip(
@@ -58,8 +61,9 @@ def markdown(table: pd.DataFrame) -> str:
         "paper flat / groups": [count(f, g) for f, g in zip(table.paper_flat_groups, table.paper_groups)],
         "paper non-trivial": table.paper_nontrivial_pct.map(lambda v: "—" if pd.isna(v) else f"{v:.2f} %"),
     })
-    return ("Overlap headline (paper §3): groups whose prefix tree is flat (no token with 1 < |λ| < k, so the implied "
-            "PRM is the ORM), and the mean path depth and intermediate proportion per trajectory.\n\n"
+    return ("Overlap headline (paper §3): groups whose prefix tree is flat (no token with 1 < |λ| < k outside a leaf "
+            "of identical completions, so the implied PRM is the ORM), the share of completions with an identical "
+            "copy in their group, and the mean path depth and intermediate proportion per trajectory.\n\n"
             f"{shown.to_markdown(index=False, disable_numparse=True)}\n")
 
 

@@ -75,7 +75,12 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
     assert sorted(set(zip(groups["step"].to_pylist(), groups["group"].to_pylist()))) == [
         (s, g) for s in range(4) for g in range(2)]  # 4 steps × 2 prompts, k = 3 rows each
     assert groups.num_rows == 4 * 2 * 3
-    assert json.loads((out / "config.json").read_text())["steps"] == 4
+    recorded = json.loads((out / "config.json").read_text())
+    assert recorded["steps"] == 4
+    assert {k: recorded[k] for k in ("precision", "logprob_temperature", "disable_dropout",
+                                     "vllm_importance_sampling_correction")} == {
+        "precision": "fp32", "logprob_temperature": "raw", "disable_dropout": True,
+        "vllm_importance_sampling_correction": False}  # how the run was made, the authors' way by default
 
 
 class Kill(TrainerCallback):

@@ -60,12 +60,14 @@ TREES = {
     "shared_root_then_flat": (["xab", "xcd", "xef"], True, [1, 1, 1], [0, 0, 0]),
     "identical": (["abc", "abc", "abc"], True, [1, 1, 1], [0, 0, 0]),
     "chain": (["abcd", "abce", "abf", "g"], False, [3, 3, 2, 1], [3 / 4, 3 / 4, 2 / 3, 0]),
-    "duplicates": (["ab", "ab", "cd"], False, [1, 1, 1], [1, 1, 0]),
+    # identical completions share one leaf (the authors' tree): no step of their own, the tree stays flat
+    "duplicates": (["ab", "ab", "cd"], True, [1, 1, 1], [0, 0, 0]),
+    "duplicates_below_branch": (["abc", "abc", "abd", "e"], False, [2, 2, 2, 1], [2 / 3, 2 / 3, 2 / 3, 0]),
     "strict_prefix": (["ab", "abc", "d"], False, [1, 2, 1], [1, 2 / 3, 0]),
     # root span "x" (|λ| = k) is not a step but its tokens count in the proportion's denominator
     "root_span_then_branch": (["xab", "xac", "xd"], False, [2, 2, 1], [1 / 3, 1 / 3, 0]),
     "flat_with_eos_only_shared": (["ae", "be", "ce", "de"], True, [1, 1, 1, 1], [0, 0, 0, 0]),
-    "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1, 1, 2 / 5, 2 / 3, 0]),
+    "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1 / 2, 1 / 2, 2 / 5, 2 / 3, 0]),
 }
 
 
@@ -92,14 +94,15 @@ def test_per_step_cumulative_and_sorted_columns_and_headline(tmp_path):
     path = record(tmp_path / "g.parquet", [[chain, flat], [flat, flat], [dup, flat]])
     df = analyse(path)
     assert df["step"].tolist() == [0, 1, 2]
-    assert df["groups"].tolist() == [2, 2, 2] and df["flat_groups"].tolist() == [1, 2, 1]
-    assert df["nontrivial_share"].tolist() == [0.5, 0.0, 0.5]
-    assert df["nontrivial_share_cum"].tolist() == pytest.approx([1 / 2, 1 / 4, 2 / 6])
+    assert df["groups"].tolist() == [2, 2, 2] and df["flat_groups"].tolist() == [1, 2, 2]  # duplicates: flat
+    assert df["nontrivial_share"].tolist() == [0.5, 0.0, 0.0]
+    assert df["nontrivial_share_cum"].tolist() == pytest.approx([1 / 2, 1 / 4, 1 / 6])
+    assert df["duplicate_share"].tolist() == [0.0, 0.0, 2 / 8]
     depth0, depth2 = [3, 3, 2, 1, 1, 1, 1, 1], [1] * 8
     assert df["path_depth_mean"].tolist() == pytest.approx([np.mean(depth0), 1.0, 1.0])
     assert df["path_depth_median"].tolist() == [1.0, 1.0, 1.0]
     props0 = [3 / 4, 3 / 4, 2 / 3, 0, 0, 0, 0, 0]
-    props2 = [1, 1, 0, 0, 0, 0, 0, 0]
+    props2 = [0] * 8
     assert df["intermediate_proportion_mean"].tolist() == pytest.approx([np.mean(props0), 0, np.mean(props2)])
     everything = [props0, [0] * 8, props2]
     cum = [np.concatenate(everything[: s + 1]) for s in range(3)]
@@ -108,8 +111,8 @@ def test_per_step_cumulative_and_sorted_columns_and_headline(tmp_path):
         [np.mean(depth0), np.mean(depth0 + [1] * 8), np.mean(depth0 + [1] * 8 + depth2)])
     assert df["intermediate_proportion_mean_sorted"].tolist() == pytest.approx(
         sorted([np.mean(props0), 0, np.mean(props2)]))
-    assert headline(df) == {"steps": 3, "groups": 6, "flat_groups": 4, "nontrivial_groups": 2,
-                            "nontrivial_pct": pytest.approx(100 / 3)}
+    assert headline(df) == {"steps": 3, "groups": 6, "flat_groups": 5, "nontrivial_groups": 1,
+                            "nontrivial_pct": pytest.approx(100 / 6)}
 
 
 def test_running_median_matches_numpy():
@@ -225,8 +228,10 @@ def test_distinct_step_rewards_and_the_group_picker(tmp_path):
     assert distinct_step_rewards(*encode(TREES["flat"][0]), [1.0, 0, 1]) == 2
     assert distinct_step_rewards(*encode(["xa", "xa", "xb"]), [1.0, 1, 0]) == 2  # root span "x" (R̂ = 2/3) not a step
     # rewards alternate 0, 1 within a step: `same` shares "ab" between two 0-reward completions (R̂ ∈ {0, 1});
-    # the chain's shared nodes have R̂ = 1/3 and 1/2
-    flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["ab", "xy", "ab", "zz"], TREES["chain"][0]
+    # the chain's shared nodes have R̂ = 1/3 and 1/2; `dups` shares only a leaf of identical copies (flat: 0)
+    flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["abx", "xy", "aby", "zz"], TREES["chain"][0]
+    dups = record(tmp_path / "d.parquet", [[["ab", "xy", "ab", "zz"]], [same]])
+    assert pick_group(dups, min_distinct=3)[:2] == (1, 0) and pick_group(dups, min_distinct=3)[-1] == 2
     path = record(tmp_path / "g.parquet", [[flat], [same, flat], [chain]])
     assert pick_group(path, min_distinct=3)[:2] == (2, 0) and pick_group(path, min_distinct=3)[-1] == 4
     fallback = record(tmp_path / "f.parquet", [[flat], [flat, same]])

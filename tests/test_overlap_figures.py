@@ -61,7 +61,9 @@ def test_headline_table_against_hand_counts_and_the_paper(runs, tmp_path):
     assert table.k.tolist() == [6, 4]  # larger k first, as in the paper's figure
     six, four = table.iloc[0], table.iloc[1]
     assert (four.groups, four.flat_groups, four.nontrivial_pct) == (2, 1, 50.0)  # step 1 of k = 4 is flat
-    assert (six.groups, six.flat_groups) == (2, 0)  # "A" ×3 / "B" ×3: |λ| = 3 < k = 6, not flat
+    # step 1, "A" ×3 / "B" ×3: two leaves of identical copies, flat; step 0 shares "A" among 3 of 6, not flat
+    assert (six.groups, six.flat_groups) == (2, 1)
+    assert (four.duplicate_share, six.duplicate_share) == (0.0, pytest.approx(8 / 12))
     # k = 4, step 0: depths 2, 2, 1, 1 (node "AB", then leaves); step 1 all 1 → mean 10/8, last step 1
     assert (four.path_depth_mean, four.path_depth_mean_last) == (pytest.approx(10 / 8), 1.0)
     # proportions step 0: 2/4, 2/4, 0, 0 → mean over both steps 1/8

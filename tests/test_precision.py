@@ -1,12 +1,15 @@
 """The paper profile trains as the authors trained (paper App. C; authors' code in float32, eval-mode sampling)."""
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.toy import ToyConfig, grpo_args, load_policy
 from grpo_prm.trainer import PRECISIONS, LambdaGRPOTrainer, authors_grpo_config
 from tests.conftest import make_tiny_model, make_trainer
@@ -76,3 +79,21 @@ def test_gpt2_default_has_dropout():
     """The premise of the test above: a default GPT-2 config samples with dropout in train mode."""
     assert dropout_active(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=8)))
 
+
+
+PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
+
+
+def test_paper_profile_trains_as_the_authors():
+    train = validate_config(yaml.safe_load(PAPER.read_text()))["math"]["train"]
+    assert train["precision"] in PRECISIONS and train["logprob_temperature"] == "raw"
+    assert train["vllm_importance_sampling_correction"] is False
+
+
+def test_config_refuses_importance_correction_with_raw_logprobs():
+    config = yaml.safe_load(PAPER.read_text())
+    config["math"]["train"]["vllm_importance_sampling_correction"] = True
+    with pytest.raises(ConfigError, match="math.train.vllm_importance_sampling_correction: needs logprob_temperature"):
+        validate_config(config)
+    config["math"]["train"]["logprob_temperature"] = "sampling"
+    validate_config(config)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from grpo_prm.prefix_tree import build_prefix_tree, group_statistics, size_statistics, step_advantages
-from grpo_prm.process_sets import process_set_sizes
+from grpo_prm.process_sets import duplicate_counts, process_set_sizes
 
 
 def encode(texts):
@@ -56,7 +56,8 @@ def test_worked_example_of_section_3():
         (["xab", "xcd", "xef"], True, [1, 1, 1], [0, 0, 0]),  # shared by all, then diverge: still flat
         (["abc", "abc", "abc"], True, [1, 1, 1], [0, 0, 0]),  # all identical: the root is the leaf
         (["abcd", "abce", "abf", "g"], False, [3, 3, 2, 1], [3 / 4, 3 / 4, 2 / 3, 0]),  # a chain
-        (["ab", "ab", "cd"], False, [1, 1, 1], [1, 1, 0]),  # duplicates: |λ| = 2 to the end
+        (["ab", "ab", "cd"], True, [1, 1, 1], [0, 0, 0]),  # duplicates share one leaf: no process step of its own
+        (["abc", "abc", "abd", "e"], False, [2, 2, 2, 1], [2 / 3, 2 / 3, 2 / 3, 0]),  # duplicates below a branch
         (["ab", "abc", "d"], False, [1, 2, 1], [1, 2 / 3, 0]),  # strict prefix (no EOS): its own span is empty
     ],
 )
@@ -66,7 +67,7 @@ def test_statistics_on_hand_built_trees(texts, flat, depths, props):
     assert tree.is_flat == flat
     assert [tree.path_depth(i) for i in range(len(texts))] == depths
     assert [tree.intermediate_proportion(i) for i in range(len(texts))] == pytest.approx(props)
-    fast = size_statistics(process_set_sizes(ids, mask), len(texts))
+    fast = size_statistics(process_set_sizes(ids, mask), len(texts), duplicate_counts(ids, mask, len(texts)))
     assert fast["path_depth"].tolist() == depths
     assert fast["intermediate_proportion"].tolist() == pytest.approx(props)
     assert fast["flat"].tolist() == [flat]
@@ -74,14 +75,37 @@ def test_statistics_on_hand_built_trees(texts, flat, depths, props):
     assert stats["flat"] == float(flat) and stats["path_depth"] == pytest.approx(sum(depths) / len(depths))
 
 
-def test_size_statistics_on_random_groups_agree_with_tree():
+def brute_force_intermediate(texts):
+    """Per token: shared by some but not all (1 < |λ| < k) and its process set is not made of identical copies
+    (the authors' tree merges identical completions into one leaf)."""
+    k = len(texts)
+    out = []
+    for y in texts:
+        row = []
+        for t in range(len(y)):
+            members = [z for z in texts if z[: t + 1] == y[: t + 1]]
+            row.append(1 < len(members) < k and len(set(members)) > 1)
+        out.append(row)
+    return out
+
+
+def test_size_statistics_on_random_groups_agree_with_tree_and_brute_force():
     gen = torch.Generator().manual_seed(0)
-    for _ in range(30):
+    duplicated = 0
+    for _ in range(60):
         k = int(torch.randint(2, 8, (1,), generator=gen))
-        texts = ["".join("ab"[int(x)] for x in torch.randint(0, 2, (int(torch.randint(1, 6, (1,), generator=gen)),),
+        texts = ["".join("ab"[int(x)] for x in torch.randint(0, 2, (int(torch.randint(1, 5, (1,), generator=gen)),),
                                                           generator=gen)) + "e" for _ in range(k)]
+        duplicated += len(set(texts)) < k
         ids, mask = encode(texts)
         tree = build_prefix_tree(ids, mask, [0.0] * k)
-        fast = size_statistics(process_set_sizes(ids, mask), k)
+        dups = duplicate_counts(ids, mask, k)
+        assert dups.tolist() == [texts.count(t) for t in texts]
+        fast = size_statistics(process_set_sizes(ids, mask), k, dups)
+        inner = brute_force_intermediate(texts)
         assert fast["path_depth"].tolist() == [tree.path_depth(i) for i in range(k)]
-        assert fast["flat"].item() == tree.is_flat
+        assert fast["flat"].item() == tree.is_flat == (not any(map(any, inner)))
+        props = [sum(row) / len(row) for row in inner]
+        assert fast["intermediate_proportion"].tolist() == pytest.approx(props)
+        assert [tree.intermediate_proportion(i) for i in range(k)] == pytest.approx(props)
+    assert duplicated > 10  # the draw exercises duplicate leaves

@@ -70,6 +70,11 @@ def _check_math(math: dict) -> None:
         for beta in math["betas"]:
             if beta not in lrs:
                 raise ConfigError(f"math.models.{name}.learning_rates: no lr for beta {beta}")
+    train = math["train"]
+    if (train["use_vllm"] and train["vllm_importance_sampling_correction"] and train["temperature"] != 1.0
+            and train["logprob_temperature"] == "raw"):
+        raise ConfigError("math.train.vllm_importance_sampling_correction: needs logprob_temperature sampling "
+                          "(vLLM's sampling log-probs are temperature-scaled)")
     offline = math["data"]["offline"]
     if offline["min_steps"] > offline["max_steps"]:
         raise ConfigError("math.data.offline: min_steps must not exceed max_steps")

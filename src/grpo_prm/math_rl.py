@@ -61,12 +61,16 @@ class MathRunConfig:
     stop_at_boxed: bool = True
     unparseable_gold: str = "reward_one"
     reward_timeout_s: float = 5.0
-    bf16: bool = False
+    precision: str = "fp32"  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
+    logprob_temperature: str = "raw"  # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
+    disable_dropout: bool = True  # the authors sample in eval mode
     use_vllm: bool = False
+    vllm_importance_sampling_correction: bool = False  # TRL's default is on; the authors had no such term
     record_groups: bool = True
 
     def __post_init__(self):
-        check_run_settings(self.method, self.group_size, self.loss_normalization)
+        check_run_settings(self.method, self.group_size, self.loss_normalization, self.precision,
+                           self.logprob_temperature)
 
 
 class BoxedStopTrainer(LambdaGRPOTrainer):
@@ -135,6 +139,7 @@ def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
     """The paper's rollout settings (App. C) on the authors' optimiser set-up; checkpoints every `save_every` steps."""
     return authors_grpo_config(
         cfg.loss_normalization,
+        cfg.precision,
         output_dir=str(Path(cfg.out) / "checkpoints"),
         method=cfg.method,
         beta=cfg.beta,
@@ -146,8 +151,10 @@ def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
         temperature=cfg.temperature,
         top_p=1.0,
         seed=cfg.seed,
-        bf16=cfg.bf16,
+        logprob_temperature=cfg.logprob_temperature,
+        disable_dropout=cfg.disable_dropout,
         use_vllm=cfg.use_vllm,
+        vllm_importance_sampling_correction=cfg.vllm_importance_sampling_correction,
         save_strategy="steps",
         save_steps=cfg.save_every,
         disable_tqdm=False,
@@ -183,7 +190,7 @@ def run_math(cfg: MathRunConfig) -> Path:
         _start_afresh(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16 if cfg.bf16 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)  # master weights (see PRECISIONS)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,

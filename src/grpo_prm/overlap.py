@@ -1,12 +1,14 @@
 """Does GRPO induce a non-trivial PRM? The overlap analysis of paper §3 (arXiv 2509.21154; paper.md §3–§6, §9).
 
 From a run recorded by `grpo_prm.recording`, per training step:
-- `groups`, `flat_groups`, `nontrivial_share`: groups, groups whose tree is flat (no token with 1 < |λ| < k, so the
+- `groups`, `flat_groups`, `nontrivial_share`: groups, groups whose tree is flat (no intermediate step, so the
   implied PRM is the ORM), and the non-flat share;
+- `duplicate_share`: the share of the step's completions that have an identical copy in their group. Identical
+  completions form one leaf of the authors' tree: they make no tree non-flat and their tokens are not intermediate;
 - `path_depth_*`, `intermediate_proportion_*`: per-trajectory statistics, with the conventions of
   `grpo_prm.prefix_tree` (depth excludes the whole-group root span and is at least 1; proportion = share of a
-  trajectory's tokens with 1 < |λ| < k), aggregated three ways, since the paper's monotone step-function curves may
-  not be per-step values (paper.md §9):
+  trajectory's tokens with 1 < |λ| < k outside a leaf), aggregated three ways, since the paper's monotone
+  step-function curves may not be per-step values (paper.md §9):
     `*_mean`, `*_median`          over the trajectories of that step (per-step);
     `*_mean_cum`, `*_median_cum`  over every trajectory of steps ≤ that step (cumulative);
     `*_mean_sorted`, ...          the per-step column sorted ascending (row s holds the s-th smallest per-step value).
@@ -33,7 +35,7 @@ import torch
 from grpo_prm.cli import exit_on_error
 from grpo_prm.io import write_atomic
 from grpo_prm.prefix_tree import build_prefix_tree, size_statistics, step_advantages
-from grpo_prm.process_sets import process_set_sizes
+from grpo_prm.process_sets import duplicate_counts, process_set_sizes
 from grpo_prm.recording import read_groups
 
 STATS = ("path_depth", "intermediate_proportion")
@@ -41,17 +43,19 @@ STATS = ("path_depth", "intermediate_proportion")
 
 def trajectory_frame(path) -> pd.DataFrame:
     """One row per recorded completion: step, group, index, k, length, reward, path_depth, intermediate_proportion,
-    and its group's `flat` flag."""
-    cols = {c: [] for c in ("step", "group", "k", "length", "reward", "flat", *STATS)}
+    its group's `flat` flag and whether it has an identical copy in its group (`duplicate`)."""
+    cols = {c: [] for c in ("step", "group", "k", "length", "reward", "flat", "duplicate", *STATS)}
     for step, group, ids, mask, rewards in read_groups(path):
         k = ids.shape[0]
-        stats = size_statistics(process_set_sizes(ids, mask), k)  # (k,), (k,), (1,)
+        copies = duplicate_counts(ids, mask, k)
+        stats = size_statistics(process_set_sizes(ids, mask), k, copies)  # (k,), (k,), (1,)
         cols["step"].append(np.full(k, step))
         cols["group"].append(np.full(k, group))
         cols["k"].append(np.full(k, k))
         cols["length"].append(mask.sum(1).numpy())
         cols["reward"].append(rewards.numpy())
         cols["flat"].append(np.full(k, bool(stats["flat"][0])))
+        cols["duplicate"].append((copies > 1).numpy())
         for name in STATS:
             cols[name].append(stats[name].numpy().astype(np.float64))
     frame = pd.DataFrame({c: np.concatenate(v) if v else [] for c, v in cols.items()})
@@ -81,6 +85,7 @@ def step_frame(traj: pd.DataFrame) -> pd.DataFrame:
     by_step = traj.groupby("step")
     df["trajectories"], df["tokens"] = by_step.size(), by_step["length"].sum()
     df["reward_mean"] = by_step["reward"].mean()
+    df["duplicate_share"] = by_step["duplicate"].mean()
     for name in STATS:
         df[f"{name}_mean"], df[f"{name}_median"] = by_step[name].mean(), by_step[name].median()
     df["nontrivial_share_cum"] = 1 - df["flat_groups"].cumsum() / df["groups"].cumsum()
@@ -308,7 +313,8 @@ def pick_group(path, step: int | None = None, group: int = 0, min_distinct: int 
             if (s, g) == (step, group):
                 return s, g, ids, mask, rewards, distinct_step_rewards(ids, mask, rewards)
             continue
-        flat = bool(size_statistics(process_set_sizes(ids, mask), ids.shape[0])["flat"][0])
+        k = ids.shape[0]
+        flat = bool(size_statistics(process_set_sizes(ids, mask), k, duplicate_counts(ids, mask, k))["flat"][0])
         distinct = 0 if flat else distinct_step_rewards(ids, mask, rewards)
         if best is None or distinct > best[-1]:
             best = (s, g, ids, mask, rewards, distinct)

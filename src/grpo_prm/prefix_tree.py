@@ -8,8 +8,10 @@ GRPO's loss equals the PRM-aware loss that gives token t of completion i the adv
 Statistics (conventions of `paper.md` §9, pinned down here):
 - path depth of a trajectory: number of process steps on its root-to-leaf path, not counting the root span shared
   by the whole group (whose advantage is 0), and at least 1; a flat tree has depth 1 everywhere.
-- intermediate proportion: share of a trajectory's tokens with 1 < |λ| < k (shared, but not by everyone).
-- flat tree: no token with 1 < |λ| < k, i.e. the implied PRM is the ORM.
+- intermediate proportion: share of a trajectory's tokens in an intermediate step: 1 < |λ| < k (shared, but not by
+  everyone) and not a leaf. Identical completions end in one leaf of the authors' tree, whose tokens get no process
+  reward beyond the outcome although |λ| counts every copy (λ-GRPO's weights keep counting them, as the authors').
+- flat tree: no intermediate step, i.e. the implied PRM is the ORM.
 
 These routines are for analysis (k² memory per token is fine there); training uses `process_set_sizes`.
 """
@@ -29,6 +31,11 @@ class ProcessStep:
     members: tuple[int, ...]
     reward: float  # R̂(λ)
     advantage: float  # Â(λ)
+    leaf: bool = False  # every member ends here: one completion, or identical copies of it
+
+    def intermediate(self, group_size: int) -> bool:
+        """Shared by some but not all completions, and a real branch point rather than a leaf of duplicates."""
+        return 1 < len(self.members) < group_size and not self.leaf
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,15 @@ class PrefixTree:
         return max(1, sum(len(self.steps[s].members) < self.group_size for s in self.paths[i]))
 
     def intermediate_proportion(self, i: int) -> float:
-        """Share of trajectory i's tokens that lie in a step with 1 < |λ| < k."""
+        """Share of trajectory i's tokens that lie in an intermediate step (`ProcessStep.intermediate`)."""
         spans = [self.steps[s] for s in self.paths[i]]
         n = sum(s.end - s.start for s in spans)
-        inner = sum(s.end - s.start for s in spans if 1 < len(s.members) < self.group_size)
+        inner = sum(s.end - s.start for s in spans if s.intermediate(self.group_size))
         return inner / n if n else 0.0
 
     @property
     def is_flat(self) -> bool:
-        return all(not (1 < len(s.members) < self.group_size) for s in self.steps)
+        return not any(s.intermediate(self.group_size) for s in self.steps)
 
 
 def shared_prefix_lengths(token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -103,7 +110,8 @@ def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps:
             if key not in index:
                 reward = sum(rewards[j] for j in members) / len(members)
                 index[key] = len(steps)
-                steps.append(ProcessStep(start, end, members, reward, (reward - mean) / (std + eps)))
+                leaf = all(lengths[j] == end for j in members)
+                steps.append(ProcessStep(start, end, members, reward, (reward - mean) / (std + eps), leaf))
             path.append(index[key])
         paths.append(path)
     return PrefixTree(steps, paths, k)
@@ -121,11 +129,17 @@ def group_statistics(tree: PrefixTree) -> dict[str, float]:
     }
 
 
-def size_statistics(n_shared: torch.Tensor, group_size: int) -> dict[str, torch.Tensor]:
-    """The same statistics from |λ| alone, vectorised for many groups (the trainer logs these every step).
+def size_statistics(n_shared: torch.Tensor, group_size: int, duplicates: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same statistics from |λ| and the duplicate counts, vectorised for many groups (the trainer logs these).
 
     A new process step starts wherever |λ| changes along a row (membership only shrinks, so the size changes with
-    it). Rows come in consecutive groups of `group_size`.
+    it). The copies of a row are members of every one of its steps, so its tokens with |λ| equal to its number of
+    copies are exactly its leaf. Rows come in consecutive groups of `group_size`.
+
+    Args:
+        n_shared (`torch.LongTensor` of shape `(B, T)`): |λ(i, t)|, 0 on padding (`process_sets`).
+        group_size (`int`): k.
+        duplicates (`torch.LongTensor` of shape `(B,)`): copies of each row in its group (`duplicate_counts`).
 
     Returns:
         dict with `path_depth` (B,), `intermediate_proportion` (B,) and `flat` (G,) (bool per group).
@@ -134,7 +148,8 @@ def size_statistics(n_shared: torch.Tensor, group_size: int) -> dict[str, torch.
     below_root = valid & (n_shared < group_size)
     starts = torch.ones_like(valid)
     starts[:, 1:] = n_shared[:, 1:] != n_shared[:, :-1]
-    inner = valid & (n_shared > 1) & (n_shared < group_size)
+    leaf = n_shared == duplicates[:, None]
+    inner = valid & (n_shared > 1) & (n_shared < group_size) & ~leaf
     return {
         "path_depth": (starts & below_root).sum(1).clamp(min=1),
         "intermediate_proportion": inner.sum(1) / valid.sum(1).clamp(min=1),

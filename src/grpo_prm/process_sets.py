@@ -92,3 +92,17 @@ def process_set_sizes_grouped(token_ids: torch.Tensor, mask: torch.Tensor, group
     return torch.cat(
         [process_set_sizes(token_ids[g : g + group_size], mask[g : g + group_size]) for g in range(0, B, group_size)]
     )
+
+
+def duplicate_counts(token_ids: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """How many completions of its group are identical to each row (itself included), for rows in consecutive
+    groups of `group_size`. Shape (B,).
+
+    Identical completions share one leaf of the authors' prefix tree: the tokens of that leaf are a process step of
+    their own, not a shared prefix, although |λ| counts every copy there (and λ-GRPO weights them by it).
+    """
+    valid = mask.bool().long().cumprod(1).bool()  # a row ends at its first pad, as in `process_set_sizes`
+    group = torch.arange(token_ids.shape[0], device=token_ids.device)[:, None] // group_size
+    keyed = torch.cat([group, token_ids.masked_fill(~valid, -1)], 1)
+    _, inverse, counts = torch.unique(keyed, dim=0, return_inverse=True, return_counts=True)
+    return counts[inverse]

@@ -12,7 +12,7 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.prefix_tree import size_statistics
-from grpo_prm.process_sets import process_set_sizes_grouped
+from grpo_prm.process_sets import duplicate_counts, process_set_sizes_grouped
 from grpo_prm.recording import record_batch, trl_rewards
 from grpo_prm.weights import check_method, token_weights
 
@@ -187,7 +187,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
             record_batch(self.recorder, batch, self.state.global_step, k, rewards)
         n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
         weights = token_weights(n_shared, k, self.args.method)
-        self._log_tree_metrics(n_shared, mask, weights, k)
+        self._log_tree_metrics(n_shared, duplicate_counts(ids, mask, k), mask, weights, k)
         n_local, t_local = out["completion_ids"].shape
         start = self.accelerator.process_index * n_local
         out["lambda_weights"] = weights[start : start + n_local, :t_local]
@@ -199,9 +199,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
             return x
         return self.accelerator.gather(self.accelerator.pad_across_processes(x, dim=1, pad_index=0))
 
-    def _log_tree_metrics(self, n_shared, mask, weights, k):
+    def _log_tree_metrics(self, n_shared, duplicates, mask, weights, k):
         mode = "train" if self.model.training else "eval"
-        stats = size_statistics(n_shared, k)
+        stats = size_statistics(n_shared, k, duplicates)
         valid = mask.float()
         metrics = {
             "lambda/weight_mean": (weights * valid).sum() / valid.sum().clamp(min=1),
@@ -209,6 +209,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
             "tree/flat_frac": stats["flat"].float().mean(),
             "tree/path_depth": stats["path_depth"].float().mean(),
             "tree/intermediate_proportion": stats["intermediate_proportion"].mean(),
+            "tree/duplicate_frac": (duplicates > 1).float().mean(),
         }
         for name, value in metrics.items():
             self._metrics[mode][name].append(value.item())
