@@ -4,8 +4,8 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
+import yaml
 from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
