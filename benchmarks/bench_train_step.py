@@ -63,7 +63,7 @@ def make_trainer(cls, config_cls, rows, k, vocab, tmp, **extra):
 
     args = config_cls(output_dir=tmp, num_generations=k, per_device_train_batch_size=len(rows), bf16=False,
                       use_cpu=True, report_to="none", max_completion_length=len(rows[0]),
-                      use_bias_correction_kl=False, **extra)
+                      use_bias_correction_kl=False, disable_dropout=True, **extra)  # same model work for both
     trainer = cls(model=model, reward_funcs=reward, args=args, processing_class=tokenizer, rollout_func=rollout,
                   train_dataset=Dataset.from_dict({"prompt": ["w1"] * len(rows)}))
     trainer.model.train()
