@@ -9,10 +9,9 @@ from pathlib import Path
 
 import datasets
 import pytest
-
-from grpo_prm.data import TABLE2, load_benchmark
 from math_verify import verify
 
+from grpo_prm.data import TABLE2, load_benchmark
 from grpo_prm.extractive_match import PRECISION, GoldError, is_correct, parse_gold
 from grpo_prm.reward import MathReward
 
