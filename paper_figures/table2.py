@@ -313,6 +313,12 @@ CAPTION = (
 )
 
 
+DIFF_HEADER = (
+    "Differences (λ-GRPO minus GRPO at the same β, and minus Base); * = the difference's 95 % interval, "
+    "±1.96·sqrt(se₁² + se₂²), excludes 0:"
+)
+
+
 def _tex(df: pd.DataFrame, cap: str, label: str) -> str:
     tex_df = df.map(lambda s: s.replace("±", r"$\pm$").replace("λ", r"$\lambda$").replace("—", "--").replace("−", "-"))
     tex_df.columns = [c.replace("λ", r"$\lambda$").replace("β", r"$\beta$").replace("−", "-") for c in df.columns]
@@ -328,8 +334,7 @@ def render(table: pd.DataFrame) -> dict[str, str]:
     md_opts = {"index": False, "disable_numparse": True}
     md = "\n\n".join(
         [CAPTION, shown_table.to_markdown(**md_opts),
-         "Differences (λ-GRPO minus GRPO at the same β, and minus Base); * = the difference's 95 % interval, "
-         "±1.96·sqrt(se₁² + se₂²), excludes 0:", diff.to_markdown(**md_opts),
+         DIFF_HEADER, diff.to_markdown(**md_opts),
          "Counts over the benchmark cells of every (model, β):\n" + "\n".join(counts_text(table, diff_values))]
     )  # fmt: skip
     tex = _tex(shown_table, CAPTION.replace("λ", r"$\lambda$").replace("§", r"\S "), "tab:table2") + "\n"
