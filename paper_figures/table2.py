@@ -1,7 +1,7 @@
 """Table 2 of arXiv 2509.21154 (§5; paper.md §12): downstream accuracy on five maths benchmarks, with its figure.
 
 Usage:
-    python paper_figures/table2.py --results results/<profile>/eval/*/*/*.json \
+    python paper_figures/table2.py --results $(find results/<profile>/eval -name "*.json") \
         --paper paper_figures/reference/table2_paper.csv --out-prefix results/<profile>/paper_figures/table2
 
 Inputs are the `<out>.json` files of `python -m grpo_prm.evaluate`, each with an `identity` {model, beta, method,
