@@ -255,3 +255,47 @@ def test_vllm_model_args_are_known_to_lm_eval(tmp_path):
     accepted = {a.arg for a in init.args.args + init.args.kwonlyargs} | {"gpu_memory_utilization"}  # engine kwarg
     args = model_args("vllm", tmp_path, max_gen_toks=4096)
     assert set(args) <= accepted and args["max_model_len"] > 4096 and args["pretrained"] == str(tmp_path)
+
+
+# ---- Protocols in the config ----
+
+
+def _config(name: str) -> dict:
+    import yaml
+
+    from grpo_prm.config import validate_config
+
+    return validate_config(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()))
+
+
+def test_paper_profile_evaluates_open_rs_and_refuses_unpinned_hub_data():
+    ev = _config("paper.yaml")["eval"]
+    assert ev["protocol"] == ["open_rs"] and ev["samples"] == 1 and ev["require_revisions"] is True
+    assert ev["protocols"]["open_rs"] == {"prompt": "open_rs_query", "temperature": 0.6, "top_p": 0.95,
+                                          "max_gen_toks": 32768}  # fmt: skip
+
+
+def test_default_profile_exercises_greedy_and_four_samples():
+    ev = _config("config.yaml")["eval"]
+    assert ev["protocol"] == ["greedy", "sampled"] and ev["samples"] == 4
+    assert ev["protocols"]["greedy"]["temperature"] == 0 and ev["protocols"]["sampled"]["temperature"] > 0
+
+
+@pytest.mark.parametrize(
+    "protocols, needle",
+    [
+        ({"open_rs": {"prompt": "open_rs_query", "temperature": 1.0, "top_p": 0.95, "max_gen_toks": 8}},
+         "eval.protocols.open_rs.temperature: 0.6 was expected"),
+        ({"greedy": {"prompt": "system", "temperature": 0.0, "top_p": 1.0}}, "'max_gen_toks' is a required property"),
+        ({"x": {"prompt": "system", "temperature": 0.5, "top_p": 0.0, "max_gen_toks": 8}}, "eval.protocols.x.top_p"),
+    ],
+)  # fmt: skip
+def test_protocol_settings_are_validated(protocols, needle):
+    import yaml
+
+    from grpo_prm.config import ConfigError, validate_config
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config["eval"].update(protocols=protocols, protocol=list(protocols))
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        validate_config(config)
