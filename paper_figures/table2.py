@@ -1,18 +1,24 @@
 """Table 2 of arXiv 2509.21154 (§5; paper.md §12): downstream accuracy on five maths benchmarks, with its figure.
 
 Usage:
-    python paper_figures/table2.py --results results/<profile>/eval/*.json \
+    python paper_figures/table2.py --results $(find results/<profile>/eval -name "*.json") \
         --paper paper_figures/reference/table2_paper.csv --out-prefix results/<profile>/paper_figures/table2
 
 Inputs are the `<out>.json` files of `python -m grpo_prm.evaluate`, each with an `identity` {model, beta, method,
-seed} (method `base` has no beta) and per benchmark `scores` (0/1 per problem, in problem order). Writes
-<prefix>.md (tables and counts), <prefix>.csv (one row per source × model × β × method), <prefix>.tex (booktabs)
-and <prefix>.{png,pdf} (a compact bar chart), all or nothing; bad input exits non-zero with a one-line error.
+seed} (method `base` has no beta), its `protocol` {name, samples} and per benchmark `scores` (per problem, in
+problem order: the share of its n samples that are correct; 0/1 with one sample). Each protocol is its own source
+of rows (`ours:<protocol>`), beside the paper's. Writes <prefix>.md (tables and counts), <prefix>.csv (one row per
+source × model × β × method), <prefix>.tex (booktabs) and <prefix>.{png,pdf} (a compact bar chart), all or
+nothing; bad input exits non-zero with a one-line error.
 
-Metric: per cell, accuracy averaged over seeds. Its ± is the standard error over problems of the seed-averaged
-per-problem score, std(ddof=1)/sqrt(n); with one seed this is the paper's (and lm-eval's) sqrt(p(1-p)/(n-1)).
-Avg is the unweighted mean of the five benchmarks. Marking (the paper's colours of λ-GRPO cells, strict
-inequality): green beats GRPO (same model and β) and Base, yellow only GRPO, orange only Base, red neither.
+Metric: per cell, accuracy averaged over seeds and samples (avg@n). Its ± is the standard error over problems of
+the per-problem score averaged over seeds and samples, std(ddof=1)/sqrt(n): clustered by problem, so it counts
+both which problems a benchmark holds and which samples were drawn (grpo_prm.sample_stats); with one seed and one
+sample it is the paper's (and lm-eval's) sqrt(p(1-p)/(n-1)). Avg is the unweighted mean of the five benchmarks.
+Marking (the paper's colours of λ-GRPO cells, strict inequality): green beats GRPO (same model and β) and Base,
+yellow only GRPO, orange only Base, red neither. A difference is supported by the intervals (marked `*`) where its
+95 % interval excludes 0: |Δ| > 1.96·sqrt(se₁² + se₂²), the two cells' standard errors taken as independent (the
+paper prints no per-problem scores, so ours are treated alike; pairing by problem would give narrower intervals).
 """
 
 import argparse
@@ -28,6 +34,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from grpo_prm.io import write_atomic
+from grpo_prm.sample_stats import Z95
 from grpo_prm.weights import METHOD_LABELS
 
 BENCHMARKS = {
@@ -54,7 +61,7 @@ class InputError(Exception):
 
 
 def read_result(path: str | Path) -> dict:
-    """One evaluation JSON as `{model, beta, method, seed, scores: {benchmark: [0/1, ...]}}`."""
+    """One evaluation JSON as `{source, model, beta, method, seed, scores: {benchmark: [share correct, ...]}}`."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -68,7 +75,7 @@ def read_result(path: str | Path) -> dict:
     if missing:
         raise InputError(f"{path}: identity lacks {', '.join(missing)}")
     scores = {b: t.get("scores") for b, t in (data.get("tasks") or {}).items() if b in COLUMNS}
-    bad = [b for b, s in scores.items() if not s or any(v not in (0, 1) for v in s)]
+    bad = [b for b, s in scores.items() if not s or any(not isinstance(v, int | float) or not 0 <= v <= 1 for v in s)]
     if bad or not scores:
         raise InputError(
             f"{path}: no Table-2 benchmark (or offline test set) with per-problem scores"
@@ -76,8 +83,11 @@ def read_result(path: str | Path) -> dict:
             else f"{path}: bad scores for {bad[0]}"
         )
     beta = None if identity["method"] == "base" else float(identity["beta"])
-    return {"model": str(identity["model"]), "beta": beta, "method": str(identity["method"]),
-            "seed": int(identity.get("seed", 0)), "scores": scores, "path": str(path)}  # fmt: skip
+    protocol = data.get("protocol") or {}
+    source = f"ours:{protocol['name']}" if protocol.get("name") else "ours"  # results written before protocols
+    return {"source": source, "samples": int(protocol.get("samples", 1)), "model": str(identity["model"]),
+            "beta": beta, "method": str(identity["method"]), "seed": int(identity.get("seed", 0)), "scores": scores,
+            "path": str(path)}  # fmt: skip
 
 
 def read_paper(path: str | Path) -> pd.DataFrame:
@@ -105,16 +115,19 @@ def seed_cell(scores: list[list[int]]) -> tuple[float, float]:
 
 
 def build_ours(results: list[dict]) -> pd.DataFrame:
-    """One row per (model, beta, method): `<bench>`, `<bench>_stderr`, `avg` and `seeds`, averaged over seeds."""
+    """One row per (source, model, beta, method): `<bench>`, `<bench>_stderr`, `avg`, `seeds` and `samples`,
+    averaged over seeds and samples."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
-        groups.setdefault((r["model"], r["beta"], r["method"]), []).append(r)
+        groups.setdefault((r["source"], r["model"], r["beta"], r["method"]), []).append(r)
     rows = []
-    for key, runs in groups.items():
+    for (source, *key), runs in groups.items():
         seeds = [r["seed"] for r in runs]
         if len(set(seeds)) < len(seeds):
-            raise InputError(f"{runs[-1]['path']}: same (model, beta, method, seed) as another result")
-        row = dict(zip(KEYS, key)) | {"seeds": len(runs)}
+            raise InputError(f"{runs[-1]['path']}: same (protocol, model, beta, method, seed) as another result")
+        if len({r["samples"] for r in runs}) > 1:
+            raise InputError(f"{runs[-1]['path']}: another number of samples than other seeds of its cell")
+        row = {"source": source} | dict(zip(KEYS, key)) | {"seeds": len(runs), "samples": runs[0]["samples"]}
         for b in COLUMNS:
             per_seed = [r["scores"][b] for r in runs if b in r["scores"]]
             if per_seed and len(per_seed) < len(runs):
@@ -141,7 +154,7 @@ def _sort_key(df: pd.DataFrame) -> pd.DataFrame:
 
 def build_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Ours and the paper's rows, long (column `source`), with each λ row's marking per benchmark and Avg."""
-    table = pd.concat([ours.assign(source="ours"), paper.assign(source="paper", seeds=pd.NA)], ignore_index=True)
+    table = pd.concat([ours, paper.assign(source="paper", seeds=pd.NA, samples=1)], ignore_index=True)
     table = _sort_key(table).sort_values(["_m", "_b", "_x", "source"]).drop(columns=["_m", "_b", "_x"])
     table = table.reset_index(drop=True)
     for col in [*COLUMNS, "avg"]:
@@ -170,14 +183,18 @@ def marking(table: pd.DataFrame, i: int, col: str) -> str:
 
 
 def differences(table: pd.DataFrame) -> pd.DataFrame:
-    """λ − GRPO and λ − Base per λ row, benchmark and Avg."""
+    """λ − GRPO and λ − Base per λ row, benchmark and Avg; `<bench>_supported`: its 95 % interval excludes 0."""
     rows = []
     for i in table.index[table["method"].str.startswith("lambda")]:
         row = table.loc[i]
         for ref in ("grpo", "base"):
             diff = {c: row[c] - _reference(table, row, ref, c) for c in [*COLUMNS, "avg"]}
+            for c in COLUMNS:
+                se = (row[f"{c}_stderr"] ** 2 + _reference(table, row, ref, f"{c}_stderr") ** 2) ** 0.5
+                diff[f"{c}_supported"] = bool(abs(diff[c]) > Z95 * se) if pd.notna(diff[c]) and pd.notna(se) else None
             rows.append({"source": row["source"], **row[KEYS].to_dict(), "vs": METHODS[ref]} | diff)
-    return pd.DataFrame(rows, columns=["source", *KEYS, "vs", *COLUMNS, "avg"])
+    supported = [f"{c}_supported" for c in COLUMNS]
+    return pd.DataFrame(rows, columns=["source", *KEYS, "vs", *COLUMNS, "avg", *supported])
 
 
 def win_counts(table: pd.DataFrame, source: str, method: str = "lambda_grpo") -> dict:
@@ -199,9 +216,18 @@ def win_counts(table: pd.DataFrame, source: str, method: str = "lambda_grpo") ->
 # ---------------------------------------------------------------- rendering
 
 
+def source_label(source: str, samples=1) -> str:
+    """`ours:sampled` with 4 samples -> "ours, sampled, avg@4"; the paper's rows stay "paper"."""
+    if not source.startswith("ours:"):
+        return source
+    n = 1 if pd.isna(samples) else int(samples)
+    return f"ours, {source.removeprefix('ours:')}" + (f", avg@{n}" if n > 1 else "")
+
+
 def _label(row) -> list[str]:
     beta = "—" if pd.isna(row["beta"]) else f"{row['beta']:g}"
-    return [MODELS.get(row["model"], row["model"]), beta, METHODS.get(row["method"], row["method"]), row["source"]]
+    source = source_label(row["source"], row.get("samples", 1))
+    return [MODELS.get(row["model"], row["model"]), beta, METHODS.get(row["method"], row["method"]), source]
 
 
 def _cell(value, stderr, mark="") -> str:
@@ -225,9 +251,22 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", *(COLUMNS[b] for b in cols), "Avg."])
 
 
-def display_differences(diff: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+def _supported(value) -> bool:
+    """A `<bench>_supported` value (True, False, or None/NaN where a value is missing) as a bool."""
+    return value is not None and not pd.isna(value) and bool(value)
+
+
+def _diff_cell(r, c) -> str:
+    if pd.isna(r[c]):
+        return "—"
+    return f"{r[c]:+.4f}" + ("*" if _supported(r.get(f"{c}_supported")) else "")
+
+
+def display_differences(diff: pd.DataFrame, cols: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    samples = {s: n for s, n in zip(table["source"], table["samples"])}
     rows = [
-        _label(r)[:3] + [r["source"], f"λ − {r['vs']}"] + ["—" if pd.isna(r[c]) else f"{r[c]:+.4f}" for c in [*cols, "avg"]]
+        _label(r)[:3] + [source_label(r["source"], samples.get(r["source"], 1)), f"λ − {r['vs']}"]
+        + [_diff_cell(r, c) for c in [*cols, "avg"]]
         for _, r in diff.iterrows()
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", "Difference", *(COLUMNS[b] for b in cols), "Avg."])
@@ -237,24 +276,46 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else ("es" if word.endswith("s") else "s"))
 
 
-def counts_text(table: pd.DataFrame) -> list[str]:
+def counts_text(table: pd.DataFrame, diff: pd.DataFrame) -> list[str]:
     lines = []
-    for source in ("ours", "paper"):
+    samples = {s: n for s, n in zip(table["source"], table["samples"])}
+    for source in sorted(set(table["source"]), key=lambda s: (s == "paper", s)):
         c = win_counts(table, source)
         if c["grpo"]["cells"] or c["base"]["cells"]:
             g, b = c["grpo"], c["base"]
             lines.append(
-                f"- {source}: λ-GRPO beats GRPO in {g['wins']} of {g['cells']} benchmark cells "
-                f"({_n(g['losses'], 'loss')}, {_n(g['ties'], 'tie')}) and Base in {b['wins']} of {b['cells']} "
-                f"({_n(b['losses'], 'loss')}, {_n(b['ties'], 'tie')})."
+                f"- {source_label(source, samples.get(source, 1))}: λ-GRPO beats GRPO in {g['wins']} of {g['cells']} "
+                f"benchmark cells ({_n(g['losses'], 'loss')}, {_n(g['ties'], 'tie')}) and Base in {b['wins']} of "
+                f"{b['cells']} ({_n(b['losses'], 'loss')}, {_n(b['ties'], 'tie')}). "
+                + supported_text(diff[(diff["source"] == source) & (diff["method"] == "lambda_grpo")])
             )
     return lines
 
 
+def supported_text(diff: pd.DataFrame) -> str:
+    """How many λ-GRPO − GRPO / − Base benchmark differences the 95 % intervals support, and which way."""
+    parts = []
+    for vs in ("GRPO", "Base"):
+        rows = diff[diff["vs"] == vs]
+        marks = [(r[c], r[f"{c}_supported"]) for _, r in rows.iterrows() for c in COLUMNS if pd.notna(r[c])]
+        up = sum(1 for d, ok in marks if _supported(ok) and d > 0)
+        down = sum(1 for d, ok in marks if _supported(ok) and d < 0)
+        parts.append(f"vs {vs}, {up + down} of {len(marks)} ({up} up, {down} down)")
+    return "Differences the 95 % intervals support: " + "; ".join(parts) + "."
+
+
 CAPTION = (
-    "Table 2 (arXiv 2509.21154 §5): exact-match accuracy, zero-shot, greedy, math-verify on the first boxed answer. "
-    "Ours: mean over seeds ± standard error over problems; paper: as printed. λ-GRPO cells are marked green (beats "
-    "GRPO and Base), yellow (only GRPO), orange (only Base), red (neither); ties do not count."
+    "Table 2 (arXiv 2509.21154 §5): exact-match accuracy, zero-shot, math-verify extractive match. Ours, per "
+    "protocol (README, Evaluation protocols): mean over seeds and samples (avg@n) ± standard error clustered by "
+    "problem; paper: its single sample per problem, as printed (± sqrt(p(1-p)/(n-1))). A 95 % interval is "
+    "± 1.96 standard errors. λ-GRPO cells are marked green (beats GRPO and Base), yellow (only GRPO), orange (only "
+    "Base), red (neither); ties do not count."
+)
+
+
+DIFF_HEADER = (
+    "Differences (λ-GRPO minus GRPO at the same β, and minus Base); * = the difference's 95 % interval, "
+    "±1.96·sqrt(se₁² + se₂²), excludes 0:"
 )
 
 
@@ -268,11 +329,13 @@ def _tex(df: pd.DataFrame, cap: str, label: str) -> str:
 
 def render(table: pd.DataFrame) -> dict[str, str]:
     """The Markdown, CSV and LaTeX texts, keyed by file suffix."""
-    shown_table, diff = display_table(table), display_differences(differences(table), shown(table))
+    diff_values = differences(table)
+    shown_table, diff = display_table(table), display_differences(diff_values, shown(table), table)
     md_opts = {"index": False, "disable_numparse": True}
     md = "\n\n".join(
-        [CAPTION, shown_table.to_markdown(**md_opts), "Differences (λ-GRPO minus GRPO at the same β, and minus Base):",
-         diff.to_markdown(**md_opts), "Counts over the benchmark cells of every (model, β):\n" + "\n".join(counts_text(table))]
+        [CAPTION, shown_table.to_markdown(**md_opts),
+         DIFF_HEADER, diff.to_markdown(**md_opts),
+         "Counts over the benchmark cells of every (model, β):\n" + "\n".join(counts_text(table, diff_values))]
     )  # fmt: skip
     tex = _tex(shown_table, CAPTION.replace("λ", r"$\lambda$").replace("§", r"\S "), "tab:table2") + "\n"
     tex += _tex(diff, r"$\lambda$-GRPO minus GRPO and minus Base (Table 2).", "tab:table2_diff")
@@ -280,23 +343,26 @@ def render(table: pd.DataFrame) -> dict[str, str]:
 
 
 def figure(table: pd.DataFrame):
-    """One panel per model: bars per (β, version) over the five benchmarks and Avg, ours with ± and paper as dots."""
+    """One panel per model: bars per (β, version, protocol) over the benchmarks and Avg, ours with ± one standard
+    error, the paper's values as black dots on the bars of the same (β, version)."""
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.0), squeeze=False, sharey=True)
     cols = [*shown(table), "avg"]
     for ax, model in zip(axes[0], models):
         rows = table[table["model"] == model]
         betas = [None if pd.isna(b) else b for b in rows["beta"]]  # NaN != NaN would split Base in two
-        variants = list(dict.fromkeys(zip(betas, rows["method"])))
+        ours_sources = [s for s in dict.fromkeys(rows["source"]) if s != "paper"] or [None]
+        variants = [(b, m, s) for b, m in dict.fromkeys(zip(betas, rows["method"])) for s in ours_sources]
         width = 0.8 / max(len(variants), 1)
-        for k, (beta, method) in enumerate(variants):
+        for k, (beta, method, source) in enumerate(variants):
             same = (rows["method"] == method) & (rows["beta"].isna() if beta is None else rows["beta"] == beta)
             xs = [j + (k - (len(variants) - 1) / 2) * width for j in range(len(cols))]
             label = METHODS.get(method, method) + ("" if beta is None else f" β={beta:g}")
-            ours, paper = rows[same & (rows["source"] == "ours")], rows[same & (rows["source"] == "paper")]
+            ours, paper = rows[same & (rows["source"] == source)], rows[same & (rows["source"] == "paper")]
             if len(ours):
                 errs = [ours.iloc[0].get(f"{c}_stderr", float("nan")) for c in cols]
-                ax.bar(xs, ours.iloc[0][cols].astype(float), width, yerr=errs, label=label, capsize=1.5)
+                name = source_label(source, ours.iloc[0]["samples"]).removeprefix("ours, ")
+                ax.bar(xs, ours.iloc[0][cols].astype(float), width, yerr=errs, label=f"{label} ({name})", capsize=1.5)
             if len(paper):
                 ax.plot(
                     xs, paper.iloc[0][cols].astype(float), "k.", ms=3, label=None if len(ours) else f"{label} (paper)"

@@ -18,6 +18,7 @@ from grpo_prm.data import (
     TABLE2,
     DataError,
     build_prompt,
+    content_sha256,
     last_boxed,
     load_benchmark,
     load_openrs,
@@ -356,3 +357,16 @@ def test_local_benchmark_accepts_a_hub_snapshot_layout(shared_data, tmp_path):
     path.parent.mkdir(parents=True)
     datasets.Dataset.from_list(read_jsonl(shared_data / "amc23" / "test.jsonl")).to_parquet(path)
     assert load_benchmark("amc23", local_dir=str(tmp_path)) == load_benchmark("amc23", local_dir=str(shared_data))
+
+
+# ---- Content hash: what a result saw ----
+
+
+def test_content_sha256_is_canonical_and_checked(shared_data):
+    rows = load_benchmark("amc23", local_dir=str(shared_data))
+    digest = content_sha256(rows)
+    assert digest == content_sha256([dict(reversed(list(r.items()))) for r in rows])  # key order does not count
+    assert digest != content_sha256([rows[0] | {"answer": "28"}, *rows[1:]])  # one gold changed
+    assert load_benchmark("amc23", local_dir=str(shared_data), sha256=digest) == rows
+    with pytest.raises(DataError, match=r"content sha256 .* for amc23"):
+        load_benchmark("amc23", local_dir=str(shared_data), sha256="0" * 64)

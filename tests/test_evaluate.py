@@ -10,10 +10,10 @@ from lm_eval.tasks import TaskManager
 from transformers import AutoTokenizer
 
 from grpo_prm.checkpoints import BOS, EOS, _tiny_model, train_tokenizer
-from grpo_prm.data import SYSTEM_PROMPT, DataError, offline_splits
+from grpo_prm.data import SYSTEM_PROMPT, DataError, content_sha256, load_benchmark, offline_splits
 from grpo_prm.evaluate import main
 from grpo_prm.lm_eval_tasks import TASK_DIR
-from grpo_prm.lm_eval_tasks.utils import score
+from grpo_prm.lm_eval_tasks.utils import OPEN_RS_QUERY, process_results
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"  # ../shared/data from the project root, as in CI
 
@@ -49,7 +49,7 @@ def test_table2_tasks_load_offline_with_paper_sizes(shared_data):
         task = tasks[f"grpo_prm_{name}"]
         docs = task.eval_docs
         assert len(docs) == n
-        assert set(docs.column_names) == {"id", "problem", "answer"}
+        assert set(docs.column_names) == {"id", "problem", "answer", "prompt"}
         assert task.doc_to_text(docs[0]) == docs[0]["problem"] and task.doc_to_target(docs[0]) == docs[0]["answer"]
         kwargs = task.config.generation_kwargs
         assert kwargs["until"] == [] and kwargs["do_sample"] is False and "max_gen_toks" not in kwargs
@@ -57,12 +57,29 @@ def test_table2_tasks_load_offline_with_paper_sizes(shared_data):
     assert tasks["grpo_prm_minerva_math"].eval_docs[0]["answer"]  # taken from the solution's \boxed{}
 
 
+def test_open_rs_prompt_wraps_the_problem_in_open_rs_query_template(shared_data):
+    task = load_tasks(["amc23"], data_dir=str(DATA), prompt="open_rs_query")["grpo_prm_amc23"]
+    doc = task.eval_docs[0]
+    assert task.doc_to_text(doc) == OPEN_RS_QUERY.format(problem=doc["problem"])
+    assert (
+        task.doc_to_text(doc).startswith("Solve the following math problem") and "$\\boxed{ANSWER}$" in doc["prompt"]
+    )
+
+
+def test_content_hash_is_checked(shared_data):
+    rows = load_benchmark("aime24", local_dir=str(DATA))
+    good = content_sha256(rows)
+    assert load_tasks(["aime24"], data_dir=str(DATA), sha256={"aime24": good})["grpo_prm_aime24"].eval_docs
+    with pytest.raises(DataError, match="content sha256"):
+        load_tasks(["aime24"], data_dir=str(DATA), sha256={"aime24": "0" * 64})
+
+
 def test_offline_task_reads_the_offline_test_set(tmp_path):
     _, _, test = offline_splits(5, 2, 3, seed=1)
     path = tmp_path / "test.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in test))
     docs = load_tasks(["offline"], offline_file=str(path))["grpo_prm_offline"].eval_docs
-    assert docs.to_list() == [{k: r[k] for k in ("id", "problem", "answer")} for r in test]
+    assert docs.to_list() == [{k: r[k] for k in ("id", "problem", "answer")} | {"prompt": r["problem"]} for r in test]
 
 
 def test_offline_task_without_file_is_refused():
@@ -70,36 +87,14 @@ def test_offline_task_without_file_is_refused():
         load_tasks(["offline"])
 
 
-# ---- Metric ----
+# ---- Metric: every sample of a problem, scored by the evaluation scorer ----
 
 
-@pytest.mark.parametrize(
-    "boxed, gold, correct",
-    [
-        (r"\frac{1}{2}", "0.5", True),
-        ("0.5", r"\frac{1}{2}", True),
-        ("1/2", r"\frac{1}{2}", True),
-        (r"\sqrt{2}/2", r"\frac{\sqrt2}{2}", True),
-        (r"\frac{\sqrt{2}}{2}", r"\frac{1}{\sqrt{2}}", True),
-        ("3", "4", False),
-        (r"\frac{1}{3}", "0.33", False),
-        (r"\{1, 2, 3\}", r"\{3, 2, 1\}", True),
-        (r"\{1, 2\}", r"\{1, 2, 3\}", False),
-        (r"(1, 2]", r"(1, 2]", True),
-        (r"(1, 2]", r"[1, 2]", False),
-        (r"x^2 + 2x + 1", r"(x+1)^2", True),
-        ("204", "204", True),
-    ],
-)
-def test_metric_scores_equivalent_latex(boxed, gold, correct):
-    got = score(f"Some reasoning. The answer is \\boxed{{{boxed}}}.", gold)
-    assert got == {"accuracy": float(correct), "boxed": 1.0}
-
-
-def test_metric_reads_the_first_box_and_needs_one():
-    assert score(r"\boxed{3} no, \boxed{4}", "4")["accuracy"] == 0.0
-    assert score("the answer is 4", "4") == {"accuracy": 0.0, "boxed": 0.0}
-    assert score(r"cut off at \boxed{4", "4") == {"accuracy": 0.0, "boxed": 0.0}
+def test_process_results_scores_each_sample_and_averages_them():
+    doc = {"answer": r"\frac43"}
+    samples = [r"\boxed{\frac43}", r"so \boxed{4/3}", "no answer", r"\boxed{1.3}"]
+    assert process_results(doc, [samples]) == {"accuracy": 0.5, "boxed": 0.75}
+    assert process_results(doc, [samples[:1]]) == {"accuracy": 1.0, "boxed": 1.0}
 
 
 # ---- End to end: a tiny random Llama through lm-eval's HF backend ----
@@ -116,6 +111,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def run_cli(model, out, *extra, tasks="amc23", max_gen_toks=6):
+    """Greedy unless `extra` sets a sampling protocol."""
     argv = ["--model", str(model), "--tasks", tasks, "--data-dir", str(DATA), "--max-gen-toks", str(max_gen_toks)]
     return main([*argv, "--batch-size", "2", "--limit", "2", "--out", str(out), *extra])
 
@@ -132,16 +128,49 @@ def test_end_to_end_writes_results_and_samples(shared_data, tiny_model, tmp_path
     assert 0.0 <= amc["accuracy"] <= 1.0 and amc["accuracy_stderr"] is not None
     assert result["identity"] == {"model": "tiny", "beta": 0.04, "method": "lambda_grpo", "seed": 1}
     assert result["max_gen_toks"] == 6 and result["system_prompt"] == SYSTEM_PROMPT
+    assert result["protocol"] | {"scorer": None, "interval": None} == {
+        "name": "greedy", "prompt": "system", "chat_template": True, "system_prompt": SYSTEM_PROMPT,
+        "temperature": 0.0, "top_p": None, "max_gen_toks": 6, "samples": 1, "seed": 0, "scorer": None,
+        "interval": None}  # fmt: skip
+    rows = load_benchmark("amc23", local_dir=str(DATA))
+    assert result["data"]["amc23"] == {"rows": 40, "sha256": content_sha256(rows), "source": str(DATA),
+                                       "revision": None}  # fmt: skip
+    assert amc["samples"] == 1 and amc["correct"] == amc["scores"] and amc["pass_at_k"] == {"1": amc["accuracy"]}
 
     samples = [json.loads(line) for line in Path(f"{out}.samples.jsonl").read_text().splitlines()]
     assert [s["doc_id"] for s in samples] == [0, 1] and samples[0]["answer"] == "27"
+    assert [len(s["responses"]) for s in samples] == [1, 1]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     for s in samples:
         # the rendered chat template: BOS, the paper's system message, the problem, the assistant turn opened
         assert s["prompt"].startswith(f"{BOS}<|system|>\n{SYSTEM_PROMPT}{EOS}\n<|user|>\n")
         assert s["prompt"].endswith("<|assistant|>\n") and "Cities $A$ and $B$" in samples[0]["prompt"]
         assert s["gen_kwargs"]["max_gen_toks"] == 6 and s["gen_kwargs"]["do_sample"] is False
-        assert 0 < len(tokenizer(s["response"], add_special_tokens=False)["input_ids"]) <= 6
+        assert 0 < len(tokenizer(s["responses"][0], add_special_tokens=False)["input_ids"]) <= 6
+
+
+SAMPLED = ["--protocol", "sampled", "--temperature", "0.6", "--top-p", "0.95", "--samples", "4"]
+
+
+def test_n_seeded_samples_per_problem(shared_data, tiny_model, tmp_path):
+    """avg@4: four different samples per problem, the same four again with the same seed, others with another."""
+    runs = {name: run_cli(tiny_model, tmp_path / name, *SAMPLED, "--seed", seed)[0] for name, seed in
+            (("a", "1"), ("b", "1"), ("c", "2"))}  # fmt: skip
+
+    def responses(name):
+        lines = Path(str(runs[name]).replace(".json", ".samples.jsonl")).read_text().splitlines()
+        return [json.loads(line)["responses"] for line in lines]
+
+    a = responses("a")
+    assert [len(r) for r in a] == [4, 4] and all(len(set(r)) > 1 for r in a)  # sampled, not greedy
+    assert a == responses("b") and a != responses("c")
+    result = json.loads(runs["a"].read_text())
+    amc = result["tasks"]["amc23"]
+    assert result["protocol"]["samples"] == 4 and result["protocol"]["top_p"] == 0.95
+    assert amc["samples"] == 4 and set(amc["pass_at_k"]) == {"1", "2", "4"} and len(amc["correct"]) == 2
+    samples = [json.loads(x) for x in Path(str(runs["a"]).replace(".json", ".samples.jsonl")).read_text().splitlines()]
+    assert [sum(s["correct"]) for s in samples] == amc["correct"]
+    assert all(s["gen_kwargs"]["do_sample"] is True and s["gen_kwargs"]["temperature"] == 0.6 for s in samples)
 
 
 def test_generation_budget_is_the_callers(shared_data, tiny_model, tmp_path):
@@ -151,7 +180,7 @@ def test_generation_budget_is_the_callers(shared_data, tiny_model, tmp_path):
 
     def lengths(prefix):
         lines = Path(f"{prefix}.samples.jsonl").read_text().splitlines()
-        return [len(tokenizer(json.loads(x)["response"], add_special_tokens=False)["input_ids"]) for x in lines]
+        return [len(tokenizer(json.loads(x)["responses"][0], add_special_tokens=False)["input_ids"]) for x in lines]
 
     short, long = lengths(tmp_path / "short"), lengths(tmp_path / "long")
     assert max(short) <= 2 and max(long) <= 12 and max(long) > 2  # a random model rarely stops at EOS
@@ -194,6 +223,22 @@ def test_missing_data_is_refused_before_the_model_loads(tiny_model, tmp_path):
     _refused([*argv, "--max-gen-toks", "4", "--out", str(out)], str(tmp_path / "nodata"), out)
 
 
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--samples", "4"], "greedy decoding"),
+        (["--temperature", "0.6", "--top-p", "1.5"], "--top-p 1.5"),
+        (["--temperature", "-1"], "--temperature -1"),
+        (["--revisions", "aime24=main"], "aime24=main"),
+        (["--require-revisions", "--revisions", f"aime24={'a' * 40}"], "math500 is read from the Hub"),
+    ],
+)
+def test_bad_protocol_or_unpinned_data_is_refused(tiny_model, tmp_path, extra, needle):
+    out = tmp_path / "out" / "r"
+    argv = ["--model", str(tiny_model), "--tasks", "aime24,math500", "--max-gen-toks", "4", "--out", str(out)]
+    _refused([*argv, *extra], needle, out)
+
+
 def test_vllm_model_args_are_known_to_lm_eval(tmp_path):
     """vLLM cannot run here; at least every argument must be one that lm-eval's VLLM wrapper or vLLM's engine takes.
 
@@ -210,3 +255,47 @@ def test_vllm_model_args_are_known_to_lm_eval(tmp_path):
     accepted = {a.arg for a in init.args.args + init.args.kwonlyargs} | {"gpu_memory_utilization"}  # engine kwarg
     args = model_args("vllm", tmp_path, max_gen_toks=4096)
     assert set(args) <= accepted and args["max_model_len"] > 4096 and args["pretrained"] == str(tmp_path)
+
+
+# ---- Protocols in the config ----
+
+
+def _config(name: str) -> dict:
+    import yaml
+
+    from grpo_prm.config import validate_config
+
+    return validate_config(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()))
+
+
+def test_paper_profile_evaluates_open_rs_and_refuses_unpinned_hub_data():
+    ev = _config("paper.yaml")["eval"]
+    assert ev["protocol"] == ["open_rs"] and ev["samples"] == 1 and ev["require_revisions"] is True
+    assert ev["protocols"]["open_rs"] == {"prompt": "open_rs_query", "temperature": 0.6, "top_p": 0.95,
+                                          "max_gen_toks": 32768}  # fmt: skip
+
+
+def test_default_profile_exercises_greedy_and_four_samples():
+    ev = _config("config.yaml")["eval"]
+    assert ev["protocol"] == ["greedy", "sampled"] and ev["samples"] == 4
+    assert ev["protocols"]["greedy"]["temperature"] == 0 and ev["protocols"]["sampled"]["temperature"] > 0
+
+
+@pytest.mark.parametrize(
+    "protocols, needle",
+    [
+        ({"open_rs": {"prompt": "open_rs_query", "temperature": 1.0, "top_p": 0.95, "max_gen_toks": 8}},
+         "eval.protocols.open_rs.temperature: 0.6 was expected"),
+        ({"greedy": {"prompt": "system", "temperature": 0.0, "top_p": 1.0}}, "'max_gen_toks' is a required property"),
+        ({"x": {"prompt": "system", "temperature": 0.5, "top_p": 0.0, "max_gen_toks": 8}}, "eval.protocols.x.top_p"),
+    ],
+)  # fmt: skip
+def test_protocol_settings_are_validated(protocols, needle):
+    import yaml
+
+    from grpo_prm.config import ConfigError, validate_config
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config["eval"].update(protocols=protocols, protocol=list(protocols))
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        validate_config(config)

@@ -153,3 +153,52 @@ def test_offline_test_set_gets_its_own_column_outside_the_average(tmp_path):
     assert ours["avg"].isna().all()  # Avg. is the paper's five-benchmark mean
     assert ours.loc["lambda_grpo", "offline_mark"] == "green"
     assert "| Offline test" in (tmp_path / "t2.md").read_text()
+
+
+def test_paper_differences_the_intervals_support(rebuilt):
+    """Qwen β = 0, λ − GRPO: MATH-500 +0.0800 with se sqrt(0.0162² + 0.0190²) = 0.0250 is supported (z = 3.2);
+    AIME24 +0.0334 with se 0.125 is not."""
+    diff = table2.differences(pd.read_csv(f"{rebuilt}.csv"))
+    row = diff[(diff.source == "paper") & (diff.model == "qwen") & (diff.beta == 0.0) & (diff.vs == "GRPO")].iloc[0]
+    assert bool(row.math500_supported) and not bool(row.aime24_supported)
+    assert bool(row.olympiadbench_supported)  # +0.0904, se 0.0271
+    md = Path(f"{rebuilt}.md").read_text()
+    assert "+0.0800*" in md and "+0.0334 " in md.replace("|", " ")
+    line = next(x for x in md.splitlines() if x.startswith("- paper:"))
+    assert "Differences the 95 % intervals support: vs GRPO," in line
+
+
+def write_protocol_result(folder: Path, identity: dict, protocol: dict, scores: dict) -> Path:
+    path = write_result(folder, identity, scores)
+    data = json.loads(path.read_text()) | {"protocol": protocol}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_protocols_are_separate_sources_and_samples_average_per_problem(tmp_path):
+    """avg@4 shares per problem; the ± is the clustered stderr of those shares; greedy rows are compared apart."""
+    greedy, sampled = {"name": "greedy", "samples": 1}, {"name": "sampled", "samples": 4}
+    paths = []
+    for method, g, s in (("base", [0, 1, 0, 0], [0.25, 0.5, 0, 0]), ("grpo", [1, 1, 0, 0], [0.75, 1, 0, 0.25]),
+                         ("lambda_grpo", [1, 1, 1, 0], [1, 1, 0.5, 0.25])):  # fmt: skip
+        identity = {"model": "tiny", "method": method, "seed": 0} | ({} if method == "base" else {"beta": 0.0})
+        paths.append(write_protocol_result(tmp_path / "g", identity, greedy, {"offline": g}))
+        paths.append(write_protocol_result(tmp_path / "s", identity, sampled, {"offline": s}))
+    prefix = tmp_path / "t2"
+    table2.main(["--results", *map(str, paths), "--paper", str(PAPER_CSV), "--out-prefix", str(prefix)])
+    table = pd.read_csv(f"{prefix}.csv")
+    assert set(table.source) == {"ours:greedy", "ours:sampled", "paper"}
+    lam = table[(table.source == "ours:sampled") & (table.method == "lambda_grpo")].iloc[0]
+    per_problem = pd.Series([1, 1, 0.5, 0.25])
+    assert lam.offline == pytest.approx(0.6875) and lam.samples == 4
+    assert lam.offline_stderr == pytest.approx(per_problem.std(ddof=1) / 2)
+    assert lam.offline_mark == "green"
+    md = Path(f"{prefix}.md").read_text()
+    assert "ours, sampled, avg@4" in md and "ours, greedy " in md
+    assert "- ours, sampled, avg@4: λ-GRPO beats GRPO in 1 of 1" in md
+
+
+def test_fractional_scores_outside_0_1_are_refused(tmp_path):
+    bad = write_result(tmp_path, {"model": "tiny", "method": "base"}, {"offline": [0.5, 1.5]})
+    with pytest.raises(table2.InputError, match="bad scores for offline"):
+        table2.read_result(bad)

@@ -113,7 +113,9 @@ def small_math_config() -> dict:
                                         "batch_size": 8, "answer_slip_rate": 0.5}
     math.update(methods=["grpo", "lambda_grpo"], seeds=[0, 1])
     math["train"].update(steps=2, val_every=1, save_every=1, max_new_tokens=16, val_batch_size=6)
-    config["eval"].update(max_gen_toks=16, batch_size=6)
+    for protocol in config["eval"]["protocols"].values():
+        protocol["max_gen_toks"] = 16
+    config["eval"].update(batch_size=6, samples=2)
     return config
 
 
@@ -135,12 +137,16 @@ def test_math_and_evaluation_workflow_end_to_end(tmp_path):
     assert len(peaks) == 4 and set(peaks.method) == {"grpo", "lambda_grpo"}
     assert peaks.peak.between(0, 1).all() and (peaks.final_step == 2).all()
     assert (tmp_path / "paper_figures/test/math_curves_tiny_beta0.0.png").stat().st_size > 1000
-    ev = json.loads((results / "eval/tiny/beta0.0/grpo/seed0.json").read_text())
+    ev = json.loads((results / "eval/greedy/tiny/beta0.0/grpo/seed0.json").read_text())
     assert ev["tasks"]["offline"]["n"] == 6 and ev["identity"]["method"] == "grpo"
     assert ev["model"].endswith("math/tiny/beta0.0/grpo/seed0/best")
-    base = json.loads((results / "eval/tiny/base.json").read_text())
+    assert ev["protocol"]["name"] == "greedy" and ev["protocol"]["samples"] == 1
+    sampled = json.loads((results / "eval/sampled/tiny/beta0.0/grpo/seed0.json").read_text())
+    assert sampled["protocol"]["samples"] == 2 and sampled["protocol"]["temperature"] == 0.6
+    assert set(sampled["tasks"]["offline"]["pass_at_k"]) == {"1", "2"}
+    base = json.loads((results / "eval/greedy/tiny/base.json").read_text())
     assert base["identity"]["method"] == "base"
     table = pd.read_csv(tmp_path / "paper_figures/test/table2.csv")
-    assert len(table) > 0
+    assert {"ours:greedy", "ours:sampled", "paper"} == set(table.source)
     for ext in ("md", "tex", "png", "pdf"):
         assert (tmp_path / f"paper_figures/test/table2.{ext}").stat().st_size > 0

@@ -54,7 +54,15 @@ def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
     _check_math(config["math"])
     _check_overlap(config["overlap"], config["math"])
+    _check_eval(config["eval"])
     return config
+
+
+def _check_eval(ev: dict) -> None:
+    """Every evaluated protocol is defined."""
+    for name in ev["protocol"]:
+        if name not in ev["protocols"]:
+            raise ConfigError(f"eval.protocol: {name!r} is not a key of eval.protocols ({', '.join(ev['protocols'])})")
 
 
 def _check_math(math: dict) -> None:

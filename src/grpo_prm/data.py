@@ -389,7 +389,15 @@ BENCHMARKS = {
 TABLE2 = ("aime24", "math500", "amc23", "minerva_math", "olympiadbench")  # column order of Table 2
 
 
-def load_benchmark(name: str, local_dir: str | None = None, revision: str | None = None) -> list[dict]:
+def content_sha256(rows: list[dict]) -> str:
+    """SHA-256 of rows as canonical JSON (sorted keys, no spaces, UTF-8): the identity of the data a result saw."""
+    text = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_benchmark(
+    name: str, local_dir: str | None = None, revision: str | None = None, sha256: str | None = None
+) -> list[dict]:
     """An evaluation benchmark as rows `{"id", "problem", "answer"}`, checked against its size in the paper.
 
     Args:
@@ -400,6 +408,8 @@ def load_benchmark(name: str, local_dir: str | None = None, revision: str | None
             e.g. `data/train-*.parquet`); `None` loads from the Hub.
         revision (`str` or `None`, *optional*):
             Hub revision to pin; ignored with `local_dir`.
+        sha256 (`str` or `None`, *optional*):
+            Expected `content_sha256` of the normalised rows; a mismatch raises `DataError`.
 
     Returns:
         `list[dict]`: the benchmark's `n` rows, in source order.
@@ -414,4 +424,6 @@ def load_benchmark(name: str, local_dir: str | None = None, revision: str | None
     rows = _normalise(raw, source, _problem, spec.answer, spec.id_field)
     if len(rows) != spec.n:
         raise DataError(f"{source}: {len(rows)} rows, expected {spec.n} for {name} (wrong dataset or revision?)")
+    if sha256 is not None and content_sha256(rows) != sha256:
+        raise DataError(f"{source}: content sha256 {content_sha256(rows)} is not the expected {sha256} for {name}")
     return rows

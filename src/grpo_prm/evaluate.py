@@ -1,26 +1,40 @@
 """Downstream evaluation of a checkpoint on the Table-2 benchmarks with lm-evaluation-harness (paper.md §12).
 
     python -m grpo_prm.evaluate --model ckpt/ --tasks aime24,math500,amc23,minerva_math,olympiadbench \
-        --data-dir ../shared/data --max-gen-toks 4096 --batch-size 8 --out results/eval/qwen_base
+        --data-dir ../shared/data --protocol open_rs --prompt open_rs_query --temperature 0.6 --top-p 0.95 \
+        --max-gen-toks 32768 --samples 1 --seed 0 --batch-size auto --backend vllm --out results/eval/qwen_base
 
-Protocol (the paper omits it; paper.md §12 points to Open-RS's suite): zero-shot, the model's chat template with the
-system message `SYSTEM_PROMPT` (paper.md §8), greedy decoding up to `--max-gen-toks` new tokens (EOS ends earlier),
-one sample per problem, scored by math-verify on the first closed `\\boxed{}` (`grpo_prm.lm_eval_tasks.utils`).
-The stderr is lm-eval's `sqrt(p(1-p)/(n-1))`, the paper's error bar. The training stop rule (EOS after the first
-box) is not applied: scoring reads only the first box, so it would change cost, not accuracy.
+Protocol (the paper omits it; paper.md §12 points to Open-RS's lighteval suite): zero-shot, the model's chat
+template, the user message `--prompt` (`system`: the paper's system message `SYSTEM_PROMPT` of paper.md §8 and the
+problem; `open_rs_query`: Open-RS's query template around the problem, no system message), decoding greedy
+(`--temperature 0`) or sampled at `--temperature`/`--top-p`, up to `--max-gen-toks` new tokens (EOS ends earlier),
+`--samples` n seeded samples per problem (`--seed` seeds Python, NumPy, torch and vLLM). Every sample is scored by
+`grpo_prm.extractive_match` (lighteval's math-verify extractive match, as Open-RS ran it), not the training reward.
+The config's `eval.protocols` names these settings (README: "Evaluation protocols").
+
+Statistics (`grpo_prm.sample_stats`): accuracy is avg@n, the mean over problems of each problem's share of correct
+samples; its stderr is clustered by problem, std(ddof=1)/sqrt(N) of those shares (with n = 1 the paper's
+sqrt(p(1-p)/(N-1))), with a normal 95 % interval; pass@k for k in 1, 2, 4, …, n (unbiased, Chen et al. 2021).
+
+Data: each benchmark's row count is checked (the paper's n) and the sha256 of its normalised rows (canonical JSON)
+is recorded, and checked against `--sha256` where given. `--require-revisions` refuses to read a Table-2 benchmark
+from the Hub without a pinned 40-hex `--revisions` commit (the paper profile).
 
 Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `minerva_math`, `olympiadbench`,
 `offline`); lm-eval's built-in tasks are not loaded. Writes, all or nothing:
 
-- `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "boxed", "boxed_stderr", "n", "n_correct",
-  "scores"}},
-  "identity", "model", "backend", "max_gen_toks", "batch_size", "limit", "data_dir", "revisions", "offline_file",
-  "system_prompt", "lm_eval_version", "wall_s"}`.
+- `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "accuracy_ci95", "pass_at_k", "boxed",
+  "boxed_stderr", "n", "samples", "n_correct", "correct", "scores"}}, "protocol": {"name", "prompt",
+  "chat_template", "system_prompt", "temperature", "top_p", "max_gen_toks", "samples", "seed", "scorer",
+  "interval"}, "data": {name: {"rows", "sha256", "source", "revision"}}, "identity", "model", "backend",
+  "max_gen_toks", "batch_size", "limit", "data_dir", "revisions", "offline_file", "system_prompt",
+  "lm_eval_version", "wall_s"}`. `correct` holds each problem's number of correct samples, `scores` its share.
 - `<out>.samples.jsonl`: one line per problem: `task`, `doc_id`, `id`, `prompt` (the rendered chat template),
-  `gen_kwargs`, `response`, `pred` (first boxed answer or null), `answer`, `accuracy`, `boxed`.
+  `gen_kwargs`, `responses` (n), `preds` (first boxed answer of each, or null), `correct` and `boxed` (per sample,
+  0/1), `answer`, `accuracy` (share correct).
 
-Bad input (missing or non-model checkpoint folder, unknown task, unreadable data) ends with one line naming the
-culprit, a non-zero exit, and nothing written.
+Bad input (missing or non-model checkpoint folder, unknown task, unreadable data, a protocol setting out of range)
+ends with one line naming the culprit, a non-zero exit, and nothing written.
 """
 
 import argparse
@@ -28,18 +42,23 @@ import importlib.metadata
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
-from grpo_prm.data import SYSTEM_PROMPT, DataError
+from grpo_prm.data import SYSTEM_PROMPT, TABLE2, DataError, content_sha256
+from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
-from grpo_prm.lm_eval_tasks.utils import TASKS
+from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
 from grpo_prm.reward import extract_boxed
+from grpo_prm.sample_stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
 IDENTITY_KEYS = ("model", "beta", "method", "seed")  # what paper_figures/table2.py groups by
+FILTER = "all_samples"  # the tasks' filter (every sample kept); lm-eval keys its metrics "<metric>,<filter>"
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class EvalError(ValueError):
@@ -111,37 +130,58 @@ def model_args(backend: str, model: Path, max_gen_toks: int, seed: int = 0) -> d
     }
 
 
+def gen_kwargs(protocol: dict) -> dict:
+    """lm-eval generation arguments of a protocol: greedy at temperature 0, else sampled at temperature and top-p."""
+    if protocol["temperature"] == 0:
+        return {"do_sample": False, "temperature": 0.0, "max_gen_toks": protocol["max_gen_toks"]}
+    return {"do_sample": True, "temperature": protocol["temperature"], "top_p": protocol["top_p"],
+            "max_gen_toks": protocol["max_gen_toks"]}  # fmt: skip
+
+
 def run_lm_eval(
     model: Path,
     tasks: list[str],
-    max_gen_toks: int,
+    protocol: dict,
     batch_size: int | str,
     backend: str = "hf",
     limit: int | None = None,
     metadata: dict | None = None,
-) -> dict:
-    """`lm_eval.simple_evaluate` on the repository's tasks (short names); returns lm-eval's result dict.
+) -> tuple[dict, dict]:
+    """`lm_eval.simple_evaluate` on the repository's tasks (short names) under `protocol`.
 
-    The tasks (and so their data) are built before the model is loaded, so a data error costs no model load.
+    Returns lm-eval's result dict and, per task, the data it read (`rows`, `sha256`). The tasks (and so their data)
+    are built before the model is loaded, so a data error costs no model load.
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata or {})
-    loaded = manager.load([f"grpo_prm_{t}" for t in tasks])
-    return lm_eval.simple_evaluate(
+    metadata = (metadata or {}) | {"prompt": protocol["prompt"]}
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
+    loaded = manager.load([f"grpo_prm_{t}" for t in tasks])["tasks"]
+    data = {}
+    for t in tasks:
+        task = loaded[f"grpo_prm_{t}"]
+        task.set_config(key="repeats", value=protocol["samples"])  # n samples per problem (avg@n)
+        rows = [{k: d[k] for k in ("id", "problem", "answer")} for d in task.eval_docs]
+        data[t] = {"rows": len(rows), "sha256": content_sha256(rows)}
+    seed = protocol["seed"]
+    results = lm_eval.simple_evaluate(
         model=backend,
-        model_args=model_args(backend, model, max_gen_toks),
-        tasks=list(loaded["tasks"].values()),
+        model_args=model_args(backend, model, protocol["max_gen_toks"], seed),
+        tasks=list(loaded.values()),
         batch_size=batch_size,
         device="cpu" if backend == "hf" else None,
         limit=limit,
         log_samples=True,
-        system_instruction=SYSTEM_PROMPT,
+        system_instruction=SYSTEM_PROMPT if protocol["prompt"] == "system" else None,
         apply_chat_template=True,
-        gen_kwargs={"max_gen_toks": max_gen_toks},
+        gen_kwargs=gen_kwargs(protocol),
         task_manager=manager,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
     )
+    return results, data
 
 
 def _number(value) -> float | None:
@@ -149,41 +189,66 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def summarise(results: dict, tasks: list[str]) -> dict:
-    """Per short task name: accuracy, boxed rate, their stderrs, n, the number correct and the per-problem scores.
+def _by_problem(results: dict, task: str) -> list[dict]:
+    return sorted(results["samples"][f"grpo_prm_{task}"], key=lambda s: s["doc_id"])
 
-    The scores (in problem order) let paper_figures/table2.py average seeds per problem and keep the paper's stderr.
+
+def _responses(sample: dict) -> list[str]:
+    """The n samples of one logged problem (the task's filter keeps them all)."""
+    kept = sample["filtered_resps"][0]
+    return list(kept) if isinstance(kept, list) else [kept]
+
+
+def summarise(results: dict, tasks: list[str], samples: int) -> dict:
+    """Per short task name: avg@n accuracy with its clustered stderr and 95 % interval, pass@k, boxed rate, n, the
+    number correct, each problem's correct count (`correct`) and share (`scores`), in problem order.
+
+    The per-problem shares let paper_figures/table2.py average seeds per problem and keep the clustered stderr.
     """
     out = {}
     for t in tasks:
-        r, samples = results["results"][f"grpo_prm_{t}"], results["samples"][f"grpo_prm_{t}"]
+        r = results["results"][f"grpo_prm_{t}"]
+        logged = _by_problem(results, t)
+        correct = [round(s["accuracy"] * len(_responses(s))) for s in logged]
+        mean, stderr = avg_at_n(correct, samples)
+        stderr = None if math.isnan(stderr) else stderr
         out[t] = {
-            key: _number(r.get(f"{key},none")) for key in ("accuracy", "accuracy_stderr", "boxed", "boxed_stderr")
+            "accuracy": mean,
+            "accuracy_stderr": stderr,
+            "accuracy_ci95": None if stderr is None else [mean - Z95 * stderr, mean + Z95 * stderr],
+            "pass_at_k": {str(k): pass_at_k(correct, samples, k) for k in pass_ks(samples)},
+            "boxed": _number(r.get(f"boxed,{FILTER}")),
+            "boxed_stderr": _number(r.get(f"boxed_stderr,{FILTER}")),
+            "n": len(correct),
+            "samples": samples,
+            "n_correct": sum(correct),
+            "correct": correct,
+            "scores": [c / samples for c in correct],
         }
-        scores = [s["accuracy"] for s in sorted(samples, key=lambda s: s["doc_id"])]
-        out[t] |= {"n": len(scores), "n_correct": int(sum(scores)), "scores": scores}
     return out
 
 
 def sample_records(results: dict, tasks: list[str]) -> list[dict]:
-    """One flat record per problem, from lm-eval's logged samples."""
+    """One flat record per problem, from lm-eval's logged samples; per-sample verdicts from the scorer's memo."""
     records = []
     for t in tasks:
-        for s in results["samples"][f"grpo_prm_{t}"]:
-            prompt, gen_kwargs = s["arguments"][0]
-            response = s["filtered_resps"][0]
+        for s in _by_problem(results, t):
+            prompt, gen = s["arguments"][0]
+            responses = _responses(s)
+            scored = verdicts(tuple(responses), s["doc"]["answer"])
             records.append(
                 {
                     "task": t,
                     "doc_id": s["doc_id"],
                     "id": s["doc"]["id"],
                     "prompt": prompt,
-                    "gen_kwargs": gen_kwargs,
-                    "response": response,
-                    "pred": extract_boxed(response),
+                    "gen_kwargs": gen,
+                    "responses": responses,
+                    "preds": [extract_boxed(x) for x in responses],
+                    "correct": [int(c) for c, _ in scored],
+                    "boxed": [int(b) for _, b in scored],
                     "answer": s["target"],
                     "accuracy": s["accuracy"],
-                    "boxed": s["boxed"],
                 }
             )
     return records
@@ -192,24 +257,73 @@ def sample_records(results: dict, tasks: list[str]) -> list[dict]:
 # ---- Command line ----
 
 
+def _pairs(text: str, flag: str) -> dict:
+    """`a=x,b=y` -> `{"a": "x", "b": "y"}`; a pair without `=` is refused."""
+    pairs = [p for p in text.split(",") if p] if text else []
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise EvalError(f"bad {flag} entry {bad[0]!r}: use TASK=VALUE")
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def check_protocol(args: argparse.Namespace, tasks: list[str], revisions: dict) -> dict:
+    """The protocol settings of `args`, refusing values out of range and (with --require-revisions) unpinned data."""
+    if args.max_gen_toks < 1 or (args.limit is not None and args.limit < 1):
+        raise EvalError(f"--max-gen-toks {args.max_gen_toks} and --limit {args.limit} must be positive")
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.samples < 1:
+        raise EvalError(
+            f"--temperature {args.temperature} (>= 0), --top-p {args.top_p} (in (0, 1]) or --samples {args.samples}"
+            " (>= 1) out of range"
+        )
+    if args.temperature == 0 and args.samples > 1:
+        raise EvalError(f"--samples {args.samples} at --temperature 0: greedy decoding draws the same answer n times")
+    bad = [f"{t}={v}" for t, v in revisions.items() if t not in TASKS or not COMMIT.fullmatch(v)]
+    if bad:
+        raise EvalError(f"bad --revisions entry {bad[0]!r}: a Table-2 task and a 40-hex commit")
+    if args.require_revisions and not args.data_dir:
+        unpinned = [t for t in tasks if t in TABLE2 and t not in revisions]
+        if unpinned:
+            raise EvalError(
+                f"{unpinned[0]} is read from the Hub without a pinned revision; set eval.revisions.{unpinned[0]} to "
+                "the dataset's 40-hex commit (config/README.md, 'Pinned benchmark data')"
+            )
+    return {
+        "name": args.protocol,
+        "prompt": args.prompt,
+        "chat_template": True,
+        "system_prompt": SYSTEM_PROMPT if args.prompt == "system" else None,
+        "temperature": args.temperature,
+        "top_p": args.top_p if args.temperature > 0 else None,  # greedy decoding ignores top-p
+        "max_gen_toks": args.max_gen_toks,
+        "samples": args.samples,
+        "seed": args.seed,
+        "scorer": SCORER,
+        "interval": "avg@n ± 1.96 × stderr clustered by problem: std(per-problem share correct, ddof=1)/sqrt(N)",
+    }
+
+
 def evaluate(args: argparse.Namespace) -> list[Path]:
     """Check the input, run lm-eval, write `<out>.json` and `<out>.samples.jsonl` atomically."""
     tasks = check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
     model = check_checkpoint(args.model)
     identity = parse_identity(args.identity)
-    if args.max_gen_toks < 1 or (args.limit is not None and args.limit < 1):
-        raise EvalError(f"--max-gen-toks {args.max_gen_toks} and --limit {args.limit} must be positive")
     if "offline" in tasks and not args.offline_file:
         raise EvalError("task offline needs --offline-file (a JSONL of id, problem, answer)")
-    revisions = dict(pair.split("=", 1) for pair in args.revisions.split(",") if pair) if args.revisions else {}
-    metadata = {"data_dir": args.data_dir or None, "revisions": revisions, "offline_file": args.offline_file}
+    revisions = _pairs(args.revisions, "--revisions")
+    sha256 = _pairs(args.sha256, "--sha256")
+    protocol = check_protocol(args, tasks, revisions)
+    metadata = {"data_dir": args.data_dir or None, "revisions": revisions, "offline_file": args.offline_file,
+                "sha256": sha256}  # fmt: skip
 
     start = time.monotonic()
-    results = run_lm_eval(model, tasks, args.max_gen_toks, args.batch_size, args.backend, args.limit, metadata)
-    summary = {"tasks": summarise(results, tasks), "identity": identity, "model": str(model), "backend": args.backend}
+    results, data = run_lm_eval(model, tasks, protocol, args.batch_size, args.backend, args.limit, metadata)
+    for t in tasks:
+        data[t] |= {"source": args.data_dir or "hub", "revision": None if args.data_dir else revisions.get(t)}
+    summary = {"tasks": summarise(results, tasks, args.samples), "protocol": protocol, "data": data}
+    summary |= {"identity": identity, "model": str(model), "backend": args.backend}
     summary |= {k: getattr(args, k) for k in ("max_gen_toks", "batch_size", "limit")} | metadata
     summary |= {
-        "system_prompt": SYSTEM_PROMPT,
+        "system_prompt": protocol["system_prompt"],
         "lm_eval_version": importlib.metadata.version("lm_eval"),
         "wall_s": round(time.monotonic() - start, 1),
     }
@@ -235,9 +349,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint folder (transformers format)")
     p.add_argument("--tasks", required=True, help=f"comma-separated, from {', '.join(TASKS)}")
     p.add_argument("--data-dir", default="", help="root of local benchmark copies; empty: the Hub")
-    p.add_argument("--revisions", default="", help="Hub revision per benchmark: aime24=<sha>,math500=<sha>,...")
+    p.add_argument("--revisions", default="", help="Hub commit per benchmark: aime24=<40-hex sha>,math500=<sha>,...")
+    p.add_argument("--require-revisions", action="store_true", help="refuse Table-2 data from the Hub unpinned")
+    p.add_argument("--sha256", default="", help="expected content sha256 per task: aime24=<hex>,... (checked)")
     p.add_argument("--offline-file", default=None, help="JSONL {id, problem, answer} for the task offline")
+    p.add_argument("--protocol", default="greedy", help="the protocol's name, recorded in the result (eval.protocols)")
+    p.add_argument("--prompt", choices=PROMPTS, default="system", help="user message style (see above)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sampling temperature")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass when sampling")
     p.add_argument("--max-gen-toks", type=int, required=True, help="new-token budget per problem")
+    p.add_argument("--samples", type=int, default=1, help="n seeded samples per problem (avg@n, pass@k)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
     p.add_argument("--limit", type=int, default=None, help="first L problems per task (smoke tests only)")
     p.add_argument("--backend", choices=BACKENDS, default="hf", help="hf (CPU) or vllm (GPU, paper profile)")

@@ -143,23 +143,30 @@ EVAL = config["eval"]
 
 
 def eval_results():
-    """Every result JSON of Table 2: each run model's base checkpoint and every run of the matrix."""
-    base = [f"{RESULTS}/eval/{model}/base.json" for model in MATH["run_models"]]
-    return base + [f"{RESULTS}/eval/{model}/{cell_path(*cell)}.json" for model, *cell in math_cells()]
+    """Every result JSON of Table 2: per protocol, each run model's base checkpoint and every run of the matrix."""
+    return [
+        f"{RESULTS}/eval/{protocol}/{model}/{cell}.json"
+        for protocol in EVAL["protocol"]
+        for model, cell in [(m, "base") for m in MATH["run_models"]] + [(m, cell_path(*c)) for m, *c in math_cells()]
+    ]
 
 
 def eval_outputs():
     return expand(f"{FIGURES}/table2.{{ext}}", ext=["md", "csv", "tex", "png", "pdf"])
 
 
-def eval_args():
-    """grpo_prm.evaluate flags shared by every checkpoint."""
-    revisions = ",".join(f"{k}={v}" for k, v in EVAL["revisions"].items()) or None
-    flags = {"tasks": ",".join(EVAL["tasks"]), "max_gen_toks": EVAL["max_gen_toks"], "batch_size": EVAL["batch_size"],
-             "backend": EVAL["backend"], "limit": EVAL["limit"], "revisions": revisions}
+def eval_args(wildcards):
+    """grpo_prm.evaluate flags of one protocol (eval.protocols), shared by every checkpoint."""
+    protocol = EVAL["protocols"][wildcards.protocol]
+    pairs = lambda mapping: ",".join(f"{k}={v}" for k, v in mapping.items()) or None
+    samples = EVAL["samples"] if protocol["temperature"] > 0 else 1  # greedy draws one answer
+    flags = {"tasks": ",".join(EVAL["tasks"]), "batch_size": EVAL["batch_size"], "backend": EVAL["backend"],
+             "limit": EVAL["limit"], "revisions": pairs(EVAL["revisions"]), "sha256": pairs(EVAL["sha256"]),
+             "protocol": wildcards.protocol, "samples": samples, "seed": EVAL["seed"]} | protocol
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
-    return cli_args(flags) + f" --data-dir '{EVAL['data_dir'] or ''}'"
+    require = " --require-revisions" if EVAL["require_revisions"] else ""
+    return cli_args(flags) + require + f" --data-dir '{EVAL['data_dir'] or ''}'"
 
 
 def eval_env():

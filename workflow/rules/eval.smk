@@ -1,19 +1,20 @@
 # Downstream evaluation (paper §5, Table 2): lm-evaluation-harness on each base checkpoint and on every run's best
-# (or final) checkpoint, then Table 2 beside the paper's numbers.
+# (or final) checkpoint under each protocol of eval.protocol, then Table 2 beside the paper's numbers.
 
 
 rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        json=f"{RESULTS}/eval/{{model}}/{{cell}}.json",
-        samples=f"{RESULTS}/eval/{{model}}/{{cell}}.samples.jsonl",
+        json=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.json",
+        samples=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.samples.jsonl",
     wildcard_constraints:
         cell=r"base|beta\d+(\.\d+)?/(grpo|lambda_grpo|lambda_grpo_scaled)/seed\d+",
+        protocol=r"[A-Za-z0-9_]+",
     log:
-        f"{RESULTS}/logs/eval/{{model}}/{{cell}}.log",
+        f"{RESULTS}/logs/eval/{{protocol}}/{{model}}/{{cell}}.log",
     params:
-        args=eval_args(),
+        args=eval_args,
         model=eval_model,
         identity=eval_identity,
         prefix=lambda wildcards, output: output.json.removesuffix(".json"),
