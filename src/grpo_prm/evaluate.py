@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from grpo_prm.cli import reproducible
 from grpo_prm.data import SYSTEM_PROMPT, DataError
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
@@ -248,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     args = _parser().parse_args(argv)
+    reproducible(0)  # greedy decoding; lm-eval seeds its own RNGs too
     try:
         return evaluate(args)
     except (EvalError, DataError, OSError) as e:
