@@ -2,7 +2,7 @@
 import os
 import sys
 
-from grpo_prm.cli import THREADS_ENV
+from grpo_prm.cli import CPU_ENV, THREADS_ENV
 from grpo_prm.config import ConfigError, math_learning_rate, validate_config
 
 try:
@@ -16,14 +16,14 @@ TOY = config["toy"]
 MATH = config["math"]
 MATH_DATA = f"{RESULTS}/math/data"
 
-# Torch threads of each rule's jobs, fixed here and passed explicitly: Snakemake lowers a job's {threads} to --cores,
-# and CPU kernels split their sums by thread, so taking {threads} would tie the numbers to the machine's core count.
+# Torch threads of each rule's jobs, fixed here and passed explicitly (torch_env): Snakemake lowers a job's {threads}
+# to --cores, and CPU kernels split their sums by thread, so {threads} would tie the numbers to the core count.
 THREADS = {"train_toy": 1, "build_checkpoint": 2, "train_math": 1, "train_overlap": 1, "evaluate": 1}
 
 
-def torch_threads(rule):
-    """The shell prefix that gives a rule's job its fixed thread count (read by grpo_prm.cli.reproducible)."""
-    return f"{THREADS_ENV}={THREADS[rule]}"
+def torch_env(rule):
+    """The shell prefix giving a rule's job its fixed thread count and CPU kernels (grpo_prm.cli.reproducible)."""
+    return " ".join(f"{k}={v}" for k, v in {THREADS_ENV: THREADS[rule], **CPU_ENV}.items())
 
 
 wildcard_constraints:

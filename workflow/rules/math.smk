@@ -29,12 +29,12 @@ rule build_checkpoint:
     priority: 20
     params:
         args=checkpoint_args,
-        threads=torch_threads("build_checkpoint"),
+        torch_env=torch_env("build_checkpoint"),
     threads: THREADS["build_checkpoint"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.threads} python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
+        "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
 
 
 # One cell. Resumable: TRL checkpoints go to <run>/checkpoints/ (undeclared), so a killed job rerun with
@@ -52,12 +52,12 @@ rule train_math:
     params:
         args=math_train_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        threads=torch_threads("train_math"),
+        torch_env=torch_env("train_math"),
     threads: THREADS["train_math"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.threads} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
         " --out {params.out} {params.args} > {log} 2>&1"
 
 

@@ -20,12 +20,12 @@ rule train_overlap:
     params:
         args=overlap_train_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        threads=torch_threads("train_overlap"),
+        torch_env=torch_env("train_overlap"),
     threads: THREADS["train_overlap"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.threads} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
         " --out {params.out} {params.args} > {log} 2>&1"
 
 
