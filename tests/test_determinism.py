@@ -9,11 +9,11 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
 
-from grpo_prm.cli import CPU_ENV, THREADS_ENV, reproducible  # noqa: E402
-from grpo_prm.io import figure_data, save_figure  # noqa: E402
+from grpo_prm.cli import CPU_ENV, THREADS_ENV, reproducible
+from grpo_prm.io import figure_data, save_figure
 
 TOKENIZER_DIGEST = """
 import hashlib, sys

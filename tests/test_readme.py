@@ -29,14 +29,14 @@ def test_check_mode_names_stale_blocks_and_writing_touches_only_blocks(tmp_path)
     doc = tmp_path / "README.md"
     doc.write_text("intro 0.5\n<!-- numbers:overlap_table -->\nold\n<!-- /numbers -->\noutro 0.7\n")
     cmd = [sys.executable, "-m", "grpo_prm.readme", "--readme", str(doc), "--figures", str(FIGURES)]
-    check = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
+    check = subprocess.run([*cmd, "--check"], check=False, capture_output=True, text=True)
     assert check.returncode == 1 and "overlap_table" in check.stderr and "make readme" in check.stderr
-    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    assert subprocess.run(cmd, check=False, capture_output=True, text=True).returncode == 0
     new = doc.read_text()
     assert new.startswith("intro 0.5\n<!-- numbers:overlap_table -->\n| k | steps |") and new.endswith("outro 0.7\n")
-    assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "--check"], check=False, capture_output=True).returncode == 0
     doc.write_text("<!-- numbers:nope -->\n<!-- /numbers -->\n")
-    bad = subprocess.run(cmd, capture_output=True, text=True)
+    bad = subprocess.run(cmd, check=False, capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "numbers:nope" in bad.stderr
     assert doc.read_text() == "<!-- numbers:nope -->\n<!-- /numbers -->\n"  # nothing half-written
 
