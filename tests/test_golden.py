@@ -36,3 +36,12 @@ def test_ci_workflow_is_deterministic(two_builds):
                 "math_curves_tiny_beta0.0.data.csv", "figure_overlap.data.csv", "figure_overlap_tree.data.csv"}
     assert expected <= set(first)
     assert not differences(second, first, "second run (--cores 1)", "first run (--cores 2)")
+
+
+def test_a_difference_is_shown_as_a_diff_naming_the_file():
+    golden = {"t.csv": "a,b\n1,2\n", "gone.md": "x\n"}
+    built = {"t.csv": "a,b\n1,3\n", "new.csv": "y\n"}
+    diff = differences(built, golden, "built", "tests/golden/ci")
+    assert "--- tests/golden/ci/t.csv\n+++ built/t.csv\n" in diff and "-1,2\n+1,3\n" in diff
+    assert "(gone.md: only in tests/golden/ci)" in diff and "(new.csv: only in built)" in diff
+    assert differences(golden, dict(golden), "built", "tests/golden/ci") == ""
