@@ -6,7 +6,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce test lint bench report
+.PHONY: setup reproduce test lint bench report golden readme
 
 $(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,3 +37,12 @@ bench: setup
 report: setup
 	. $(VENV)/bin/activate && profile=$$(python -m grpo_prm.config $(CONFIG) | sed -n 's/^profile: //p') \
 	  && mkdir -p results/$$profile && snakemake --configfile $(CONFIG) --report results/$$profile/report.html $(SNAKEMAKE_ARGS)
+
+# Golden copies of the cut-down workflow's tables and figure data (config/ci.yaml -> tests/golden/ci/), rebuilt from
+# scratch in a temporary folder; run after a change that moves the numbers on purpose, and commit the result.
+golden: setup
+	. $(VENV)/bin/activate && python -m tests.golden
+
+# The README's run-derived numbers (its <!-- numbers:NAME --> blocks), rewritten from paper_figures/default/.
+readme: setup
+	. $(VENV)/bin/activate && python -m grpo_prm.readme --readme README.md --figures paper_figures/default

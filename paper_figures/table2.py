@@ -33,7 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from grpo_prm.io import write_atomic
+from grpo_prm.io import figure_savefig, write_atomic
 from grpo_prm.sample_stats import Z95
 from grpo_prm.weights import METHOD_LABELS
 
@@ -379,10 +379,6 @@ def _write_text(text: str, path: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
-def _write_figure(fig, fmt: str, path: str) -> None:
-    fig.savefig(path, format=fmt, dpi=150)
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -399,7 +395,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         raise SystemExit(f"table2: error: {e}") from None
     fig = figure(table)
     writers = {suffix: partial(_write_text, text) for suffix, text in texts.items()}
-    writers |= {".png": partial(_write_figure, fig, "png"), ".pdf": partial(_write_figure, fig, "pdf")}
+    writers |= {f".{fmt}": partial(figure_savefig, fig, fmt=fmt) for fmt in ("png", "pdf")}
     try:
         return write_atomic(args.out_prefix, writers)
     finally:

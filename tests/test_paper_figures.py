@@ -191,14 +191,16 @@ def test_bad_input_subprocess_exit_code_and_one_line(tmp_path):
 # ---------------------------------------------------------------- figure
 
 
-def test_figure_writes_png_and_pdf(tmp_path):
+def test_figure_writes_png_pdf_and_its_data(tmp_path):
     paths = constant_grid(tmp_path, methods=("grpo", "lambda_grpo", "lambda_grpo_scaled"), seeds=(0, 1, 2))
     prefix = tmp_path / "fig" / "curves"
     figure_toy_curves.main(["--runs", *map(str, paths), "--n", "1", "--r-neg", "-1.0", "--out-prefix", str(prefix)])
     png, pdf = Path(f"{prefix}.png"), Path(f"{prefix}.pdf")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
-    assert sorted(p.name for p in prefix.parent.iterdir()) == ["curves.pdf", "curves.png"]  # no temp files left
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["curves.data.csv", "curves.pdf", "curves.png"]  # no temp
+    data = pd.read_csv(f"{prefix}.data.csv", keep_default_na=False)
+    assert {"seed 0", "seed 1", "seed 2"} <= set(data[data.artist == "line"].label)  # one line per seed, as plotted
 
 
 def test_figure_panels_per_method_present(tmp_path):

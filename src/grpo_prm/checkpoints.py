@@ -48,6 +48,7 @@ from transformers import (
     set_seed,
 )
 
+from grpo_prm.cli import reproducible
 from grpo_prm.data import (
     SYSTEM_PROMPT,
     DataError,
@@ -573,6 +574,7 @@ def _tiny_from_args(args: dict) -> Path:
 def main(argv=None) -> None:
     args = vars(_parser().parse_args(argv))
     source = args.pop("source")
+    reproducible()  # the tiny build seeds itself from its recipe's seed
     try:
         if source == "hub":
             kw = {"token_env": args["token_env"]} if args["token_env"] else {}

@@ -3,7 +3,15 @@
 import argparse
 import dataclasses
 import json
+import os
 import sys
+
+# The workflow sets this per rule (workflow/rules/common.smk, THREADS); unset, a CLI uses one thread.
+THREADS_ENV = "GRPO_PRM_THREADS"
+# CPU kernels that do not depend on the processor: MKL's conditional numerical reproducibility (its own dispatch would
+# pick AVX-512 or AVX2 code with different rounding), and ATen's vectorised kernels capped at AVX2 (most x86 CI
+# machines have it). Both are read lazily, at the first kernel call; the rules also set them in the job's environment.
+CPU_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def _parse_bool(text: str) -> bool:
@@ -38,3 +46,25 @@ def exit_on_error(fn):
     except (ValueError, OSError) as e:
         sys.exit(f"error: {e}".splitlines()[0])
 
+
+
+def reproducible(seed: int | None = None, threads: int | None = None) -> int:
+    """Fix what a run's numbers depend on besides its inputs: torch's threads, the CPU kernels and, given `seed`, RNGs.
+
+    CPU kernels split their sums by thread, so the thread count is part of the result: it comes from `threads`, else
+    `$GRPO_PRM_THREADS`, else 1, never from the machine's core count or how many jobs run beside this one. `CPU_ENV`
+    is set unless already set. `seed` goes to transformers' `set_seed` (Python `random`, NumPy, torch). Returns the
+    thread count.
+    """
+    import torch  # only the CLIs that train or evaluate pay for the import
+
+    threads = threads or int(os.environ.get(THREADS_ENV) or 1)
+    for key, value in CPU_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Rust-side parallel batches: order-safe, but keep one rule
+    torch.set_num_threads(threads)
+    if seed is not None:
+        from transformers import set_seed
+
+        set_seed(seed)
+    return threads

@@ -47,6 +47,7 @@ import sys
 import time
 from pathlib import Path
 
+from grpo_prm.cli import reproducible
 from grpo_prm.data import SYSTEM_PROMPT, TABLE2, DataError, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
@@ -370,6 +371,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     args = _parser().parse_args(argv)
+    reproducible(args.seed)  # threads and RNGs; lm-eval reseeds with the same seed (simple_evaluate)
     try:
         return evaluate(args)
     except (EvalError, DataError, OSError) as e:

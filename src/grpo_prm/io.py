@@ -4,6 +4,7 @@ Each writer fills a temporary file in the target folder; only when every writer 
 into place (os.replace is atomic within a folder), so an error or a kill leaves nothing half-written behind.
 """
 
+import csv
 import os
 import tempfile
 from collections.abc import Callable
@@ -47,10 +48,56 @@ def write_atomic(prefix: str | Path, writers: dict[str, Callable[[str], object]]
     return [final for _, final in tmps]
 
 
+# No version string or creation date in the files, so the same figure gives the same bytes (matplotlib also reads
+# SOURCE_DATE_EPOCH; the dates are dropped outright here). Bytes still depend on the fonts and the matplotlib and
+# FreeType versions, which is why the tests compare figures through `figure_data`, not through PNG/PDF bytes.
+FIGURE_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def figure_savefig(fig, path: str, fmt: str, dpi: int = 150, **kw) -> None:
+    """`fig.savefig` with fixed metadata (`FIGURE_METADATA`): the one way this project writes a PNG or PDF."""
+    fig.savefig(path, format=fmt, dpi=dpi, metadata=FIGURE_METADATA.get(fmt), **kw)
+
+
+def _num(value) -> str:
+    return f"{float(value):.6g}"
+
+
+def figure_data(fig) -> list[list[str]]:
+    """Every plotted datum of `fig` as rows `axes, artist, index, label, x, y` (numbers to 6 significant digits).
+
+    Lines give their points, collections (bands, scatters) their path vertices and offsets, patches (bars, boxes)
+    their corners, texts their position and string, and each axes its title and axis labels. This is what the figure
+    shows, independent of fonts and rendering, so two runs' figures compare byte for byte through it.
+    """
+    rows = [["axes", "artist", "index", "label", "x", "y"]]
+    for a, ax in enumerate(fig.axes):
+        rows += [[a, kind, 0, text, "", ""] for kind, text in
+                 (("title", ax.get_title()), ("xlabel", ax.get_xlabel()), ("ylabel", ax.get_ylabel())) if text]
+        for i, line in enumerate(ax.get_lines()):
+            rows += [[a, "line", i, line.get_label(), _num(x), _num(y)] for x, y in line.get_xydata()]
+        for i, coll in enumerate(ax.collections):
+            for path in coll.get_paths():
+                rows += [[a, "collection", i, coll.get_label(), _num(x), _num(y)] for x, y in path.vertices]
+            rows += [[a, "offset", i, coll.get_label(), _num(x), _num(y)] for x, y in coll.get_offsets()]
+        for i, patch in enumerate(ax.patches):
+            corners = patch.get_patch_transform().transform(patch.get_path().vertices)  # in data coordinates
+            rows += [[a, "patch", i, patch.get_label(), _num(x), _num(y)] for x, y in corners]
+        for i, text in enumerate(ax.texts):
+            x, y = text.get_position()
+            rows.append([a, "text", i, text.get_text(), _num(x), _num(y)])
+    return rows
+
+
+def _write_figure_data(fig, path: str) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(figure_data(fig))
+
+
 def save_figure(fig, prefix: str | Path, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
-    """`<prefix>.png` and `<prefix>.pdf` of a matplotlib figure (tight bounding box), all or nothing."""
-    save = partial(fig.savefig, dpi=dpi, bbox_inches="tight")
-    return write_atomic(prefix, {f".{fmt}": partial(save, format=fmt) for fmt in formats})
+    """`<prefix>.png`, `<prefix>.pdf` (tight bounding box) and `<prefix>.data.csv` (`figure_data`), all or nothing."""
+    writers = {f".{fmt}": partial(figure_savefig, fig, fmt=fmt, dpi=dpi, bbox_inches="tight") for fmt in formats}
+    return write_atomic(prefix, writers | {".data.csv": partial(_write_figure_data, fig)})
 
 
 def save_table(table, prefix: str | Path, markdown: str) -> list[Path]:

@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.checkpoints import greedy_completions
-from grpo_prm.cli import dataclass_parser, exit_on_error
+from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
 from grpo_prm.data import read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
@@ -212,6 +212,7 @@ def run_math(cfg: MathRunConfig) -> Path:
 
 def main(argv=None) -> None:
     args = dataclass_parser(MathRunConfig, __doc__).parse_args(argv)
+    reproducible(args.seed)  # TRL's Trainer seeds again from args.seed; this covers what runs before it
     exit_on_error(lambda: run_math(MathRunConfig(**vars(args))))
 
 

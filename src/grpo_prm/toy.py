@@ -22,7 +22,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from grpo_prm.cli import dataclass_parser, exit_on_error
+from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
 from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
@@ -185,6 +185,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="CSV file to write")
     args = vars(parser.parse_args(argv))
     out = Path(args.pop("out"))
+    reproducible(args["seed"])
     run = exit_on_error(lambda: run_toy(ToyConfig(**args)))
     write_atomic(out, {"": partial(run.to_csv, index=False)})
 

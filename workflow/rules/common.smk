@@ -2,6 +2,7 @@
 import os
 import sys
 
+from grpo_prm.cli import CPU_ENV, THREADS_ENV
 from grpo_prm.config import ConfigError, math_learning_rate, validate_config
 
 try:
@@ -14,6 +15,16 @@ FIGURES = f"paper_figures/{config['profile']}"
 TOY = config["toy"]
 MATH = config["math"]
 MATH_DATA = f"{RESULTS}/math/data"
+
+# Torch threads of each rule's jobs, fixed here and passed explicitly (torch_env): Snakemake lowers a job's {threads}
+# to --cores, and CPU kernels split their sums by thread, so {threads} would tie the numbers to the core count.
+THREADS = {"train_toy": 1, "build_checkpoint": 2, "train_math": 1, "train_overlap": 1, "evaluate": 1}
+
+
+def torch_env(rule):
+    """The shell prefix giving a rule's job its fixed thread count and CPU kernels (grpo_prm.cli.reproducible)."""
+    return " ".join(f"{k}={v}" for k, v in {THREADS_ENV: THREADS[rule], **CPU_ENV}.items())
+
 
 wildcard_constraints:
     method="grpo|lambda_grpo|lambda_grpo_scaled",
@@ -54,7 +65,7 @@ def output_prefix(wildcards, output):
 def toy_outputs():
     return [
         *expand(f"{FIGURES}/table1_toy.{{ext}}", ext=["md", "csv", "tex"]),
-        *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf"]),
+        *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf", "data.csv"]),
     ]
 
 
@@ -103,7 +114,7 @@ def math_outputs():
         f"{FIGURES}/math_curves_{model}_beta{float(beta)}.{ext}"
         for model in MATH["run_models"]
         for beta in MATH["betas"]
-        for ext in ("png", "pdf")
+        for ext in ("png", "pdf", "data.csv")
     ]
     return [*curves, *expand(f"{FIGURES}/math_peaks.{{ext}}", ext=["md", "csv"])]
 
@@ -210,7 +221,7 @@ def overlap_run_dirs():
 
 
 def overlap_outputs():
-    names = {"figure_overlap": ["png", "pdf"], "figure_overlap_tree": ["png", "pdf"],
+    names = {"figure_overlap": ["png", "pdf", "data.csv"], "figure_overlap_tree": ["png", "pdf", "data.csv"],
              "table_overlap": ["md", "csv"], "table_theorem1": ["md", "csv"]}
     return [f"{FIGURES}/{name}.{ext}" for name, exts in names.items() for ext in exts]
 

@@ -19,11 +19,12 @@ rule evaluate:
         identity=eval_identity,
         prefix=lambda wildcards, output: output.json.removesuffix(".json"),
         env=eval_env(),
-    threads: 1
+        torch_env=torch_env("evaluate"),
+    threads: THREADS["evaluate"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.env} python -m grpo_prm.evaluate --model {params.model} {params.args}"
+        "{params.env} {params.torch_env} python -m grpo_prm.evaluate --model {params.model} {params.args}"
         " --identity {params.identity} --out {params.prefix} > {log} 2>&1"
 
 

@@ -29,11 +29,12 @@ rule build_checkpoint:
     priority: 20
     params:
         args=checkpoint_args,
-    threads: 2
+        torch_env=torch_env("build_checkpoint"),
+    threads: THREADS["build_checkpoint"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
+        "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
 
 
 # One cell. Resumable: TRL checkpoints go to <run>/checkpoints/ (undeclared), so a killed job rerun with
@@ -51,11 +52,12 @@ rule train_math:
     params:
         args=math_train_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-    threads: 1
+        torch_env=torch_env("train_math"),
+    threads: THREADS["train_math"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
         " --out {params.out} {params.args} > {log} 2>&1"
 
 
@@ -71,6 +73,7 @@ rule math_curves:
             labels={"model": "{model}", "beta": "{beta}"},
         ),
         f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.pdf",
+        f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.data.csv",
     log:
         f"{RESULTS}/logs/math_curves_{{model}}_beta{{beta}}.log",
     params:

@@ -20,11 +20,12 @@ rule train_overlap:
     params:
         args=overlap_train_args,
         out=lambda wildcards, output: os.path.dirname(output[0]),
-    threads: 1
+        torch_env=torch_env("train_overlap"),
+    threads: THREADS["train_overlap"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
         " --out {params.out} {params.args} > {log} 2>&1"
 
 
@@ -54,6 +55,7 @@ rule figure_overlap:
     output:
         report(f"{FIGURES}/figure_overlap.png", caption="../report/figure_overlap.rst", category="Overlap (§3)"),
         f"{FIGURES}/figure_overlap.pdf",
+        f"{FIGURES}/figure_overlap.data.csv",
     log:
         f"{RESULTS}/logs/figure_overlap.log",
     params:
@@ -112,6 +114,7 @@ rule figure_overlap_tree:
     output:
         report(f"{FIGURES}/figure_overlap_tree.png", caption="../report/figure_overlap_tree.rst", category="Overlap (§3)"),
         f"{FIGURES}/figure_overlap_tree.pdf",
+        f"{FIGURES}/figure_overlap_tree.data.csv",
     log:
         f"{RESULTS}/logs/figure_overlap_tree.log",
     params:

@@ -9,7 +9,8 @@ rule train_toy:
     params:
         seeds=TOY["seeds"],
         settings=toy_settings(),
-    threads: 1
+        threads=THREADS["train_toy"],
+    threads: THREADS["train_toy"]
     conda:
         "../../envs/cpu.yaml"
     script:
@@ -54,6 +55,7 @@ rule figure_toy_curves:
             labels={"item": "Figure (toy curves)"},
         ),
         f"{FIGURES}/figure_toy_curves.pdf",
+        f"{FIGURES}/figure_toy_curves.data.csv",
     log:
         f"{RESULTS}/logs/figure_toy_curves.log",
     params:

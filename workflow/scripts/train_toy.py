@@ -4,14 +4,14 @@ import contextlib
 import logging
 import os
 
-import torch
 from transformers.utils import logging as hf_logging
 
+from grpo_prm.cli import reproducible
 from grpo_prm.toy import ToyConfig, run_toy
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-torch.set_num_threads(sm.threads)  # more threads than cores slows small models down by orders of magnitude
+reproducible(threads=sm.params.threads)  # the rule's fixed count (common.smk THREADS), not Snakemake's {threads}
 with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
     hf_logging.disable_default_handler()  # its handler holds the console's stderr; send its lines to the log
     hf_logging.add_handler(logging.StreamHandler(log))

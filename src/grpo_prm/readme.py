@@ -1,0 +1,331 @@
+"""Numbers in prose come from files: the README's run-derived numbers, written from `paper_figures/<profile>/`.
+
+    python -m grpo_prm.readme                 # rewrite README.md's number blocks from paper_figures/default/ (make readme)
+    python -m grpo_prm.readme --check         # exit 1, naming the blocks, if README.md differs from what it would write
+
+A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers -->`; everything outside the blocks is left
+alone. Each NAME in `BLOCKS` renders one block from the tables (CSV) of the profile's folder.
+
+Claims carry their intervals: a table cell is a mean with its 95 % Student-t interval over seeds and the seed count,
+and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval of the difference of two means
+excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are accuracies with a standard error over
+problems; their difference gets the normal interval from the two standard errors.
+"""
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from grpo_prm.weights import METHOD_LABELS
+
+LEVEL = 0.95
+BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.DOTALL)
+
+
+# ---- statistics
+
+
+def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
+    """The `LEVEL` Student-t interval of a mean over `n` seeds (nan bounds below 2 seeds)."""
+    if n < 2 or not math.isfinite(std):
+        return math.nan, math.nan
+    half = stats.t.ppf(0.5 + LEVEL / 2, n - 1) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def welch_interval(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float, float]:
+    """Difference a − b of two means (each `(mean, std, n)`) and its `LEVEL` Welch interval (nan below 2 seeds)."""
+    (ma, sa, na), (mb, sb, nb) = a, b
+    diff = ma - mb
+    if min(na, nb) < 2:
+        return diff, math.nan, math.nan
+    va, vb = sa**2 / na, sb**2 / nb
+    if va + vb == 0:
+        return diff, diff, diff
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = stats.t.ppf(0.5 + LEVEL / 2, dof) * math.sqrt(va + vb)
+    return diff, diff - half, diff + half
+
+
+def normal_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float, float]:
+    """Difference a − b of two accuracies (each `(accuracy, stderr)`) and its `LEVEL` normal interval."""
+    diff, half = a[0] - b[0], stats.norm.ppf(0.5 + LEVEL / 2) * math.hypot(a[1], b[1])
+    return diff, diff - half, diff + half
+
+
+def verdict(lo: float, hi: float, above: str, below: str, n: str) -> str:
+    """`above` / `below` where the interval [lo, hi] excludes 0, else that the difference is not distinguishable."""
+    if lo > 0:
+        return above
+    if hi < 0:
+        return below
+    return f"not distinguishable at {n}"
+
+
+# ---- formatting
+
+
+def num(x: float, digits: int = 3) -> str:
+    return "—" if not math.isfinite(x) else f"{x:.{digits}f}".replace("-", "−")
+
+
+def signed(x: float, digits: int = 3) -> str:
+    return ("+" if x >= 0 else "") + num(x, digits)
+
+
+def cell(mean: float, lo: float, hi: float, digits: int = 3) -> str:
+    """`mean [lo, hi]`, or the mean alone without an interval."""
+    return num(mean, digits) if not math.isfinite(lo) else f"{num(mean, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
+
+
+def span(values, digits: int = 2) -> str:
+    lo, hi = min(values), max(values)
+    return num(lo, digits) if num(lo, digits) == num(hi, digits) else f"{num(lo, digits)}–{num(hi, digits)}"
+
+
+def label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def md_table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def seeds_text(n) -> str:
+    counts = sorted({int(v) for v in n})
+    return f"{'/'.join(map(str, counts))} seed{'s' if counts != [1] else ''}"
+
+
+# ---- toy (Table 1)
+
+
+def _toy(figures: Path) -> tuple[pd.DataFrame, list[str]]:
+    table = pd.read_csv(figures / "table1_toy.csv")
+    methods = [m for m in METHOD_LABELS if f"{m}_mean" in table]
+    return table, methods
+
+
+def _toy_stats(row, method: str) -> tuple[float, float, int]:
+    return row[f"{method}_mean"], row[f"{method}_std"], int(row[f"{method}_seeds"])
+
+
+def toy_table(figures: Path) -> str:
+    table, methods = _toy(figures)
+    rows = []
+    for _, r in table.iterrows():
+        ours = [cell(r[f"{m}_mean"], *t_interval(*_toy_stats(r, m))) for m in methods]
+        paper = [num(r[f"paper_{m}"], 4) for m in ("grpo", "lambda_grpo") if f"paper_{m}" in table]
+        rows.append([str(int(r.n)), num(r.r_neg, 1), *ours, *paper])
+    header = ["n", "r_neg", *(f"{label(m)} (ours)" for m in methods),
+              *(f"{label(m)} (paper)" for m in ("grpo", "lambda_grpo") if f"paper_{m}" in table)]
+    n = seeds_text(table[[f"{m}_seeds" for m in methods]].to_numpy().ravel())
+    intro = (f"Each cell of ours is the mean over {n} and its 95 % t-interval (the paper gives means over 5 seeds):"
+             "\n\n")
+    return intro + md_table(header, ["--:"] * len(header), rows)
+
+
+def _compare_cells(table, a: str, b: str) -> tuple[list[str], int, int]:
+    """Per (n, r_neg) the Welch verdict of a against b, and the counts of cells where a is higher / lower."""
+    out, higher, lower = [], 0, 0
+    for _, r in table.iterrows():
+        sa, sb = _toy_stats(r, a), _toy_stats(r, b)
+        diff, lo, hi = welch_interval(sa, sb)
+        higher, lower = higher + (lo > 0), lower + (hi < 0)
+        out.append(f"n = {int(r.n)}, r_neg = {num(r.r_neg, 1)}: {signed(diff)} [{num(lo)}, {num(hi)}]")
+    return out, higher, lower
+
+
+def toy_claims(figures: Path) -> str:
+    table, methods = _toy(figures)
+    lines = []
+    pairs = [(a, b) for a, b in (("lambda_grpo", "grpo"), ("lambda_grpo_scaled", "lambda_grpo")) if {a, b} <= set(methods)]
+    for a, b in pairs:
+        cells, higher, lower = _compare_cells(table, a, b)
+        n = seeds_text(table[[f"{a}_seeds", f"{b}_seeds"]].to_numpy().ravel())
+        rest = len(table) - higher - lower
+        lines.append(
+            f"- **{label(a)} against {label(b)}.** {label(a)}'s mean is higher in "
+            f"{int((table[f'{a}_mean'] > table[f'{b}_mean']).sum())} of {len(table)} cells; by the 95 % Welch interval "
+            f"of the difference it is higher in {higher}, lower in {lower}, and not distinguishable at {n} in {rest} "
+            f"(difference [interval]: {'; '.join(cells)})."
+        )
+    if "grpo" in methods:
+        lines.append(f"- **Spread over seeds.** GRPO's std over seeds is {span(table.grpo_std)} across the cells"
+                     + (f", λ-GRPO's {span(table.lambda_grpo_std)}" if "lambda_grpo" in methods else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
+# ---- math (peak table)
+
+
+def _peak_stats(peaks: pd.DataFrame, column: str) -> pd.DataFrame:
+    g = peaks.dropna(subset=[column]).groupby(["model", "beta", "method"], sort=False)[column]
+    return g.agg(mean="mean", std="std", n="count")
+
+
+def math_peaks(figures: Path) -> str:
+    peaks = pd.read_csv(figures / "math_peaks.csv")
+    columns = {"peak": 3, "peak_step": 1, "final": 3, "peak_step_vs_grpo": 2}
+    summary = {c: _peak_stats(peaks, c) for c in columns}
+    rows = []
+    for key in summary["peak"].index:
+        model, beta, method = key
+        cells = []
+        for c, digits in columns.items():
+            s = summary[c]
+            cells.append(cell(s.loc[key, "mean"], *t_interval(*s.loc[key]), digits) if key in s.index else "—")
+        rows.append([model, num(beta, 2), label(method), *cells, str(int(summary["peak"].loc[key, "n"]))])
+    final_step = span(peaks.final_step, 0)
+    header = ["model", "β", "method", "peak", "step of peak", f"final (step {final_step})", "peak step / GRPO's",
+              "seeds"]
+    return ("Mean over seeds and its 95 % t-interval:\n\n"
+            + md_table(header, ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:"], rows))
+
+
+def math_claims(figures: Path) -> str:
+    peaks = pd.read_csv(figures / "math_peaks.csv")
+    lines = []
+    for (model, beta), runs in peaks.groupby(["model", "beta"], sort=False):
+        per = {c: _peak_stats(runs, c).droplevel([0, 1]) for c in ("peak", "final", "peak_step")}
+        if "grpo" not in per["final"].index:
+            continue
+        for method in [m for m in per["final"].index if m != "grpo"]:
+            parts = []
+            for column, what, above, below in (("final", "final accuracy", "higher", "lower"),
+                                              ("peak", "peak accuracy", "higher", "lower"),
+                                              ("peak_step", "step of the peak", "later", "earlier")):
+                a, b = per[column].loc[method], per[column].loc["grpo"]
+                diff, lo, hi = welch_interval(tuple(a), tuple(b))
+                n = seeds_text([a.n, b.n])
+                digits = 1 if column == "peak_step" else 3
+                parts.append(f"{what} {num(a['mean'], digits)} against {num(b['mean'], digits)}, "
+                             f"{verdict(lo, hi, above, below, n)} (difference {signed(diff, digits)}, 95 % interval "
+                             f"[{num(lo, digits)}, {num(hi, digits)}])")
+            lines.append(f"- **{label(method)} against GRPO** ({model}, β = {num(beta, 2)}): " + "; ".join(parts) + ".")
+    return "\n".join(lines) + "\n"
+
+
+# ---- Table 2
+
+
+def table2_ours(figures: Path) -> str:
+    table = pd.read_csv(figures / "table2.csv")
+    ours = table[table.source == "ours"]
+    benches = [c.removesuffix("_stderr") for c in table if c.endswith("_stderr")]
+    benches = [b for b in benches if ours[b].notna().any()]
+    lines = []
+    for model, rows in ours.groupby("model", sort=False):
+        for bench in benches:
+            got = rows.dropna(subset=[bench])
+            cells = [f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
+                     + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
+                     for _, r in got.iterrows()]
+            line = f"- **{model}, {bench}** (mean over seeds ± standard error over problems): {', '.join(cells)}."
+            for beta, at_beta in got[got.method != "base"].groupby("beta", sort=False):
+                methods = at_beta.set_index("method")
+                if "grpo" not in methods.index:
+                    continue
+                g = methods.loc["grpo"]
+                for method, r in methods.drop(index="grpo").iterrows():
+                    diff, lo, hi = normal_interval((r[bench], r[f"{bench}_stderr"]), (g[bench], g[f"{bench}_stderr"]))
+                    line += (f" {label(method)} − GRPO at β = {num(beta, 2)}: {signed(diff)}, 95 % interval "
+                             f"[{num(lo)}, {num(hi)}], {verdict(lo, hi, 'higher', 'lower', 'this test-set size')}.")
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+# ---- overlap
+
+
+def overlap_table(figures: Path) -> str:
+    t = pd.read_csv(figures / "table_overlap.csv")
+    rows = []
+    for _, r in t.iterrows():
+        paper = [f"{int(r.paper_flat_groups):,} / {int(r.paper_groups):,}", f"{num(r.paper_nontrivial_pct, 2)} %"] \
+            if math.isfinite(r.paper_groups) else ["—", "—"]
+        rows.append([str(int(r.k)), str(int(r.steps)), f"{int(r.flat_groups)} / {int(r.groups)}",
+                     f"{num(r.nontrivial_pct, 2)} %", f"{num(r.path_depth_mean, 2)} / {num(r.path_depth_mean_last, 2)}",
+                     f"{num(r.intermediate_proportion_mean)} / {num(r.intermediate_proportion_mean_last)}", *paper])
+    header = ["k", "steps", "flat / groups", "non-trivial", "path depth, mean (all / last step)",
+              "intermediate proportion (all / last step)", "paper flat / groups", "paper non-trivial"]
+    return md_table(header, ["--:"] * len(header), rows)
+
+
+def overlap_claims(figures: Path) -> str:
+    t = pd.read_csv(figures / "table_overlap.csv").sort_values("k")
+    th = pd.read_csv(figures / "table_theorem1.csv").sort_values("k", ascending=False)
+    share = t.flat_groups / t.groups
+    flat = "; ".join(f"k = {int(r.k)}: {num(100 * f, 1)} %" for (_, r), f in zip(t.iterrows(), share))
+    depth = "; ".join(f"k = {int(r.k)}: {num(r.path_depth_mean, 2)}" for _, r in t.iterrows())
+    fewer = "falls" if share.is_monotonic_decreasing and len(t) > 1 else "does not fall"
+    deeper = "grows" if t.path_depth_mean.is_monotonic_increasing and len(t) > 1 else "does not grow"
+    paper = [f"{num(100 * r.paper_flat_groups / r.paper_groups, 1)} % at k = {int(r.k)}" for _, r in t.iterrows()
+             if math.isfinite(r.paper_groups)]
+    groups = ", ".join(f"{int(r.groups)} at k = {int(r.k)} ({int(r.tokens):,} tokens)" for _, r in th.iterrows())
+    loss = " and ".join(f"{r.max_loss_diff:.1e}" for _, r in th.iterrows())
+    grad = " and ".join(f"{r.max_abs_diff:.1e}" for _, r in th.iterrows())
+    roundoff = "float64 round-off" if max(th.max_loss_diff.max(), th.max_abs_diff.max()) < 1e-12 else "NOT round-off"
+    return (f"- **Flat share** (one run per k, no seeds): {flat}; it {fewer} as k grows"
+            + (f" (paper: {', '.join(paper)})" if paper else "") + ".\n"
+            f"- **Mean path depth over the run:** {depth}; it {deeper} with k.\n"
+            f"- **Theorem 1.** On the recorded groups checked ({groups}), the largest |L_GRPO − L_PRM| is {loss}, and "
+            f"the largest difference of a per-token gradient term is {grad}: {roundoff}.\n")
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "toy_table1": toy_table,
+    "toy_claims": toy_claims,
+    "math_peaks": math_peaks,
+    "math_claims": math_claims,
+    "table2_ours": table2_ours,
+    "overlap_table": overlap_table,
+    "overlap_claims": overlap_claims,
+}
+
+
+def render(readme: str, figures: Path) -> str:
+    """`readme` with every number block rewritten from `figures`; an unknown block name is an error."""
+
+    def fill(m: re.Match) -> str:
+        if m["name"] not in BLOCKS:
+            raise ValueError(f"README block numbers:{m['name']}: unknown (known: {', '.join(BLOCKS)})")
+        return m.group(1) + BLOCKS[m["name"]](figures) + m.group(4)
+
+    return BLOCK.sub(fill, readme)
+
+
+def stale_blocks(readme: str, figures: Path) -> list[str]:
+    """Names of the blocks whose text differs from what `render` would write now."""
+    new = {m["name"]: m["body"] for m in BLOCK.finditer(render(readme, figures))}
+    return [m["name"] for m in BLOCK.finditer(readme) if new[m["name"]] != m["body"]]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--figures", default="paper_figures/default", help="the profile's tables")
+    parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
+    args = parser.parse_args(argv)
+    path, figures = Path(args.readme), Path(args.figures)
+    try:
+        text = path.read_text(encoding="utf-8")
+        stale = stale_blocks(text, figures)
+        if args.check:
+            if stale:
+                sys.exit(f"{path}: number blocks out of date: {', '.join(stale)} (run `make readme`)")
+            return
+        path.write_text(render(text, figures), encoding="utf-8")
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"error: {e}".splitlines()[0])
+    print(f"{path}: {len(stale)} block(s) rewritten from {figures}/" + (f": {', '.join(stale)}" if stale else ""))
+
+
+if __name__ == "__main__":
+    main()
