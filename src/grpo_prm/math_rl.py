@@ -3,9 +3,9 @@
     python -m grpo_prm.math_rl --model ckpt/ --train train.jsonl --val val.jsonl --out runs/x --method lambda_grpo
 
 Pieces:
-- `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end right after the first closed `\\boxed{}` (the authors'
-  BoxedLP rule, paper.md §8). TRL's generate path takes no logits processor, so completions are cut after
-  generation; the kept tokens are exactly those BoxedLP would have produced, the rest is wasted compute.
+- `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end inside the engine right after the first closed
+  `\\boxed{}` (the authors' BoxedLP rule, paper.md §8), in HF `generate` and in vLLM: no token past the box is
+  generated.
 - `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
   reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
@@ -16,7 +16,9 @@ Pieces:
 - `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.checkpoints import greedy_completions
@@ -33,7 +35,7 @@ from grpo_prm.data import read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
 from grpo_prm.reward import MathReward
-from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
+from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
 
@@ -70,14 +72,50 @@ class MathRunConfig:
 
 
 class BoxedStopTrainer(LambdaGRPOTrainer):
-    """`LambdaGRPOTrainer` with the stop rule applied to every rollout (`stop_at_boxed`)."""
+    """`LambdaGRPOTrainer` whose rollouts stop inside the engine after the first closed box (`stop_at_boxed`).
+
+    - HF `generate`: TRL passes no logits processor to `generate`, so for the rollout call the unwrapped model's
+      `generate` is given `BoxedStopLogitsProcessor` (the tokens are those of the authors' `BoxedLP`).
+    - vLLM (colocate or server): the engine holds `grpo_prm.vllm_stop.BoxedStopVLLM` (an entry point of this
+      package); TRL's sampling parameters switch it on through `extra_args`. The forced EOS gets a NaN sampling
+      log-prob (it is not a sample of the policy), which TRL's importance-sampling correction treats as ratio 1.
+    Completions are cut afterwards as well, a no-op when the engine stopped (and a guard when it did not).
+    """
+
+    def __init__(self, *posargs, **kwargs):
+        super().__init__(*posargs, **kwargs)
+        if self.use_vllm:
+            from grpo_prm.vllm_stop import request_args
+
+            self.vllm_generation.generation_kwargs["extra_args"] = request_args(self.eos_token_ids[0])
+
+    def stop_processors(self) -> list:
+        """Logits processors given to HF `generate` in rollouts."""
+        return [BoxedStopLogitsProcessor(self.processing_class, self.eos_token_ids[0])]
+
+    @contextlib.contextmanager
+    def _stop_in_generate(self):
+        """For the enclosed rollout, the model's `generate` runs with `stop_processors()`."""
+        if self.use_vllm or self.use_transformers_continuous_batching:
+            yield
+            return
+        model = self.accelerator.unwrap_model(self.model_wrapped)  # the object TRL's generation context yields
+        model.generate = functools.partial(type(model).generate, model,
+                                           logits_processor=LogitsProcessorList(self.stop_processors()))
+        try:
+            yield
+        finally:
+            del model.generate
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                      has_tool_images)
-        cut = [truncate_ids_after_first_boxed(c, self.processing_class, self.eos_token_ids[0]) for c in ids]
-        if logprobs is not None:  # vLLM: the appended EOS was not sampled; NaN is neutralised by TRL's IS correction
-            logprobs = [lp[: len(c)] + [math.nan] * (len(c) - len(lp[: len(c)])) for lp, c in zip(logprobs, cut)]
+        with self._stop_in_generate():
+            ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                          has_tool_images)
+        ends = [first_boxed_end(c, self.processing_class) for c in ids]
+        cut = [c[:e] + [self.eos_token_ids[0]] if e is not None and e < len(c) else list(c) for c, e in zip(ids, ends)]
+        if logprobs is not None:  # vLLM: NaN for the forced EOS, which the policy did not sample
+            logprobs = [lp[:e] + [math.nan] if e is not None and e < len(c) else lp
+                        for lp, c, e in zip(logprobs, cut, ends)]
         return cut, logprobs
 
 
