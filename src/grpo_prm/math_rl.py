@@ -8,6 +8,7 @@ Pieces:
   generated.
 - `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
   reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
+  With `use_vllm` the decoding runs in the trainer's colocated vLLM engine (weights synced first), else HF `generate`.
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
 - Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
   overlap analyses (paper §3).
@@ -31,7 +32,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.cli import dataclass_parser, exit_on_error
-from grpo_prm.data import read_problems, to_trl_dataset
+from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
 from grpo_prm.reward import MathReward
@@ -119,26 +120,59 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
         return cut, logprobs
 
 
-def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int) -> float:
-    """Mean binary reward of greedy completions with the stop rule (the paper's validation metric)."""
-    completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
-                                     logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
+def vllm_greedy_completions(trainer, rows: list[dict], max_new_tokens: int) -> list[str]:
+    """Greedy completions of `rows` with the stop rule from the trainer's colocated vLLM engine, weights synced first.
+
+    The prompts are `greedy_completions`' (chat template, the paper's system message) and the text is decoded from
+    the ids as there, so the two engines differ only in their numerics.
+    """
+    from vllm import SamplingParams
+
+    from grpo_prm.vllm_stop import request_args
+
+    generation, tokenizer = trainer.vllm_generation, trainer.processing_class
+    if generation.mode != "colocate" or generation.enable_sleep_mode:
+        raise ValueError("validation through vLLM needs vllm_mode='colocate' without vllm_enable_sleep_mode")
+    generation.sync_weights()  # the engine holds the weights of the last rollout, one optimiser step behind
+    trainer._last_loaded_step = trainer.state.global_step  # so the next rollout does not sync them again
+    texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+             for r in rows]
+    prompts = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, extra_args=request_args(trainer.eos_token_ids[0]))
+    outputs = generation.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+    return [tokenizer.decode(o.outputs[0].token_ids, skip_special_tokens=True) for o in outputs]
+
+
+def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int,
+                    trainer=None) -> float:
+    """Mean binary reward of greedy completions with the stop rule (the paper's validation metric).
+
+    With a `trainer` that uses vLLM, its engine decodes (`vllm_greedy_completions`); otherwise HF `generate`.
+    """
+    if trainer is not None and trainer.use_vllm:
+        completions = vllm_greedy_completions(trainer, rows, max_new_tokens)
+    else:
+        completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
+                                         logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
     model.train()
     scores = reward(completions, [r["answer"] for r in rows])
     return sum(s or 0.0 for s in scores) / len(scores)
 
 
 class GreedyValidation(TrainerCallback):
-    """Validate every `every` steps (and at step 0); keep the best model in `<out>/best`; log to metrics.jsonl."""
+    """Validate every `every` steps (and at step 0); keep the best model in `<out>/best`; log to metrics.jsonl.
 
-    def __init__(self, cfg: MathRunConfig, rows, tokenizer, reward):
-        self.cfg, self.rows, self.tokenizer, self.reward = cfg, rows, tokenizer, reward
+    `trainer`: the trainer whose vLLM engine decodes when it uses one (`greedy_accuracy`).
+    """
+
+    def __init__(self, cfg: MathRunConfig, rows, tokenizer, reward, trainer=None):
+        self.cfg, self.rows, self.tokenizer, self.reward, self.trainer = cfg, rows, tokenizer, reward, trainer
         self.best = -1.0
         self.metrics = Path(cfg.out) / "metrics.jsonl"
 
     def _validate(self, state, model):
         acc = greedy_accuracy(model, self.tokenizer, self.rows, self.reward, self.cfg.max_new_tokens,
-                              self.cfg.val_batch_size)
+                              self.cfg.val_batch_size, self.trainer)
         self._append({"step": state.global_step, "val/accuracy": acc})
         if acc > self.best:
             self.best = acc
@@ -226,7 +260,7 @@ def run_math(cfg: MathRunConfig) -> Path:
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows))
-    validation = GreedyValidation(cfg, val_rows, tokenizer, reward)
+    validation = GreedyValidation(cfg, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
     validation.resume(step or 0)
     trainer.recorder = _recorder(cfg, step)
