@@ -35,22 +35,25 @@ export VLLM_CPU_KVCACHE_SPACE=2 OMP_NUM_THREADS=1 TRL_EXPERIMENTAL_SILENCE=1 TOK
 PYTHONPATH="$ROOT" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests_vllm
 echo "vllm-cpu: tests_vllm passed after $((SECONDS - start)) s"
 
-# Table 2 through lm-eval's vLLM backend: three problems of each benchmark from the local copies.
+# The paper profile's GPU code paths end to end through Snakemake (config/paper-smoke.yaml): data, tiny checkpoint,
+# two λ-GRPO steps with colocated vLLM rollouts and vLLM validation, Table 2 with `--backend vllm` on three problems
+# of each benchmark. Snakemake runs from the driver environment (.venv, built by `make test`); its jobs call `python`
+# from PATH, the vLLM environment, as on a GPU cluster (README, "The paper profile").
 DATA=${GRPO_PRM_DATA:-$ROOT/../shared/data}
-if [ -d "$DATA" ]; then
-  work="$(mktemp -d)"
-  "$VENV/bin/python" - "$work/ckpt" <<'PY'
-import sys
-from grpo_prm.checkpoints import build_tiny_sft_checkpoint
-from grpo_prm.data import offline_splits
-train, _, _ = offline_splits(200, 10, 0, seed=0, min_steps=1, max_steps=1)
-# max_length: evaluate gives vLLM a context of max_gen_toks + 2048 tokens, which the model must cover.
-build_tiny_sft_checkpoint(sys.argv[1], train, hidden_size=64, layers=1, heads=2, sft_steps=20, batch_size=8, max_length=2080)
+[ -d "$DATA" ] || { echo "vllm-cpu: no benchmark copies at $DATA (set GRPO_PRM_DATA)" >&2; exit 1; }
+config="$(mktemp --suffix=.yaml)"  # config/paper-smoke.yaml with the benchmark copies' location on this machine
+sed "s|^  data_dir: ../shared/data$|  data_dir: '$DATA'|" config/paper-smoke.yaml >"$config"
+PATH="$ROOT/$VENV/bin:$PATH" "$ROOT/.venv/bin/snakemake" --cores 2 --forceall math evaluation --configfile "$config"
+PATH="$ROOT/$VENV/bin:$PATH" "$VENV/bin/python" - <<'PY'
+import json
+from pathlib import Path
+run = Path("results/paper-smoke/math/tiny/beta0.0/lambda_grpo/seed0")
+metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+assert [m["step"] for m in metrics if "val/accuracy" in m] == [0, 1, 2], metrics
+assert [m["step"] for m in metrics if "loss" in m] == [1, 2], metrics
+for cell in ("base", "beta0.0/lambda_grpo/seed0"):
+    result = json.loads(Path(f"results/paper-smoke/eval/tiny/{cell}.json").read_text())
+    assert result["backend"] == "vllm" and all(t["n"] == 3 for t in result["tasks"].values()), result
+print("vllm-cpu: paper-smoke outputs checked")
 PY
-  "$VENV/bin/python" -m grpo_prm.evaluate --model "$work/ckpt" --tasks aime24,math500,amc23,minerva_math,olympiadbench \
-    --data-dir "$DATA" --max-gen-toks 32 --limit 3 --batch-size auto --backend vllm --out "$work/eval"
-  echo "vllm-cpu: evaluate --backend vllm passed after $((SECONDS - start)) s"
-else
-  echo "vllm-cpu: no benchmark copies at $DATA (set GRPO_PRM_DATA); evaluate --backend vllm not run" >&2
-  exit 1
-fi
+echo "vllm-cpu: paper-smoke workflow passed after $((SECONDS - start)) s"

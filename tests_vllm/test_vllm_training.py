@@ -22,14 +22,7 @@ vllm = pytest.importorskip("vllm")
 @pytest.fixture(scope="module")
 def vllm_run(vllm_checkpoint, data, tmp_path_factory):  # noqa: F811
     """Two steps with use_vllm (colocate), validation at steps 0, 1 and 2; every rollout call captured."""
-    import vllm._custom_ops
-    import vllm.model_executor.layers.utils
-
-    # vLLM's CPU GEMM paths (oneDNN; SGL on AMX machines, taken by TRL's engine, which runs the float32 checkpoint in
-    # bfloat16) repack linear weights and drop the originals, after which TRL's weight sync fails ("'Parameter'
-    # object has no attribute 'weight_loader'"); the plain torch path keeps them loadable. CPU only.
-    vllm._custom_ops._supports_onednn = False
-    vllm.model_executor.layers.utils.check_cpu_sgl_kernel = lambda n, k, dtype: False
+    # BoxedStopTrainer switches off vLLM's CPU GEMM repacking itself (math_rl._vllm_cpu_keeps_weights).
     captured = []
     original = math_rl.BoxedStopTrainer._generate_single_turn
 

