@@ -98,7 +98,8 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
     """
 
     def __init__(self, *posargs, **kwargs):
-        if kwargs["args"].use_vllm and not torch.cuda.is_available():
+        args = kwargs.get("args", posargs[2] if len(posargs) > 2 else None)  # GRPOTrainer(model, reward_funcs, args)
+        if args is not None and args.use_vllm and not torch.cuda.is_available():
             _vllm_cpu_keeps_weights()
         super().__init__(*posargs, **kwargs)
         if self.use_vllm:
