@@ -43,7 +43,9 @@ DATA=${GRPO_PRM_DATA:-$ROOT/../shared/data}
 [ -d "$DATA" ] || { echo "vllm-cpu: no benchmark copies at $DATA (set GRPO_PRM_DATA)" >&2; exit 1; }
 config="$(mktemp --suffix=.yaml)"  # config/paper-smoke.yaml with the benchmark copies' location on this machine
 sed "s|^  data_dir: ../shared/data$|  data_dir: '$DATA'|" config/paper-smoke.yaml >"$config"
-PATH="$ROOT/$VENV/bin:$PATH" "$ROOT/.venv/bin/snakemake" --cores 2 --forceall math evaluation --configfile "$config"
+# PYTHONPATH: the workflow imports grpo_prm from this checkout, whichever one .venv was installed from.
+PATH="$ROOT/$VENV/bin:$PATH" PYTHONPATH="$ROOT/src" "$ROOT/.venv/bin/snakemake" --cores 2 --forceall math evaluation \
+  --configfile "$config"
 PATH="$ROOT/$VENV/bin:$PATH" "$VENV/bin/python" - <<'PY'
 import json
 from pathlib import Path
