@@ -19,6 +19,14 @@ from tests_vllm.test_vllm_stop import vllm_checkpoint  # noqa: F401
 vllm = pytest.importorskip("vllm")
 
 
+class DigitReward(MathReward):
+    """1 if the completion holds a "1": rewards that vary on a random model's completions (math-verify would score
+    them all 0, leaving advantages and loss at 0), so the comparison below has a loss to compare."""
+
+    def score(self, completion, gold):
+        return float("1" in completion)
+
+
 @pytest.fixture(scope="module")
 def vllm_run(vllm_checkpoint, data, tmp_path_factory):  # noqa: F811
     """Two steps with use_vllm (colocate), validation at steps 0, 1 and 2; every rollout call captured."""
@@ -32,12 +40,14 @@ def vllm_run(vllm_checkpoint, data, tmp_path_factory):  # noqa: F811
         return ids, logprobs
 
     math_rl.BoxedStopTrainer._generate_single_turn = capture
+    reward_cls, math_rl.MathReward = math_rl.MathReward, DigitReward
     try:
         cfg = small_config(vllm_checkpoint, data, tmp_path_factory.mktemp("run") / "vllm", use_vllm=True, steps=2,
                            val_every=1, max_new_tokens=24)
         out = run_math(cfg)
     finally:
         math_rl.BoxedStopTrainer._generate_single_turn = original
+        math_rl.MathReward = reward_cls
     return cfg, out, captured
 
 
@@ -80,7 +90,7 @@ def test_first_step_matches_the_hf_path_on_the_same_completions(vllm_run, tmp_pa
     hf_cfg = MathRunConfig(**(json.loads((out / "config.json").read_text()) | {"out": str(tmp_path), "use_vllm": False}))
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
+    reward = DigitReward(cfg.unparseable_gold, cfg.reward_timeout_s)
     args = grpo_args(hf_cfg)
     args.max_steps, args.save_strategy = 1, "no"
     trainer = LambdaGRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tokenizer,
@@ -88,6 +98,7 @@ def test_first_step_matches_the_hf_path_on_the_same_completions(vllm_run, tmp_pa
     trainer.train()
     reward.close()
     hf = next(r for r in trainer.state.log_history if "loss" in r)
+    assert 0 < step1["reward"] < 1  # rewards vary, so advantages and loss are not trivially 0
     for key in ("reward", "lambda/weight_mean", "lambda/shared_token_frac", "completions/mean_length"):
         assert hf[key] == pytest.approx(step1[key], rel=1e-6), key
     scale = max(abs(step1["loss"]), 1e-3)
