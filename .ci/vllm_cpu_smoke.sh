@@ -8,7 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 start=$SECONDS
-VENV=${VLLM_VENV:-.venv-vllm}
+VENV="$(realpath -m "${VLLM_VENV:-.venv-vllm}")"
 if [ ! -e "$VENV/.installed" ] || [ envs/vllm-cpu.txt -nt "$VENV/.installed" ] || [ envs/gpu-base.txt -nt "$VENV/.installed" ] \
     || [ pyproject.toml -nt "$VENV/.installed" ]; then
   python3 -m venv "$VENV"
@@ -44,9 +44,9 @@ DATA=${GRPO_PRM_DATA:-$ROOT/../shared/data}
 config="$(mktemp --suffix=.yaml)"  # config/paper-smoke.yaml with the benchmark copies' location on this machine
 sed "s|^  data_dir: ../shared/data$|  data_dir: '$DATA'|" config/paper-smoke.yaml >"$config"
 # PYTHONPATH: the workflow imports grpo_prm from this checkout, whichever one .venv was installed from.
-PATH="$ROOT/$VENV/bin:$PATH" PYTHONPATH="$ROOT/src" "$ROOT/.venv/bin/snakemake" --cores 2 --forceall math evaluation \
+PATH="$VENV/bin:$PATH" PYTHONPATH="$ROOT/src" "$ROOT/.venv/bin/snakemake" --cores 2 --forceall math evaluation \
   --configfile "$config"
-PATH="$ROOT/$VENV/bin:$PATH" "$VENV/bin/python" - <<'PY'
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" - <<'PY'
 import json
 from pathlib import Path
 run = Path("results/paper-smoke/math/tiny/beta0.0/lambda_grpo/seed0")

@@ -102,7 +102,7 @@ def main() -> None:
         vllm = None
     if vllm is not None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-        llm = vllm.LLM(model=args.model, dtype="float32", enforce_eager=True, seed=0, max_model_len=2048)
+        llm = vllm.LLM(model=args.model, dtype="float32", enforce_eager=True, seed=0)
         report["vllm"] = token_counts(
             vllm_rollouts(llm, prompts, args.max_new_tokens, args.temperature, eos, stop=True),
             vllm_rollouts(llm, prompts, args.max_new_tokens, args.temperature, eos, stop=False), tokenizer)
