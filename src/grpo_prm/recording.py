@@ -94,8 +94,9 @@ class GroupRecorder:
         The flushed parts are kept without the rows of steps >= `before_step` (the resumed run generates those steps
         again), rewritten as one part; steps that were only buffered at the kill are lost with it and regenerated.
         """
-        parts = parts_dir(path)
-        kept = [t.filter(pc.less(t["step"], before_step)) for t in iter_tables(parts)] if parts.is_dir() else []
+        # The merged file if a kill came after close() merged it (during the final save), else the flushed parts.
+        found = Path(path).is_file() or any(p for p in parts_dir(path).glob("part-*.parquet") if PART.fullmatch(p.name))
+        kept = [t.filter(pc.less(t["step"], before_step)) for t in iter_tables(path)] if found else []
         kept = pa.concat_tables(kept) if kept else SCHEMA.empty_table()
         recorder = cls(path, overwrite=True, **kwargs)
         if kept.num_rows:
