@@ -84,7 +84,7 @@ def check_fields(obj, positive=(), nonnegative=()) -> None:
         value, flag = getattr(obj, f.name), f"--{f.name}"
         default = f.default if f.default is not dataclasses.MISSING else None
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise ValueError(f"{flag}: {value!r} is neither true nor false")
+            raise ValueError(f"{flag}: {value!r} is neither true nor false")  # noqa: TRY004 (a bad setting: exit_on_error reports ValueErrors)
         if type(default) is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{flag}: {value!r} is not an integer")
         if type(default) is float and (isinstance(value, bool) or not isinstance(value, (int, float))):

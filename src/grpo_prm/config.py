@@ -6,7 +6,6 @@ names the key, e.g. `config error: toy.methods[0]: 'ppo' is not one of ['grpo', 
     python -m grpo_prm.config config/config.yaml [--set toy.steps=10 ...]
 """
 
-import argparse
 import copy
 import math
 import sys
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import jsonschema
 import yaml
+
+from grpo_prm.cli import OneLineParser
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -169,7 +170,7 @@ def _read_yaml(data: bytes, source: str):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Validate a config file and print it with defaults filled in.")
+    parser = OneLineParser(description="Validate a config file and print it with defaults filled in.")
     parser.add_argument("config")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)

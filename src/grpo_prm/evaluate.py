@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from grpo_prm.cli import OneLineParser
 from grpo_prm.data import SYSTEM_PROMPT, DataError
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
@@ -229,7 +230,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m grpo_prm.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", required=True, help="checkpoint folder (transformers format)")

@@ -36,7 +36,6 @@ from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
-
 POSITIVE_FIELDS = ("steps", "prompts_per_step", "temperature", "max_new_tokens", "learning_rate", "val_every",
                    "val_batch_size", "save_every", "reward_timeout_s")
 
