@@ -24,6 +24,7 @@ child imports math-verify only (no torch).
 
 import json
 import logging
+import math
 import os
 import re
 import select
@@ -214,6 +215,8 @@ class MathReward:
             raise ValueError(
                 f"unknown unparseable_gold {unparseable_gold!r}; choose one of {', '.join(UNPARSEABLE_GOLD)}"
             )
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < math.inf:
+            raise ValueError(f"reward timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
         self.unparseable_gold = unparseable_gold
         self.timeout_s = timeout_s
         self.__name__ = name
