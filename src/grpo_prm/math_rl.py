@@ -37,7 +37,7 @@ from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_firs
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
 POSITIVE_FIELDS = ("steps", "prompts_per_step", "temperature", "max_new_tokens", "learning_rate", "val_every",
-                   "val_batch_size", "save_every", "reward_timeout_s")
+                   "val_batch_size", "save_every", "reward_timeout_s", "reward_workers")
 
 
 @dataclass
@@ -64,6 +64,7 @@ class MathRunConfig:
     stop_at_boxed: bool = True
     unparseable_gold: str = "reward_one"
     reward_timeout_s: float = 5.0
+    reward_workers: int = 8  # verification children scoring a batch in parallel (grpo_prm.reward)
     bf16: bool = False
     use_vllm: bool = False
     record_groups: bool = True
@@ -229,7 +230,7 @@ def run_math(cfg: MathRunConfig) -> Path:
     last, step, incomplete = resume_point(out / "checkpoints", cfg.steps)
     if last is not None and step == cfg.steps:
         _, model = load_policy(last, cfg.bf16)
-    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
+    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
     for path in incomplete:  # killed while being written: TRL would fail on its missing trainer_state.json
         shutil.rmtree(path)
     if last is None:
