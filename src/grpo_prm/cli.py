@@ -37,6 +37,14 @@ def _parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count or interval: an integer ≥ 1."""
+    value = _parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def _parse_object(text: str) -> dict:
     try:
         value = json.loads(text)

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from grpo_prm.cli import OneLineParser
+from grpo_prm.cli import OneLineParser, positive_int
 from grpo_prm.data import SYSTEM_PROMPT, DataError
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
@@ -238,9 +238,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="", help="root of local benchmark copies; empty: the Hub")
     p.add_argument("--revisions", default="", help="Hub revision per benchmark: aime24=<sha>,math500=<sha>,...")
     p.add_argument("--offline-file", default=None, help="JSONL {id, problem, answer} for the task offline")
-    p.add_argument("--max-gen-toks", type=int, required=True, help="new-token budget per problem")
+    p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
-    p.add_argument("--limit", type=int, default=None, help="first L problems per task (smoke tests only)")
+    p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")
     p.add_argument("--backend", choices=BACKENDS, default="hf", help="hf (CPU) or vllm (GPU, paper profile)")
     p.add_argument("--identity", nargs="*", default=[], help="model=.. beta=.. method=.. seed=.. for Table 2")
     p.add_argument("--out", required=True, help="writes <out>.json and <out>.samples.jsonl")

@@ -345,10 +345,14 @@ def main(cfg: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
-if __name__ == "__main__":
+def cli(argv=None) -> None:
     parser = OneLineParser(description="Overlap analysis (paper §3) of a run recorded by grpo_prm.recording.")
     parser.add_argument("recording", help="the run's groups.parquet (or its .parts folder while it runs)")
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.csv (per step) and <out>.json")
     parser.add_argument("--theorem1-groups", type=int, default=0, help="check Theorem 1 on this many groups")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     exit_on_error(lambda: main(args))
+
+
+if __name__ == "__main__":
+    cli()
