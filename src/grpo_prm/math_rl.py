@@ -11,8 +11,10 @@ Pieces:
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
 - Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
   overlap analyses (paper §3).
-- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last.
-  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed.
+- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last
+  complete one (a checkpoint killed mid-save, without trainer_state.json, is removed) and never trains past `steps`.
+  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed, but only
+  after the arguments, data and model have been checked, so a rerun that fails at start destroys nothing.
 - `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
 """
 
@@ -115,7 +117,12 @@ class GreedyValidation(TrainerCallback):
 
     def resume(self, step: int) -> None:
         """After a kill: drop records past the checkpoint `step` and recover the best accuracy so far."""
-        records = [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+        records = []
+        for line in self.metrics.read_text().splitlines() if self.metrics.exists() else []:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill mid-write: the last one, past the checkpoint
+                break
         records = [r for r in records if r["step"] <= step]
         self.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.best = max((r["val/accuracy"] for r in records if "val/accuracy" in r), default=-1.0)
@@ -232,7 +239,7 @@ def run_math(cfg: MathRunConfig) -> Path:
         _, model = load_policy(last, cfg.bf16)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
     for path in incomplete:  # killed while being written: TRL would fail on its missing trainer_state.json
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)  # every process of a multi-process run does this
     if last is None:
         _start_afresh(out)
     out.mkdir(parents=True, exist_ok=True)
