@@ -22,7 +22,7 @@ wildcard_constraints:
     r_neg=r"-?\d+(\.\d+)?",
     seed=r"\d+",
     beta=r"\d+(\.\d+)?",
-    model=r"[A-Za-z0-9_][A-Za-z0-9_.-]*",  # the schema's pattern of math.models names
+    model=r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
 
 
 def toy_cell_runs(cell_dir):
@@ -185,7 +185,7 @@ def eval_model(wildcards, input):
 
 
 def eval_identity(wildcards):
-    """`--identity` KEY=VALUE words (a list: the rule quotes each with `:q`)."""
+    """`--identity` KEY=VALUE words, a list: the shell command quotes each one with `:q`."""
     if wildcards.cell == "base":
         return [f"model={wildcards.model}", "method=base"]
     beta, method, seed = wildcards.cell.split("/")
