@@ -280,3 +280,16 @@ def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):
     assert status != 0 and expected in message, message
     assert snapshot(tmp_path) == {str(tmp_path): None}
 
+
+
+@pytest.mark.parametrize("keep", [0.9, 0.01])
+def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):  # noqa: F811
+    model = tmp_path / "model"
+    shutil.copytree(checkpoint, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: int(weights.stat().st_size * keep)])
+    before = snapshot(tmp_path)
+    argv = ["--model", str(model), "--tasks", "offline", "--max-gen-toks", "8", "--out", str(tmp_path / "eval")]
+    status, message = refusal(capsys, evaluate.main, argv)
+    assert status != 0 and "model.safetensors: unreadable weights" in message, message
+    assert snapshot(tmp_path) == before

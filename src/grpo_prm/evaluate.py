@@ -61,6 +61,7 @@ def check_tasks(tasks: list[str]) -> list[str]:
 
 def check_checkpoint(folder: str | Path) -> Path:
     """A folder that transformers can load as a causal LM: config, weights and tokenizer present."""
+    from safetensors import SafetensorError, safe_open
     from transformers import AutoConfig
 
     folder = Path(folder)
@@ -78,6 +79,12 @@ def check_checkpoint(folder: str | Path) -> Path:
         AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as e:
         raise EvalError(f"{folder} is not a model checkpoint: config.json unreadable ({type(e).__name__})") from None
+    for file in sorted(folder.glob("*.safetensors")):  # header only (cheap): a truncated file fails here, not in lm-eval
+        try:
+            with safe_open(str(file), framework="pt") as weights:
+                weights.keys()
+        except (SafetensorError, OSError) as e:
+            raise EvalError(f"{file}: unreadable weights ({' '.join(str(e).split())})") from None
     return folder
 
 
