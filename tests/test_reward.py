@@ -198,7 +198,7 @@ def test_parallel_batch_equals_one_at_a_time_in_order():
     golds = ["3", "3", "3", "0.5", "2", "1", ""]
     results = {}
     for workers in (1, 4):
-        with MathReward(timeout_s=1.0, workers=workers) as r:
+        with MathReward(timeout_s=2.0, workers=workers) as r:
             results[workers] = (r(completions, golds), r.n_timeouts, r.n_correct, r.n_gold_unparseable, r.n_scored)
     assert results[4] == results[1] == ([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0], 2, 2, 1, 7)
 

@@ -131,6 +131,7 @@ def _serve() -> None:
     sys.stdout = sys.stderr
     for name in ("math_verify", "latex2sympy2_extended"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _judge(r"\boxed{\frac{1}{2}}", "0.5")  # first use loads parsers lazily: not inside the first item's time limit
     print(json.dumps("ready"), file=replies, flush=True)
     for line in sys.stdin:  # math-verify catches its own errors; anything else ends the child (counted as a crash)
         print(json.dumps(_judge(*json.loads(line))), file=replies, flush=True)
