@@ -122,3 +122,103 @@ def test_bad_rows_are_named(tmp_path):
         read_problems(str(f))
     with pytest.raises(DataError, match="data file not found"):
         read_problems(str(tmp_path / "nope.jsonl"))
+
+
+# ---- kills at each phase of a run, simulated deterministically, against one uninterrupted run
+@pytest.fixture(scope="module")
+def reference(checkpoint, data, tmp_path_factory):
+    return run_math(small_config(checkpoint, data, tmp_path_factory.mktemp("ref") / "run"))
+
+
+def weights(folder):
+    from safetensors.torch import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def assert_same_run(out, reference):
+    assert comparable(records(out)) == comparable(records(reference))
+    assert read_table(out / "groups.parquet").equals(read_table(reference / "groups.parquet"))
+    got, want = weights(out / "final"), weights(reference / "final")
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    config, expected = (json.loads((run / "config.json").read_text()) for run in (out, reference))
+    assert config | {"out": None} == expected | {"out": None}  # the recorded settings, steps included
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_kill_during_checkpoint_save_resumes_from_the_previous_one(checkpoint, data, reference, tmp_path, monkeypatch):
+    """Killed while checkpoint-4 was written (weights there, trainer_state.json not yet): the rerun removes it and
+    resumes from checkpoint-2 instead of failing on the missing file."""
+    from transformers import TrainerState
+    save_to_json = TrainerState.save_to_json
+
+    def killed_at_4(self, path):
+        if "checkpoint-4" in str(path):
+            raise KeyboardInterrupt("simulated kill while checkpoint-4 is saved")
+        save_to_json(self, path)
+
+    monkeypatch.setattr(TrainerState, "save_to_json", killed_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        run_math(small_config(checkpoint, data, tmp_path / "run"))
+    partial = tmp_path / "run" / "checkpoints" / "checkpoint-4"
+    assert (partial / "model.safetensors").exists() and not (partial / "trainer_state.json").exists()
+    monkeypatch.setattr(TrainerState, "save_to_json", save_to_json)
+    assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["final_model", "after_recording_merged"])
+def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, reference, tmp_path, monkeypatch, phase):
+    """Killed after the last checkpoint, while final/ is written or after groups.parquet is merged: the rerun trains
+    no extra step; metrics, recorded groups, final weights and config.json equal the uninterrupted run's."""
+    if phase == "final_model":
+        save_model = math_rl.BoxedStopTrainer.save_model
+
+        def killed(self, output_dir=None, *a, **kw):
+            save_model(self, output_dir, *a, **kw)
+            if str(output_dir).endswith("final"):
+                weights_file = tmp_path / "run" / "final" / "model.safetensors"
+                weights_file.write_bytes(weights_file.read_bytes()[:100])  # half-written weights
+                raise KeyboardInterrupt("simulated kill while final/ is saved")
+
+        monkeypatch.setattr(math_rl.BoxedStopTrainer, "save_model", killed)
+    else:
+        from grpo_prm.recording import GroupRecorder
+        close = GroupRecorder.close
+
+        def killed(self):
+            close(self)
+            raise KeyboardInterrupt("simulated kill after the recording is merged")
+
+        monkeypatch.setattr(GroupRecorder, "close", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_math(small_config(checkpoint, data, tmp_path / "run"))
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists()
+    assert not (tmp_path / "run" / "config.json").exists()
+    monkeypatch.undo()
+    assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
+
+
+@pytest.mark.slow
+def test_mid_step_kill_matches_the_uninterrupted_run(checkpoint, data, reference, tmp_path, monkeypatch):
+    original_init = math_rl.BoxedStopTrainer.__init__
+
+    def init_with_kill(self, *a, **kw):
+        original_init(self, *a, **kw)
+        self.add_callback(Kill())
+
+    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
+    with pytest.raises(KeyboardInterrupt):
+        run_math(small_config(checkpoint, data, tmp_path / "run"))
+    monkeypatch.undo()
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 4, "lo')  # a metrics line cut by the kill
+    assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
+
+
+def test_checkpoint_past_steps_is_refused(tmp_path):
+    (tmp_path / "checkpoint-6").mkdir()
+    (tmp_path / "checkpoint-6" / "trainer_state.json").write_text("{}")
+    with pytest.raises(ValueError, match="--steps 4: .*checkpoint-6 is past it"):
+        math_rl.resume_point(tmp_path, 4)
+    assert math_rl.resume_point(tmp_path, 6)[:2] == (str(tmp_path / "checkpoint-6"), 6)

@@ -184,7 +184,26 @@ def test_pathological_completion_times_out_and_run_continues():
         assert time.monotonic() - start < 1.0 + 2.0
         assert r.n_timeouts == 1
         assert r([r"\boxed{3}", r"\boxed{4}"], ["3", "3"]) == [1.0, 0.0]  # a fresh child takes over
-        r._verifier.proc.kill()  # a child that died between calls is replaced too
-        r._verifier.proc.wait()
+        for verifier in r._verifiers:  # a child that died between calls is replaced too
+            if verifier.proc is not None:
+                verifier.proc.kill()
+                verifier.proc.wait()
         assert r.score(r"\boxed{3}", "3") == 1.0
         assert (r.n_scored, r.n_correct, r.n_timeouts, r.n_crashes) == (5, 3, 1, 0)
+
+
+def test_parallel_batch_equals_one_at_a_time_in_order():
+    """A pool of children gives the sequential verdicts in the batch's order, timeouts and counters included."""
+    completions = [r"\boxed{3}", PATHOLOGICAL, r"\boxed{4}", r"\boxed{\frac{1}{2}}", PATHOLOGICAL, "no box", r"\boxed{7}"]
+    golds = ["3", "3", "3", "0.5", "2", "1", ""]
+    results = {}
+    for workers in (1, 4):
+        with MathReward(timeout_s=2.0, workers=workers) as r:
+            results[workers] = (r(completions, golds), r.n_timeouts, r.n_correct, r.n_gold_unparseable, r.n_scored)
+    assert results[4] == results[1] == ([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0], 2, 2, 1, 7)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 2.0, True])
+def test_bad_worker_count_is_refused(workers):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        MathReward(workers=workers)

@@ -48,7 +48,7 @@ from transformers import (
     set_seed,
 )
 
-from grpo_prm.cli import reproducible
+from grpo_prm.cli import OneLineParser, reproducible
 from grpo_prm.data import (
     SYSTEM_PROMPT,
     DataError,
@@ -528,7 +528,7 @@ TINY_RECIPE = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m grpo_prm.checkpoints",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

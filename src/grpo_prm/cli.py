@@ -1,8 +1,14 @@
-"""Command lines built from run dataclasses (`ToyConfig`, `MathRunConfig`): one flag per field, defaults shown."""
+"""Command lines built from run dataclasses (`ToyConfig`, `MathRunConfig`): one flag per field, defaults shown.
+
+Refusals are one line naming the flag and end the process with a non-zero status: argparse's own errors (a bad
+int, an unknown flag) are printed without the multi-line usage block, and `check_fields` refuses non-finite
+numbers, non-positive counts and mistyped values (also when a dataclass is built in Python, not from the CLI).
+"""
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 
@@ -15,17 +21,63 @@ CPU_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def _parse_bool(text: str) -> bool:
-    return text.lower() in ("1", "true", "yes")
+    """Only true/false (any case): a typo such as `ture` must not read as False."""
+    if text.strip().lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither true nor false")
+    return text.strip().lower() == "true"
+
+
+def finite_float(text: str) -> float:
+    """A finite float; NaN and infinity are refused here so the flag is named."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count or interval: an integer ≥ 1."""
+    value = _parse_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _parse_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("not a JSON object")
+    return value
 
 
 def _flags(name: str) -> list[str]:
     return list(dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]))
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (`prog: error: argument --steps: ...`), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
     """`--<field>` (or `--<field-with-dashes>`, as the workflow's `cli_args` writes) for every field of `cls`; fields
     without a default are required."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -34,9 +86,36 @@ def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
         else:
             parser.add_argument(*_flags(f.name), required=True)
             continue
-        kind = {bool: _parse_bool, dict: json.loads, type(None): str}.get(type(default), type(default))
+        kind = {bool: _parse_bool, dict: _parse_object, float: finite_float, int: _parse_int,
+                type(None): str}.get(type(default), type(default))
         parser.add_argument(*_flags(f.name), type=kind, default=default, help=f"(default: {default})")
     return parser
+
+
+def check_fields(obj, positive=(), nonnegative=()) -> None:
+    """Refuse, as a one-line ValueError naming the flag, a field whose value does not fit its default's type (an int
+    field given 2.5, a bool field given "ture"), a non-finite float, or a value of `positive` ≤ 0 / `nonnegative` < 0.
+    """
+    for f in dataclasses.fields(obj):
+        value, flag = getattr(obj, f.name), f"--{f.name}"
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"{flag}: {value!r} is neither true nor false")  # noqa: TRY004 (a bad setting: exit_on_error reports ValueErrors)
+        if type(default) is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{flag}: {value!r} is not an integer")
+        if type(default) is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{flag}: {value!r} is not a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{flag}: {value} is not a finite number")
+        if f.name in positive and not value > 0:
+            raise ValueError(f"{flag}: must be positive, got {value}")
+        if f.name in nonnegative and not value >= 0:
+            raise ValueError(f"{flag}: must not be negative, got {value}")
+
+
+def check_choice(flag: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
 
 
 def exit_on_error(fn):
@@ -45,7 +124,6 @@ def exit_on_error(fn):
         return fn()
     except (ValueError, OSError) as e:
         sys.exit(f"error: {e}".splitlines()[0])
-
 
 
 def reproducible(seed: int | None = None, threads: int | None = None) -> int:

@@ -6,15 +6,20 @@ names the key, e.g. `config error: toy.methods[0]: 'ppo' is not one of ['grpo', 
     python -m grpo_prm.config config/config.yaml [--set toy.steps=10 ...]
 """
 
-import argparse
 import copy
+import math
 import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from grpo_prm.cli import OneLineParser
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+NO_TRAILING_NEWLINE = "(?!\\n)"  # ends the schema's name patterns: Python's "$" also matches before a final newline
 
 
 class ConfigError(ValueError):
@@ -26,6 +31,36 @@ def _where(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out.lstrip(".") or "<top level>"
+
+
+def _is_integer(checker, instance) -> bool:
+    """Integers only: JSON Schema's `integer` also admits 2.0, which a step count must not be (it reaches int())."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Draft 2020-12 with a strict `integer` type.
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+def _non_finite(node, path=()):
+    """Path of the first NaN or infinite number in `node` (the schema's bounds let NaN through), else None."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return path
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        found = _non_finite(value, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _get(node, path):
+    for key in path:
+        node = node[key]
+    return node
 
 
 def _fill_defaults(node: dict, schema: dict) -> None:
@@ -40,13 +75,21 @@ def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
     """Return a validated copy of `config` with defaults filled in; raise `ConfigError` naming the culprit."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     config = copy.deepcopy(config)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    bad = _non_finite(config)
+    if bad is not None:
+        raise ConfigError(f"{_where(bad)}: {_get(config, bad)} is not a finite number")
+    errors = sorted(Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.path])
     if errors:
         e = errors[0]
         if e.validator == "additionalProperties":
             unknown = sorted(set(e.instance) - set(e.schema.get("properties", {})))
             where = ".".join(str(p) for p in [*e.path, unknown[0]])
             raise ConfigError(f"unknown config key {where!r}")
+        if e.validator == "pattern":  # the lookahead that keeps a trailing newline out is noise in a message
+            pattern = e.validator_value.removesuffix(NO_TRAILING_NEWLINE)
+            raise ConfigError(f"{_where(e.path)}: {e.instance!r} does not match {pattern}")
         raise ConfigError(f"{_where(e.path)}: {e.message}")
     _fill_defaults(config, schema)
     toy = config["toy"]
@@ -109,19 +152,38 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    config = yaml.safe_load(path.read_text()) or {}
+    config = _read_yaml(path.read_bytes(), str(path)) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a mapping of config keys")
     for item in overrides:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: use KEY.SUB=VALUE")
         *parents, leaf = key.split(".")
         node = config
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a section")
+        node[leaf] = _read_yaml(value.encode(), f"--set {key}")
     return validate_config(config)
 
 
+def _read_yaml(data: bytes, source: str):
+    """YAML from bytes; undecodable or malformed text becomes one line naming the source and position."""
+    try:
+        return yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{source}:{where}: malformed YAML ({problem})") from None
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Validate a config file and print it with defaults filled in.")
+    parser = OneLineParser(description="Validate a config file and print it with defaults filled in.")
     parser.add_argument("config")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)

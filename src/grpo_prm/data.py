@@ -160,12 +160,18 @@ def read_problems(path: str) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"data file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not UTF-8 text (byte {e.start})") from None
     rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{p} line {n}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{p} line {n}: not a JSON object")
         for key in ("id", "problem", "answer"):
             if not str(row.get(key, "")).strip():
                 raise DataError(f"{p} line {n}: missing or empty field {key!r}")

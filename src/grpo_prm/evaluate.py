@@ -47,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from grpo_prm.cli import reproducible
+from grpo_prm.cli import OneLineParser, finite_float, positive_int, reproducible
 from grpo_prm.data import SYSTEM_PROMPT, TABLE2, DataError, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
@@ -80,6 +80,7 @@ def check_tasks(tasks: list[str]) -> list[str]:
 
 def check_checkpoint(folder: str | Path) -> Path:
     """A folder that transformers can load as a causal LM: config, weights and tokenizer present."""
+    from safetensors import SafetensorError, safe_open
     from transformers import AutoConfig
 
     folder = Path(folder)
@@ -97,6 +98,12 @@ def check_checkpoint(folder: str | Path) -> Path:
         AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as e:
         raise EvalError(f"{folder} is not a model checkpoint: config.json unreadable ({type(e).__name__})") from None
+    for file in sorted(folder.glob("*.safetensors")):  # header only (cheap): a truncated file fails here, not in lm-eval
+        try:
+            with safe_open(str(file), framework="pt") as weights:
+                weights.keys()
+        except (SafetensorError, OSError) as e:
+            raise EvalError(f"{file}: unreadable weights ({' '.join(str(e).split())})") from None
     return folder
 
 
@@ -344,7 +351,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m grpo_prm.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", required=True, help="checkpoint folder (transformers format)")
@@ -356,13 +363,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offline-file", default=None, help="JSONL {id, problem, answer} for the task offline")
     p.add_argument("--protocol", default="greedy", help="the protocol's name, recorded in the result (eval.protocols)")
     p.add_argument("--prompt", choices=PROMPTS, default="system", help="user message style (see above)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sampling temperature")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass when sampling")
-    p.add_argument("--max-gen-toks", type=int, required=True, help="new-token budget per problem")
-    p.add_argument("--samples", type=int, default=1, help="n seeded samples per problem (avg@n, pass@k)")
+    p.add_argument("--temperature", type=finite_float, default=0.0, help="0: greedy; > 0: sampling temperature")
+    p.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus mass when sampling")
+    p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
+    p.add_argument("--samples", type=positive_int, default=1, help="n seeded samples per problem (avg@n, pass@k)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
-    p.add_argument("--limit", type=int, default=None, help="first L problems per task (smoke tests only)")
+    p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")
     p.add_argument("--backend", choices=BACKENDS, default="hf", help="hf (CPU) or vllm (GPU, paper profile)")
     p.add_argument("--identity", nargs="*", default=[], help="model=.. beta=.. method=.. seed=.. for Table 2")
     p.add_argument("--out", required=True, help="writes <out>.json and <out>.samples.jsonl")

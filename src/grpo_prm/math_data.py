@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from grpo_prm.cli import OneLineParser
 from grpo_prm.data import DataError, fingerprint, load_openrs, offline_splits, split_train_val
 from grpo_prm.io import write_atomic
 
@@ -47,8 +48,8 @@ def prepare_openrs(out_dir, n_val: int, seed: int, revision: str | None = None, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m grpo_prm.math_data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m grpo_prm.math_data", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="source", required=True)
     offline = sub.add_parser("offline", help="generated problems (embedded default)")
     for name in ("n_train", "n_val", "n_test", "seed", "min_steps", "max_steps", "max_operand"):

@@ -12,8 +12,10 @@ Pieces:
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
 - Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
   overlap analyses (paper §3).
-- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last.
-  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed.
+- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last
+  complete one (a checkpoint killed mid-save, without trainer_state.json, is removed) and never trains past `steps`.
+  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed, but only
+  after the arguments, data and model have been checked, so a rerun that fails at start destroys nothing.
 - `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
 """
 
@@ -22,22 +24,25 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from grpo_prm.checkpoints import greedy_completions
-from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
+from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, reproducible
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
-from grpo_prm.reward import MathReward
+from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
+
+POSITIVE_FIELDS = ("steps", "prompts_per_step", "temperature", "max_new_tokens", "learning_rate", "val_every",
+                   "val_batch_size", "save_every", "reward_timeout_s", "reward_workers")
 
 
 @dataclass
@@ -67,6 +72,7 @@ class MathRunConfig:
     precision: str = "fp32"  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
     logprob_temperature: str = "raw"  # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
     disable_dropout: bool = True  # the authors sample in eval mode
+    reward_workers: int = 8  # verification children scoring a batch in parallel (grpo_prm.reward)
     use_vllm: bool = False
     vllm_importance_sampling_correction: bool = False  # TRL's default is on; the authors had no such term
     record_groups: bool = True
@@ -74,6 +80,8 @@ class MathRunConfig:
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization, self.precision,
                            self.logprob_temperature)
+        check_fields(self, positive=POSITIVE_FIELDS, nonnegative=("beta", "seed"))
+        check_choice("--unparseable_gold", self.unparseable_gold, UNPARSEABLE_GOLD)
 
 
 def _vllm_cpu_keeps_weights() -> None:
@@ -202,7 +210,12 @@ class GreedyValidation(TrainerCallback):
 
     def resume(self, step: int) -> None:
         """After a kill: drop records past the checkpoint `step` and recover the best accuracy so far."""
-        records = [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+        records = []
+        for line in self.metrics.read_text().splitlines() if self.metrics.exists() else []:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill mid-write: the last one, past the checkpoint
+                break
         records = [r for r in records if r["step"] <= step]
         self.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
         self.best = max((r["val/accuracy"] for r in records if "val/accuracy" in r), default=-1.0)
@@ -259,6 +272,44 @@ def _start_afresh(out: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
+def check_paths(cfg: MathRunConfig) -> None:
+    """The model is a folder, and neither it nor --out lies inside the other: a fresh start clears --out."""
+    model, out = Path(cfg.model), Path(cfg.out)
+    if not model.is_dir():
+        raise ValueError(f"--model: folder not found: {cfg.model}")
+    model, out = model.resolve(), out.resolve()
+    if out == model or model in out.parents:
+        raise ValueError(f"--out {cfg.out} is the model folder or inside it; choose a separate run folder")
+    if out in model.parents:
+        raise ValueError(f"--model {cfg.model} lies inside --out {cfg.out}, which a fresh start clears")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {cfg.out} exists and is not a folder")
+
+
+def load_policy(path: str):
+    """Tokenizer and float32 model (master weights: see `trainer.PRECISIONS`) of a checkpoint folder; any failure
+    (missing or corrupt weights) names the folder."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except Exception as e:  # transformers/safetensors raise many types (OSError, SafetensorError, ...) for one cause
+        raise ValueError(f"--model {path}: cannot load the checkpoint ({type(e).__name__}: {e})") from e
+    return tokenizer, model
+
+
+def resume_point(checkpoints: Path, steps: int) -> tuple[str | None, int | None, list[Path]]:
+    """The last complete TRL checkpoint (its trainer_state.json is written last), its step, and the incomplete ones
+    (a kill during a save) to remove. A checkpoint past `steps` belongs to another run: refused."""
+    found = sorted((int(m.group(1)), p) for p in checkpoints.glob("checkpoint-*")
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    complete = [(n, p) for n, p in found if (p / "trainer_state.json").is_file()]
+    if complete and complete[-1][0] > steps:
+        raise ValueError(f"--steps {steps}: {complete[-1][1]} is past it (another run's); remove {checkpoints} to "
+                         "start afresh")
+    incomplete = [p for n, p in found if not (p / "trainer_state.json").is_file()]
+    return (str(complete[-1][1]), complete[-1][0], incomplete) if complete else (None, None, incomplete)
+
+
 def _recorder(cfg: MathRunConfig, resume_step: int | None) -> GroupRecorder | None:
     """The run's group recorder; flushed at every checkpoint so a resumed run keeps what its checkpoint covers."""
     if not cfg.record_groups:
@@ -270,17 +321,25 @@ def _recorder(cfg: MathRunConfig, resume_step: int | None) -> GroupRecorder | No
 
 
 def run_math(cfg: MathRunConfig) -> Path:
-    """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, groups.parquet, config.json)."""
+    """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, groups.parquet, config.json).
+
+    Everything that can fail at start (arguments, data, model, checkpoints) is checked before anything in `<out>` is
+    removed, so a rerun that fails leaves an earlier finished run as it was. A run whose last checkpoint is already
+    at `steps` (killed during the final save) is not trained further: its final model is that checkpoint.
+    """
     out = Path(cfg.out)
+    check_paths(cfg)
     train_rows, val_rows = read_problems(cfg.train), read_problems(cfg.val)
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
-    step = int(last.rsplit("-", 1)[1]) if last else None
+    tokenizer, model = load_policy(cfg.model)
+    last, step, incomplete = resume_point(out / "checkpoints", cfg.steps)
+    if last is not None and step == cfg.steps:
+        _, model = load_policy(last)
+    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
+    for path in incomplete:  # killed while being written: TRL would fail on its missing trainer_state.json
+        shutil.rmtree(path, ignore_errors=True)  # every process of a multi-process run does this
     if last is None:
         _start_afresh(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)  # master weights (see PRECISIONS)
-    reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s)
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows))
@@ -288,7 +347,8 @@ def run_math(cfg: MathRunConfig) -> Path:
     trainer.add_callback(validation)
     validation.resume(step or 0)
     trainer.recorder = _recorder(cfg, step)
-    trainer.train(resume_from_checkpoint=last)
+    if step != cfg.steps:  # resuming at `steps` would train one step more (Trainer checks max_steps after a step)
+        trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(out / "final"))
     tokenizer.save_pretrained(out / "final")
     if trainer.recorder is not None:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import OneLineParser, exit_on_error
 from grpo_prm.io import write_atomic
 from grpo_prm.prefix_tree import build_prefix_tree, size_statistics, step_advantages
 from grpo_prm.process_sets import duplicate_counts, process_set_sizes
@@ -351,10 +351,14 @@ def main(cfg: argparse.Namespace) -> None:
     print(json.dumps(summary))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Overlap analysis (paper §3) of a run recorded by grpo_prm.recording.")
+def cli(argv=None) -> None:
+    parser = OneLineParser(description="Overlap analysis (paper §3) of a run recorded by grpo_prm.recording.")
     parser.add_argument("recording", help="the run's groups.parquet (or its .parts folder while it runs)")
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.csv (per step) and <out>.json")
     parser.add_argument("--theorem1-groups", type=int, default=0, help="check Theorem 1 on this many groups")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     exit_on_error(lambda: main(args))
+
+
+if __name__ == "__main__":
+    cli()

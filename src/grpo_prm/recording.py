@@ -94,8 +94,9 @@ class GroupRecorder:
         The flushed parts are kept without the rows of steps >= `before_step` (the resumed run generates those steps
         again), rewritten as one part; steps that were only buffered at the kill are lost with it and regenerated.
         """
-        parts = parts_dir(path)
-        kept = [t.filter(pc.less(t["step"], before_step)) for t in iter_tables(parts)] if parts.is_dir() else []
+        # The merged file if a kill came after close() merged it (during the final save), else the flushed parts.
+        found = Path(path).is_file() or any(p for p in parts_dir(path).glob("part-*.parquet") if PART.fullmatch(p.name))
+        kept = [t.filter(pc.less(t["step"], before_step)) for t in iter_tables(path)] if found else []
         kept = pa.concat_tables(kept) if kept else SCHEMA.empty_table()
         recorder = cls(path, overwrite=True, **kwargs)
         if kept.num_rows:
@@ -224,7 +225,7 @@ def iter_tables(path) -> Iterator[pa.Table]:
     """The recording one row group (one flush) at a time: from the merged file, else from the parts folder."""
     path = Path(path)
     if path.is_file():
-        file = pq.ParquetFile(path)
+        file = _checked(pq.ParquetFile, path)
         for i in range(file.num_row_groups):
             yield file.read_row_group(i)
         return
@@ -233,7 +234,20 @@ def iter_tables(path) -> Iterator[pa.Table]:
     if not parts:
         raise FileNotFoundError(f"no recording at {path}")
     for part in parts:
-        yield pq.read_table(part)
+        yield _checked(pq.read_table, part)
+
+
+def _checked(read, path):
+    """`read(path)` (a ParquetFile or a table) that is a group recording; else one ValueError naming the file."""
+    try:
+        data = read(path)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from e
+    names = (data.schema_arrow if isinstance(data, pq.ParquetFile) else data.schema).names
+    missing = [name for name in SCHEMA.names if name not in names]
+    if missing:
+        raise ValueError(f"{path}: not a group recording (missing column {missing[0]!r})")
+    return data
 
 
 def read_table(path) -> pa.Table:

@@ -17,6 +17,10 @@ A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equiv
 - **Time limit:** math-verify's own timeout uses `signal.alarm`: main thread only, whole seconds, per operation,
   and blind to long C calls. Here parse + verify run in a child process that is killed when one item overruns
   `timeout_s`; that item scores 0 and is counted, and the next item starts a fresh child.
+- **Parallel:** a batch is scored by up to `workers` such children at once (threads hand items to idle children),
+  so k overrunning items cost about ceil(k / workers) time limits instead of k; results keep the batch's order.
+  concurrent.futures' process pool cannot kill one overrunning task without breaking the whole pool, hence the
+  hand-made pool of killable children.
 
 The brace scanner that finds the first closed box lives here, not in `stop_rule.py`, so that the verification
 child imports math-verify only (no torch).
@@ -24,12 +28,15 @@ child imports math-verify only (no torch).
 
 import json
 import logging
+import math
 import os
+import queue
 import re
 import select
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from latex2sympy2_extended import NormalizationConfig
@@ -124,6 +131,7 @@ def _serve() -> None:
     sys.stdout = sys.stderr
     for name in ("math_verify", "latex2sympy2_extended"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    _judge(r"\boxed{\frac{1}{2}}", "0.5")  # first use loads parsers lazily: not inside the first item's time limit
     print(json.dumps("ready"), file=replies, flush=True)
     for line in sys.stdin:  # math-verify catches its own errors; anything else ends the child (counted as a crash)
         print(json.dumps(_judge(*json.loads(line))), file=replies, flush=True)
@@ -203,29 +211,44 @@ class MathReward:
             Hard limit in seconds on parsing and verifying one completion; an overrun scores 0.0.
         name (`str`, *optional*, defaults to `"accuracy"`):
             `__name__`, which TRL uses in its metric names (`rewards/accuracy/mean`).
+        workers (`int`, *optional*, defaults to `8`):
+            Verification children scoring a batch in parallel (each keeps the per-item limit); 1 = one at a time.
 
     Counters (cumulative): `n_scored` (completions seen), `n_correct`, `n_gold_unparseable`, `n_timeouts` and
     `n_crashes` (the child died). If TRL passes `log_metric`, each call also logs the batch fractions
-    `<name>/gold_unparseable` and `<name>/timeouts`. Call `close()` (or use `with`) to stop the child process.
+    `<name>/gold_unparseable` and `<name>/timeouts`. Call `close()` (or use `with`) to stop the child processes.
     """
 
-    def __init__(self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy"):
+    def __init__(self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy",
+                 workers: int = 8):
         if unparseable_gold not in UNPARSEABLE_GOLD:
             raise ValueError(
                 f"unknown unparseable_gold {unparseable_gold!r}; choose one of {', '.join(UNPARSEABLE_GOLD)}"
             )
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < math.inf:
+            raise ValueError(f"reward timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"reward workers must be a positive integer, got {workers!r}")
         self.unparseable_gold = unparseable_gold
         self.timeout_s = timeout_s
         self.__name__ = name
         self.n_scored = self.n_correct = self.n_gold_unparseable = self.n_timeouts = self.n_crashes = 0
-        self._verifier = _Verifier()
-        self._lock = threading.Lock()  # one child, one request at a time
+        self._verifiers = [_Verifier() for _ in range(workers)]  # children start on first use
+        self._idle = queue.LifoQueue()  # last used first: a warm child is reused before a cold one starts
+        for verifier in reversed(self._verifiers):
+            self._idle.put(verifier)
+        self._lock = threading.Lock()  # the counters
+        self._threads = None
 
     def score(self, completion: str, gold: str | None) -> float | None:
-        """Reward of one completion text against one gold answer."""
+        """Reward of one completion text against one gold answer (thread-safe: each call takes an idle child)."""
         gold = "" if gold is None else str(gold)  # a missing gold is unparseable
+        verifier = self._idle.get()  # one child, one request at a time
+        try:
+            verdict = verifier(truncate_after_first_boxed(completion), gold, self.timeout_s)
+        finally:
+            self._idle.put(verifier)
         with self._lock:
-            verdict = self._verifier(truncate_after_first_boxed(completion), gold, self.timeout_s)
             self.n_scored += 1
             self.n_correct += verdict == "correct"
             self.n_timeouts += verdict == "timeout"
@@ -238,15 +261,27 @@ class MathReward:
     def __call__(self, completions: list, answer: list[str], log_metric=None, **kwargs) -> list[float | None]:
         """Rewards for TRL. `completions` are strings or conversations (lists of `{"role", "content"}` dicts)."""
         before = (self.n_gold_unparseable, self.n_timeouts)
-        rewards = [self.score(_completion_text(c), gold) for c, gold in zip(completions, answer, strict=True)]
+        texts = [_completion_text(c) for c in completions]
+        if len(texts) != len(answer):
+            raise ValueError(f"{len(texts)} completions but {len(answer)} answers")
+        if len(texts) > 1 and len(self._verifiers) > 1:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(len(self._verifiers), thread_name_prefix="math-verify")
+            rewards = list(self._threads.map(self.score, texts, answer))  # in the batch's order
+        else:
+            rewards = [self.score(text, gold) for text, gold in zip(texts, answer)]
         if log_metric is not None and rewards:
             log_metric(f"{self.__name__}/gold_unparseable", (self.n_gold_unparseable - before[0]) / len(rewards))
             log_metric(f"{self.__name__}/timeouts", (self.n_timeouts - before[1]) / len(rewards))
         return rewards
 
     def close(self) -> None:
-        """Stop the verification child; a later call starts a new one."""
-        self._verifier.close()
+        """Stop the verification children; a later call starts new ones."""
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
+        for verifier in self._verifiers:
+            verifier.close()
 
     def __enter__(self):
         return self

