@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table1_toy import InputError, TEX_LABELS, _tex_escape, _write_text, per_seed_frequencies, read_runs
+from table1_toy import TEX_LABELS, InputError, _tex_escape, _write_text, per_seed_frequencies, read_runs
 
 from grpo_prm.io import write_atomic
 from grpo_prm.weights import METHOD_LABELS, method_order

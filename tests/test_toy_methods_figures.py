@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "paper_figures"))
 
 import figure_toy_methods
 import table_toy_seeds
+
 from tests.test_paper_figures import write_run
 
 
@@ -57,7 +58,8 @@ def test_table_cli_writes_md_csv_tex_and_refuses_bad_input(tmp_path):
     assert "explicit PRM (exact)" in md and "+0.120 [" in md and prefix.with_suffix(".tex").exists()
     bad = tmp_path / "bad"
     result = subprocess.run([sys.executable, str(ROOT / "paper_figures" / "table_toy_seeds.py"), "--runs",
-                             str(tmp_path / "missing.csv"), "--out-prefix", str(bad)], capture_output=True, text=True)
+                             str(tmp_path / "missing.csv"), "--out-prefix", str(bad)], capture_output=True, text=True,
+                            check=False)
     assert result.returncode != 0 and "no such file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("bad*"))
 

@@ -11,6 +11,7 @@ built from `tiny_model`, with a three-word tokenizer, for the offline default).
 """
 
 import itertools
+import os
 import random
 import tempfile
 import time
@@ -29,7 +30,9 @@ from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 from grpo_prm.weights import split_method
 
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
 MOVES = ("L", "R")
+SAMPLERS = ("leaves", "generate")
 BOS = "<|endoftext|>"
 
 
@@ -52,6 +55,7 @@ class ToyConfig:
     temperature: float = 1.0
     model: str = "gpt2"  # Hub id or folder, or "tiny"
     mc_continuations: int = 8  # K of explicit_prm_mc (ours; the paper has no explicit PRM)
+    sampler: str = "leaves"  # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
     revision: str | None = None
     tiny_model: dict = field(default_factory=lambda: {"n_layer": 2, "n_head": 2, "n_embd": 64})
 
@@ -59,6 +63,8 @@ class ToyConfig:
         check_run_settings(self.method, self.group_size, self.loss_normalization)
         if not 0 <= self.n < self.depth:
             raise ValueError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
         if self.mc_continuations < 1:
             raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
 
@@ -148,7 +154,41 @@ class TreeReward:
 # --- explicit process reward (VinePPO-style V(prefix)) -------------------------------------------------------------
 
 
-class TreeValues:
+class TreeLeaves:
+    """The 2^depth leaves (paths) of the tree, their rewards, and the policy's log-probs of each of their moves."""
+
+    def __init__(self, cfg: ToyConfig, move_ids: list[int], bos_id: int):
+        self.cfg, self.bos_id = cfg, bos_id
+        self.leaves = ["".join(p) for p in itertools.product(MOVES, repeat=cfg.depth)]
+        self.leaf_ids = torch.tensor([[move_ids[MOVES.index(m)] for m in p] for p in self.leaves])
+        target = target_path(cfg.seed, cfg.depth)
+        self.leaf_rewards = torch.tensor(
+            [path_reward(p, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other) for p in self.leaves])
+
+    def leaf_logps(self, model) -> torch.Tensor:
+        """(2^depth, depth): log π(move s of the leaf | its first s moves) at the sampling temperature."""
+        device = next(model.parameters()).device
+        ids = torch.cat([torch.full((len(self.leaves), 1), self.bos_id), self.leaf_ids], 1).to(device)
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, :-1].float().cpu()
+        logps = torch.log_softmax(logits / self.cfg.temperature, -1)
+        return logps.gather(-1, self.leaf_ids[..., None])[..., 0]
+
+
+class TreeSampler(TreeLeaves):
+    """TRL `rollout_func` for `sampler="leaves"`: each completion is a whole path drawn from π(path) = Π_t π(move_t |
+    moves before t) at the sampling temperature, computed in one forward pass over all 2^depth paths. This is the
+    distribution `generate` samples move by move (the head allows only L and R), at a fraction of its per-call
+    overhead, which dominates a 4-token toy step. The draw uses torch's global generator, which TRL seeds."""
+
+    @torch.no_grad()
+    def __call__(self, prompts, trainer):
+        logps = self.leaf_logps(trainer.model)
+        draws = torch.multinomial(logps.sum(1).exp(), len(prompts), replacement=True)
+        return {"prompt_ids": [[self.bos_id]] * len(prompts), "completion_ids": self.leaf_ids[draws].tolist(),
+                "logprobs": logps[draws].tolist()}
+
+
+class TreeValues(TreeLeaves):
     """V(y_{:t}) of every completion prefix for `explicit_prm_exact` / `explicit_prm_mc` (see grpo_prm.weights).
 
     One forward pass over all 2^depth leaves gives the policy's sampling distribution (logits / temperature, as TRL
@@ -160,21 +200,9 @@ class TreeValues:
     """
 
     def __init__(self, cfg: ToyConfig, move_ids: list[int], bos_id: int, exact: bool):
-        self.cfg, self.exact, self.bos_id = cfg, exact, bos_id
-        self.leaves = ["".join(p) for p in itertools.product(MOVES, repeat=cfg.depth)]
-        self.leaf_ids = torch.tensor([[move_ids[MOVES.index(m)] for m in p] for p in self.leaves])
-        target = target_path(cfg.seed, cfg.depth)
-        self.leaf_rewards = torch.tensor(
-            [path_reward(p, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other) for p in self.leaves])
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-
-    def leaf_logps(self, model) -> torch.Tensor:
-        """(2^depth, depth): log π(move s of the leaf | its first s moves) at the sampling temperature."""
-        device = next(model.parameters()).device
-        ids = torch.cat([torch.full((len(self.leaves), 1), self.bos_id), self.leaf_ids], 1).to(device)
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, :-1].float().cpu()
-        logps = torch.log_softmax(logits / self.cfg.temperature, -1)
-        return logps.gather(-1, self.leaf_ids[..., None])[..., 0]
+        super().__init__(cfg, move_ids, bos_id)
+        self.exact = exact
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # MC draws apart from the rollouts' stream
 
     def prefix_value(self, logps: torch.Tensor, prefix_index: torch.Tensor, t: int) -> float:
         """V of the prefix shared by the leaves in `prefix_index` (a boolean mask), t moves long."""
@@ -226,6 +254,7 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
         bf16=False,
         save_strategy="no",
         disable_tqdm=True,
+        gradient_checkpointing=False,  # TRL's default recomputes activations: pure overhead on 5-token sequences
     )
 
 
@@ -243,6 +272,7 @@ def run_toy(cfg: ToyConfig) -> pd.DataFrame:
         trainer = LambdaGRPOTrainer(
             model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
             prefix_values=values,
+            rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
         )
         trainer.train()
     logs = pd.DataFrame([h for h in trainer.state.log_history if "step" in h and "loss" in h]).set_index("step")
