@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from grpo_prm.toy import MOVES, ToyConfig, TreeValues, load_policy, path_reward, run_toy, target_path
+from grpo_prm.toy import MOVES, ToyConfig, TreeSampler, TreeValues, load_policy, path_reward, run_toy, target_path
 
 
 def test_rewards_follow_the_paper():
@@ -153,3 +153,29 @@ def test_every_method_runs_on_the_toy_and_reports_its_cost(method):
         assert (extra >= 2 * 4).all() and (extra <= 2 * (4 + 2 * 3 + 4 * 2 + 8 * 1)).all()
     else:
         assert (extra == 0).all()
+
+
+@torch.no_grad()
+def test_leaf_sampler_draws_paths_with_the_policys_probabilities():
+    """Each path's frequency over N draws is within Hoeffding's sqrt(ln(2·16/δ)/(2N)) of its probability by chained
+    single-step softmaxes (δ = 1e-6), the law `generate` samples move by move."""
+    cfg = ToyConfig(model="tiny", seed=4, temperature=0.7)
+    model, tokenizer, move_ids = load_policy(cfg)
+    model.eval()
+    sampler = TreeSampler(cfg, move_ids, tokenizer.bos_token_id)
+    trainer = type("T", (), {"model": model})()
+    torch.manual_seed(0)
+    N = 20000
+    out = sampler([tokenizer.bos_token] * N, trainer)
+    assert out["prompt_ids"] == [[tokenizer.bos_token_id]] * N
+    paths = ["".join(MOVES[move_ids.index(i)] for i in ids) for ids in out["completion_ids"]]
+    bound = math.sqrt(math.log(2 * 16 / 1e-6) / (2 * N))
+    for path in map("".join, itertools.product(MOVES, repeat=4)):
+        p = 1.0
+        for t in range(4):
+            ids = torch.tensor([[tokenizer.bos_token_id] + [move_ids[MOVES.index(m)] for m in path[:t]]])
+            p *= float(torch.softmax(model(ids).logits[0, -1] / cfg.temperature, -1)[move_ids[MOVES.index(path[t])]])
+        assert abs(paths.count(path) / N - p) <= bound, (path, paths.count(path) / N, p)
+    first = paths.index(paths[0])
+    assert sum(out["logprobs"][first]) == pytest.approx(math.log(sum(
+        1 for q in paths if q == paths[0]) / N), abs=0.1)
