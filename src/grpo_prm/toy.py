@@ -258,22 +258,28 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
     )
 
 
-def run_toy(cfg: ToyConfig) -> pd.DataFrame:
-    """Train one (method, n, r_neg, seed) run; one row per step with the target frequency and trainer metrics."""
-    start = time.perf_counter()
+def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, TreeReward]:
+    """The run's trainer (policy, reward, sampler and, for the explicit PRM, its V(prefix)) and its reward."""
     model, tokenizer, move_ids = load_policy(cfg)
     reward = TreeReward(cfg, move_ids)
     prompts = Dataset.from_dict({"prompt": [tokenizer.bos_token] * cfg.steps})
+    args = grpo_args(cfg, output_dir)
+    base = split_method(args.method, args.weighting)[0]
+    values = (TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=base == "explicit_prm_exact")
+              if base.startswith("explicit_prm") else None)
+    trainer = LambdaGRPOTrainer(
+        model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
+        prefix_values=values,
+        rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
+    )
+    return trainer, reward
+
+
+def run_toy(cfg: ToyConfig) -> pd.DataFrame:
+    """Train one (method, n, r_neg, seed) run; one row per step with the target frequency and trainer metrics."""
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        args = grpo_args(cfg, tmp)
-        base = split_method(args.method, args.weighting)[0]
-        values = (TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=base == "explicit_prm_exact")
-                  if base.startswith("explicit_prm") else None)
-        trainer = LambdaGRPOTrainer(
-            model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
-            prefix_values=values,
-            rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
-        )
+        trainer, reward = build_trainer(cfg, tmp)
         trainer.train()
     logs = pd.DataFrame([h for h in trainer.state.log_history if "step" in h and "loss" in h]).set_index("step")
     run = pd.DataFrame({"step": range(1, len(reward.target_freq) + 1), "target_freq": reward.target_freq})
