@@ -124,6 +124,7 @@ def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):
     ({"method": "dr_grpo"}, "method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none'"),
     ({"method": "grpo", "weighting": "sqrt"}, "unknown weighting 'sqrt'"),
     ({"method": "ppo"}, "unknown method 'ppo'"),
+    ({"method": "reinforce_rej", "loss_type": "dr_grpo"}, "method reinforce_rej drops groups from the normaliser"),
 ])
 def test_nonsensical_combinations_are_refused_with_one_line(tmp_path, fields, message):
     with pytest.raises(ValueError, match=message):

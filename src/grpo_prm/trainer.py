@@ -93,6 +93,9 @@ class LambdaGRPOConfig(GRPOConfig):
         if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
             raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
                              f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
+        if base == "reinforce_rej" and self.loss_type == "dr_grpo":
+            raise ValueError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
+                             "constant one: use loss_type 'dapo' or 'grpo'")
         if self.mc_continuations < 1:
             raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
