@@ -30,7 +30,7 @@ lint: setup
 
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
-		&& python benchmarks/bench_overlap.py && python benchmarks/bench_reward.py
+		&& python benchmarks/bench_overlap.py && python benchmarks/bench_reward.py && python benchmarks/bench_toy_step.py
 
 # HTML report (tables, figures, captions, provenance) of the config's profile, from the results already built:
 # `make report CONFIG=config/paper.yaml` for the paper profile.

@@ -22,9 +22,11 @@ from grpo_prm.io import write_atomic
 from grpo_prm.weights import METHOD_LABELS, method_order
 
 REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
+COST_COLUMNS = ("prm/extra_sampled_tokens", "wall_s")  # kept when present (runs before these columns lack them)
 PAPER_COLUMNS = ("n", "r_neg", "grpo", "lambda_grpo")
 # Known methods in display order; any other method name is shown after these, verbatim.
-TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)"}
+TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)",
+              "explicit PRM (MC)": "PRM (MC)", "explicit PRM (exact)": "PRM (exact)"}
 R_DECIMALS = 6  # r_neg is a float key: round before grouping/merging so -1.0 from two files compares equal
 
 
@@ -54,7 +56,7 @@ def read_run(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
-    df = df[list(REQUIRED_COLUMNS)].copy()
+    df = df[list(REQUIRED_COLUMNS) + [c for c in COST_COLUMNS if c in df.columns]].copy()
     if df.empty:
         raise InputError(f"{path}: no rows")
     for col in ("n", "r_neg", "seed", "step", "target_freq"):

@@ -49,7 +49,7 @@ def example_ids(tokenizer, texts=EXAMPLE):
 
 
 def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp",
-                 per_device=None, **args_overrides):
+                 per_device=None, prefix_values=None, **args_overrides):
     """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
 
     With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed). With several processes, each
@@ -81,6 +81,7 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
     trainer = LambdaGRPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
         processing_class=tokenizer, rollout_func=rollout, ref_model=copy.deepcopy(ref) if ref else None,
+        prefix_values=prefix_values,
     )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; these tests call the loss directly

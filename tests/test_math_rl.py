@@ -83,6 +83,18 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
         "vllm_importance_sampling_correction": False}  # how the run was made, the authors' way by default
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dr_grpo", "lambda_reinforce_rej"])
+def test_baseline_methods_run_in_the_math_matrix(checkpoint, data, tmp_path, method):
+    """Dr. GRPO and Reinforce-Rej (grpo_prm.weights) go through the math run as λ-GRPO does."""
+    out = run_math(small_config(checkpoint, data, tmp_path / "run", method=method, steps=2, val_every=2))
+    recs = [r for r in records(out) if "loss" in r]
+    assert [r["step"] for r in recs] == [1, 2]
+    assert json.loads((out / "config.json").read_text())["method"] == method
+    if method == "lambda_reinforce_rej":
+        assert all(0 <= r["rej/kept_frac"] <= 1 for r in recs)  # a random model: every group may be dropped
+
+
 class Kill(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if state.global_step == 3:

@@ -1,12 +1,14 @@
 """The toy L/R tree: rewards, the masked policy, Hub-style loading from a local folder, a short run, bad input."""
 
+import itertools
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from grpo_prm.toy import MOVES, ToyConfig, load_policy, path_reward, run_toy, target_path
+from grpo_prm.toy import MOVES, ToyConfig, TreeSampler, TreeValues, load_policy, path_reward, run_toy, target_path
 
 
 def test_rewards_follow_the_paper():
@@ -82,3 +84,98 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, args, message):
     assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def brute_force_value(model, bos_id, move_ids, prefix, cfg):
+    """V(prefix): every leaf extending it, its probability by chaining single-step softmaxes, times its reward."""
+    target = target_path(cfg.seed, cfg.depth)
+    total = 0.0
+    for rest in itertools.product(MOVES, repeat=cfg.depth - len(prefix)):
+        path, p = prefix + "".join(rest), 1.0
+        for t in range(len(prefix), cfg.depth):
+            ids = torch.tensor([[bos_id] + [move_ids[MOVES.index(m)] for m in path[:t]]])
+            probs = torch.softmax(model(ids).logits[0, -1] / cfg.temperature, -1)
+            p *= float(probs[move_ids[MOVES.index(path[t])]])
+        total += p * path_reward(path, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other)
+    return total
+
+
+def toy_group(cfg, move_ids, paths):
+    ids = torch.tensor([[move_ids[MOVES.index(m)] for m in p] for p in paths])
+    target = target_path(cfg.seed, cfg.depth)
+    rewards = torch.tensor([path_reward(p, target, cfg.n, cfg.r_neg) for p in paths])
+    return ids, torch.ones_like(ids, dtype=torch.bool), rewards
+
+
+@torch.no_grad()
+def test_exact_prefix_values_match_brute_force():
+    cfg = ToyConfig(model="tiny", method="explicit_prm_exact", seed=2, group_size=4, temperature=0.8)
+    model, tokenizer, move_ids = load_policy(cfg)
+    model.eval()  # built in train mode; no dropout (the trainer removes it too)
+    paths = ["LLLL", "LLRR", "RLRL", "LLLL"]
+    ids, mask, rewards = toy_group(cfg, move_ids, paths)
+    values, n_sampled = TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=True)(model, ids, mask, rewards)
+    assert n_sampled == 0
+    for i, path in enumerate(paths):
+        expected = [brute_force_value(model, tokenizer.bos_token_id, move_ids, path[:t], cfg) for t in range(4)]
+        assert values[i, :4].tolist() == pytest.approx(expected, abs=1e-5)
+        assert values[i, 4] == rewards[i]
+
+
+@torch.no_grad()
+def test_mc_prefix_values_converge_to_exact():
+    """Hoeffding: a mean of K rewards in [r_neg, 1] is within (1 − r_neg)·sqrt(ln(2m/δ)/(2K)) of V for all m prefixes
+    with probability ≥ 1 − δ; δ = 1e-6 and a fixed seed make a failure a real bug, not chance."""
+    paths = ["LLLL", "LRRL", "RRLR", "RLLL", "LLRL", "RRRR", "LRLR", "RLRR"]
+    exact_cfg = ToyConfig(model="tiny", method="explicit_prm_exact", seed=3, group_size=len(paths), r_neg=-1.0)
+    model, tokenizer, move_ids = load_policy(exact_cfg)
+    model.eval()
+    ids, mask, rewards = toy_group(exact_cfg, move_ids, paths)
+    exact, _ = TreeValues(exact_cfg, move_ids, tokenizer.bos_token_id, exact=True)(model, ids, mask, rewards)
+    n_prefixes = len({p[:t] for p in paths for t in range(4)})
+    errors = []
+    for K in (16, 256, 4096, 65536):
+        cfg = ToyConfig(**{**exact_cfg.__dict__, "method": "explicit_prm_mc", "mc_continuations": K})
+        mc, n_sampled = TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=False)(model, ids, mask, rewards)
+        assert n_sampled == K * sum(4 - len(p) for p in {p[:t] for p in paths for t in range(4)})
+        bound = (1.0 - cfg.r_neg) * math.sqrt(math.log(2 * n_prefixes / 1e-6) / (2 * K))
+        errors.append(float((mc - exact).abs().max()))
+        assert errors[-1] <= bound, (K, errors[-1], bound)
+    assert errors[-1] < 0.02 and errors[-1] < errors[0]
+
+
+@pytest.mark.parametrize("method", ["dr_grpo", "reinforce_rej", "explicit_prm_mc", "lambda_explicit_prm_exact"])
+def test_every_method_runs_on_the_toy_and_reports_its_cost(method):
+    run = run_toy(ToyConfig(model="tiny", method=method, steps=3, group_size=8, seed=1, mc_continuations=2))
+    assert list(run.step) == [1, 2, 3] and (run.wall_s > 0).all()
+    extra = run["prm/extra_sampled_tokens"]
+    if method == "explicit_prm_mc":
+        assert (extra >= 2 * 4).all() and (extra <= 2 * (4 + 2 * 3 + 4 * 2 + 8 * 1)).all()
+    else:
+        assert (extra == 0).all()
+
+
+@torch.no_grad()
+def test_leaf_sampler_draws_paths_with_the_policys_probabilities():
+    """Each path's frequency over N draws is within Hoeffding's sqrt(ln(2·16/δ)/(2N)) of its probability by chained
+    single-step softmaxes (δ = 1e-6), the law `generate` samples move by move."""
+    cfg = ToyConfig(model="tiny", seed=4, temperature=0.7)
+    model, tokenizer, move_ids = load_policy(cfg)
+    model.eval()
+    sampler = TreeSampler(cfg, move_ids, tokenizer.bos_token_id)
+    trainer = type("T", (), {"model": model})()
+    torch.manual_seed(0)
+    N = 20000
+    out = sampler([tokenizer.bos_token] * N, trainer)
+    assert out["prompt_ids"] == [[tokenizer.bos_token_id]] * N
+    paths = ["".join(MOVES[move_ids.index(i)] for i in ids) for ids in out["completion_ids"]]
+    bound = math.sqrt(math.log(2 * 16 / 1e-6) / (2 * N))
+    for path in map("".join, itertools.product(MOVES, repeat=4)):
+        p = 1.0
+        for t in range(4):
+            ids = torch.tensor([[tokenizer.bos_token_id] + [move_ids[MOVES.index(m)] for m in path[:t]]])
+            p *= float(torch.softmax(model(ids).logits[0, -1] / cfg.temperature, -1)[move_ids[MOVES.index(path[t])]])
+        assert abs(paths.count(path) / N - p) <= bound, (path, paths.count(path) / N, p)
+    first = paths.index(paths[0])
+    assert sum(out["logprobs"][first]) == pytest.approx(math.log(sum(
+        1 for q in paths if q == paths[0]) / N), abs=0.1)

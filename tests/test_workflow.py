@@ -31,7 +31,9 @@ def small_config() -> dict:
 
 @pytest.mark.slow
 def test_toy_workflow_end_to_end(tmp_path):
-    result = run_snakemake(tmp_path, small_config(), "toy")
+    config = small_config()
+    config["toy"]["methods"].append("explicit_prm_mc")
+    result = run_snakemake(tmp_path, config, "toy")
     assert result.returncode == 0, result.stderr[-3000:]
     run = pd.read_csv(tmp_path / "results/test/toy/lambda_grpo/n1_r-1.0/seed1.csv")
     assert list(run.step) == list(range(1, 13))
@@ -50,6 +52,11 @@ def test_toy_workflow_end_to_end(tmp_path):
         assert (tmp_path / f"paper_figures/test/table1_toy.{ext}").stat().st_size > 0
     for ext in ("png", "pdf"):
         assert (tmp_path / f"paper_figures/test/figure_toy_curves.{ext}").stat().st_size > 1000
+        assert (tmp_path / f"paper_figures/test/figure_toy_methods.{ext}").stat().st_size > 1000
+    seeds = pd.read_csv(tmp_path / "paper_figures/test/table_toy_seeds.csv").set_index("method")
+    prm = pd.read_csv(tmp_path / "results/test/toy/explicit_prm_mc/n1_r-1.0/seed0.csv")
+    assert prm["prm/extra_sampled_tokens"].gt(0).all() and seeds.loc["grpo", "extra_tokens_per_step"] == 0
+    assert seeds.loc["explicit_prm_mc", "paired_seeds"] == 2 and seeds.loc["grpo", "seeds"] == 2
 
 
 def overlap_config() -> dict:

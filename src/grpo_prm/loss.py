@@ -3,6 +3,7 @@
     ℓ(i,t) = −min(P·a_i, clip(P, 1−ε, 1+ε)·a_i) + β·k3(i,t)          (minimised; P = π_θ/π_old)
     L      = Σ_{i,t} w(i,t)·ℓ(i,t) / Σ_i len(y_i)                    ("token":    DAPO, the paper's equations)
     L      = mean_i Σ_t w(i,t)·ℓ(i,t) / len(y_i)                     ("sequence": the authors' code default)
+    L      = Σ_{i,t} w(i,t)·ℓ(i,t) / (B · max_len)                   (Dr. GRPO's constant: "token" with n_tokens)
 
 w = 1 gives GRPO; w = 1/|λ| gives λ-GRPO. Because w > 0 it factors out of the min, so the weight can act on the
 whole term. The normaliser counts tokens, never Σw: λ-GRPO's loss is smaller than GRPO's on purpose.
@@ -56,7 +57,8 @@ def per_token_loss(
     return loss
 
 
-def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, normalization: str, n_tokens=None):
+def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, normalization: str, n_tokens=None,
+              n_rows=None):
     """Weighted sum of `loss` (B, T) normalised by token counts.
 
     Args:
@@ -66,12 +68,15 @@ def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, nor
         normalization (`str`): "token" (÷ total tokens) or "sequence" (÷ each length, then mean over sequences).
         n_tokens (`torch.Tensor`, *optional*): the token-level normaliser when it spans more than this micro-batch
             (TRL passes the generation batch's count); defaults to `mask.sum()`.
+        n_rows (`torch.Tensor`, *optional*): the sequence-level mean's count when rows were dropped (weight 0 on
+            every token, Reinforce-Rej); defaults to B.
     """
     if normalization == "token":
         denom = mask.sum() if n_tokens is None else n_tokens
         return (loss * weights).sum() / denom.clamp(min=1)
     if normalization == "sequence":
-        return ((loss * weights).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+        per_row = (loss * weights).sum(-1) / mask.sum(-1).clamp(min=1)
+        return per_row.mean() if n_rows is None else per_row.sum() / n_rows.clamp(min=1)
     raise ValueError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 

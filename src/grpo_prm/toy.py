@@ -10,8 +10,11 @@ Policy: `model: gpt2` (the paper; any Hub id or local folder) or `model: tiny` (
 built from `tiny_model`, with a three-word tokenizer, for the offline default).
 """
 
+import itertools
+import os
 import random
 import tempfile
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,8 +28,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, reproducible
 from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
+from grpo_prm.weights import split_method
 
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
 MOVES = ("L", "R")
+SAMPLERS = ("leaves", "generate")
 BOS = "<|endoftext|>"
 
 
@@ -48,6 +54,8 @@ class ToyConfig:
     loss_normalization: str = "token"
     temperature: float = 1.0
     model: str = "gpt2"  # Hub id or folder, or "tiny"
+    mc_continuations: int = 8  # K of explicit_prm_mc (ours; the paper has no explicit PRM)
+    sampler: str = "leaves"  # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
     revision: str | None = None
     tiny_model: dict = field(default_factory=lambda: {"n_layer": 2, "n_head": 2, "n_embd": 64})
 
@@ -58,6 +66,10 @@ class ToyConfig:
         check_tiny_model(self.tiny_model)
         if not 0 <= self.n < self.depth:
             raise ValueError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
+        if self.mc_continuations < 1:
+            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
 
 
 TINY_MODEL_KEYS = ("n_layer", "n_head", "n_embd")
@@ -154,6 +166,88 @@ class TreeReward:
         return [path_reward(p, self.target, c.n, c.r_neg, c.r_target, c.r_other) for p in paths]
 
 
+# --- explicit process reward (VinePPO-style V(prefix)) -------------------------------------------------------------
+
+
+class TreeLeaves:
+    """The 2^depth leaves (paths) of the tree, their rewards, and the policy's log-probs of each of their moves."""
+
+    def __init__(self, cfg: ToyConfig, move_ids: list[int], bos_id: int):
+        self.cfg, self.bos_id = cfg, bos_id
+        self.leaves = ["".join(p) for p in itertools.product(MOVES, repeat=cfg.depth)]
+        self.leaf_ids = torch.tensor([[move_ids[MOVES.index(m)] for m in p] for p in self.leaves])
+        target = target_path(cfg.seed, cfg.depth)
+        self.leaf_rewards = torch.tensor(
+            [path_reward(p, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other) for p in self.leaves])
+
+    def leaf_logps(self, model) -> torch.Tensor:
+        """(2^depth, depth): log π(move s of the leaf | its first s moves) at the sampling temperature."""
+        device = next(model.parameters()).device
+        ids = torch.cat([torch.full((len(self.leaves), 1), self.bos_id), self.leaf_ids], 1).to(device)
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, :-1].float().cpu()
+        logps = torch.log_softmax(logits / self.cfg.temperature, -1)
+        return logps.gather(-1, self.leaf_ids[..., None])[..., 0]
+
+
+class TreeSampler(TreeLeaves):
+    """TRL `rollout_func` for `sampler="leaves"`: each completion is a whole path drawn from π(path) = Π_t π(move_t |
+    moves before t) at the sampling temperature, computed in one forward pass over all 2^depth paths. This is the
+    distribution `generate` samples move by move (the head allows only L and R), at a fraction of its per-call
+    overhead, which dominates a 4-token toy step. The draw uses torch's global generator, which TRL seeds."""
+
+    @torch.no_grad()
+    def __call__(self, prompts, trainer):
+        logps = self.leaf_logps(trainer.model)
+        draws = torch.multinomial(logps.sum(1).exp(), len(prompts), replacement=True)
+        return {"prompt_ids": [[self.bos_id]] * len(prompts), "completion_ids": self.leaf_ids[draws].tolist(),
+                "logprobs": logps[draws].tolist()}
+
+
+class TreeValues(TreeLeaves):
+    """V(y_{:t}) of every completion prefix for `explicit_prm_exact` / `explicit_prm_mc` (see grpo_prm.weights).
+
+    One forward pass over all 2^depth leaves gives the policy's sampling distribution (logits / temperature, as TRL
+    samples) of each leaf given each prefix. Exact: V(prefix) = Σ_leaf π(leaf | prefix)·r(leaf). MC: the mean reward
+    of K leaves drawn from π(· | prefix), i.e. K fresh continuations; drawing a whole leaf from its exact conditional
+    is the same distribution as sampling the moves one by one, without K·(depth − t) generate calls. The cost is
+    counted as generate would pay it: K·(depth − t) sampled tokens per distinct prefix of a group (prefixes shared
+    within a group are estimated once; V of a whole path is its reward).
+    """
+
+    def __init__(self, cfg: ToyConfig, move_ids: list[int], bos_id: int, exact: bool):
+        super().__init__(cfg, move_ids, bos_id)
+        self.exact = exact
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # MC draws apart from the rollouts' stream
+
+    def prefix_value(self, logps: torch.Tensor, prefix_index: torch.Tensor, t: int) -> float:
+        """V of the prefix shared by the leaves in `prefix_index` (a boolean mask), t moves long."""
+        cond = logps[prefix_index, t:].sum(1).exp()  # π(leaf | prefix)
+        if self.exact:
+            return float((cond * self.leaf_rewards[prefix_index]).sum() / cond.sum())
+        draws = torch.multinomial(cond / cond.sum(), self.cfg.mc_continuations, replacement=True,
+                                  generator=self.generator)
+        return float(self.leaf_rewards[prefix_index][draws].mean())
+
+    def __call__(self, model, ids, mask, rewards):
+        d, k = self.cfg.depth, self.cfg.group_size
+        logps = self.leaf_logps(model)
+        row_leaf = {tuple(row): i for i, row in enumerate(self.leaf_ids.tolist())}
+        values = torch.zeros(ids.shape[0], ids.shape[1] + 1)
+        n_sampled = 0
+        for g in range(0, len(ids), k):
+            cache = {}
+            for i in range(g, g + k):
+                path = self.leaves[row_leaf[tuple(ids[i, :d].tolist())]]
+                for t in range(d):
+                    if path[:t] not in cache:
+                        index = torch.tensor([leaf.startswith(path[:t]) for leaf in self.leaves])
+                        cache[path[:t]] = self.prefix_value(logps, index, t)
+                        n_sampled += 0 if self.exact else self.cfg.mc_continuations * (d - t)
+                    values[i, t] = cache[path[:t]]
+                values[i, d] = rewards[i]
+        return values.to(ids.device), n_sampled
+
+
 # --- training -----------------------------------------------------------------------------------------------------
 
 
@@ -163,6 +257,7 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
         cfg.loss_normalization,
         output_dir=output_dir,
         method=cfg.method,
+        mc_continuations=cfg.mc_continuations,
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,
         num_generations=cfg.group_size,
@@ -174,23 +269,39 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
         bf16=False,
         save_strategy="no",
         disable_tqdm=True,
+        gradient_checkpointing=False,  # TRL's default recomputes activations: pure overhead on 5-token sequences
     )
+
+
+def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, TreeReward]:
+    """The run's trainer (policy, reward, sampler and, for the explicit PRM, its V(prefix)) and its reward."""
+    model, tokenizer, move_ids = load_policy(cfg)
+    reward = TreeReward(cfg, move_ids)
+    prompts = Dataset.from_dict({"prompt": [tokenizer.bos_token] * cfg.steps})
+    args = grpo_args(cfg, output_dir)
+    base = split_method(args.method, args.weighting)[0]
+    values = (TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=base == "explicit_prm_exact")
+              if base.startswith("explicit_prm") else None)
+    trainer = LambdaGRPOTrainer(
+        model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
+        prefix_values=values,
+        rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
+    )
+    return trainer, reward
 
 
 def run_toy(cfg: ToyConfig) -> pd.DataFrame:
     """Train one (method, n, r_neg, seed) run; one row per step with the target frequency and trainer metrics."""
-    model, tokenizer, move_ids = load_policy(cfg)
-    reward = TreeReward(cfg, move_ids)
-    prompts = Dataset.from_dict({"prompt": [tokenizer.bos_token] * cfg.steps})
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = LambdaGRPOTrainer(
-            model=model, reward_funcs=reward, args=grpo_args(cfg, tmp), train_dataset=prompts,
-            processing_class=tokenizer,
-        )
+        trainer, reward = build_trainer(cfg, tmp)
         trainer.train()
     logs = pd.DataFrame([h for h in trainer.state.log_history if "step" in h and "loss" in h]).set_index("step")
     run = pd.DataFrame({"step": range(1, len(reward.target_freq) + 1), "target_freq": reward.target_freq})
     run = run.join(logs.drop(columns=["epoch"], errors="ignore"), on="step")
+    if "prm/extra_sampled_tokens" not in run:
+        run["prm/extra_sampled_tokens"] = 0  # every method reports its extra sampling (only the explicit PRM has any)
+    run["wall_s"] = time.perf_counter() - start  # one value per run: the whole run's wall time
     ident = {"method": cfg.method, "n": cfg.n, "r_neg": cfg.r_neg, "seed": cfg.seed, "target": reward.target}
     return run.assign(**ident)[[*ident, *run.columns]]
 

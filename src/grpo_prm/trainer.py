@@ -1,6 +1,7 @@
 """λ-GRPO as a TRL trainer: `LambdaGRPOConfig` + `LambdaGRPOTrainer` (Sullivan & Koller, arXiv 2509.21154).
 
-One trainer serves the three methods of `grpo_prm.weights.METHODS`; `method="grpo"` is plain GRPO (weight 1).
+One trainer serves every method of `grpo_prm.weights.METHODS` (an advantage/normaliser base × a weighting);
+`method="grpo"` is plain GRPO (weight 1).
 """
 
 from dataclasses import dataclass, field
@@ -14,10 +15,10 @@ from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.prefix_tree import size_statistics
 from grpo_prm.process_sets import duplicate_counts, process_set_sizes_grouped
 from grpo_prm.recording import record_batch, trl_rewards
-from grpo_prm.weights import check_method, token_weights
+from grpo_prm.weights import check_method, split_method, token_weights
 
-# TRL's loss_type names for the two normalisers of grpo_prm.loss.
-NORMALIZATION = {"dapo": "token", "grpo": "sequence"}
+# TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
+NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
 # Weights and optimiser state stay float32 under both: "fp32" is the authors' (float32 throughout), "mixed" computes
 # the forward/backward in bf16 under autocast. Plain AdamW on bf16 weights is not offered: at lr 1e-6 most updates
@@ -48,11 +49,20 @@ class LambdaGRPOConfig(GRPOConfig):
 
     Parameters:
         method (`str`, defaults to `"lambda_grpo"`):
-            `"grpo"` (weight 1), `"lambda_grpo"` (weight 1/|λ(i,t)|, paper Eq. 9) or `"lambda_grpo_scaled"` (1/|λ|
-            rescaled per group to sum to the group's token count; a scale-matched ablation).
+            One of `grpo_prm.weights.METHODS`: the advantage/normaliser base (`grpo`, `dr_grpo`, `reinforce_rej`,
+            `explicit_prm_mc`, `explicit_prm_exact`; papers cited in `grpo_prm.weights`), prefixed `lambda_` for
+            weight 1/|λ(i,t)| (paper Eq. 9); `"lambda_grpo_scaled"` is the scale-matched ablation.
+        weighting (`str` or `None`, defaults to `None`):
+            `"none"`, `"lambda"` or `"lambda_scaled"`, to put the weight on a base method without renaming it
+            (e.g. `method="dr_grpo", weighting="lambda"`); `None` takes the method name's. A weighting that
+            contradicts the name is refused.
+        mc_continuations (`int`, defaults to `4`):
+            K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
+            sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
         loss_type (`str`, defaults to `"dapo"`):
-            Only `"dapo"` (token-level over the batch: the paper's equations) and `"grpo"` (per-sequence: the
-            authors' code default) are supported.
+            Only `"dapo"` (token-level over the batch: the paper's equations), `"grpo"` (per-sequence: the authors'
+            code default) and `"dr_grpo"` (constant B × max_completion_length) are supported. `method="dr_grpo"`
+            needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
         use_bias_correction_kl (`bool`, defaults to `False`, TRL: `True`):
             The paper and the authors' code use the plain k3 KL term; TRL ≥ 1.x multiplies it by the (differentiable)
             importance ratio, which changes the KL gradient even on-policy.
@@ -69,7 +79,9 @@ class LambdaGRPOConfig(GRPOConfig):
             it requires `logprob_temperature="sampling"` when `temperature != 1`.
     """
 
-    method: str = field(default="lambda_grpo", metadata={"help": "grpo, lambda_grpo or lambda_grpo_scaled."})
+    method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
+    weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
+    mc_continuations: int = field(default=4, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
     disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
@@ -77,7 +89,15 @@ class LambdaGRPOConfig(GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_method(self.method)
+        base, self.weighting = split_method(self.method, self.weighting)
+        if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
+            raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
+                             f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
+        if base == "reinforce_rej" and self.loss_type == "dr_grpo":
+            raise ValueError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
+                             "constant one: use loss_type 'dapo' or 'grpo'")
+        if self.mc_continuations < 1:
+            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
             raise ValueError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
                              f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
@@ -104,10 +124,14 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
-    `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these.
+    `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these. A `dr_grpo` method
+    brings its own normaliser and advantage (TRL's `loss_type="dr_grpo"`, `scale_rewards="none"`) in place of
+    `loss_normalization`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    if split_method(fields.get("method", "lambda_grpo"))[0] == "dr_grpo":  # its paper's normaliser and advantage
+        fields = {"loss_type": "dr_grpo", "scale_rewards": "none"} | fields
     authors = {
         "loss_type": LOSS_TYPE[loss_normalization],
         "bf16": precision == "mixed",
@@ -125,13 +149,21 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
 
 class LambdaGRPOTrainer(GRPOTrainer):
-    """GRPO with every token's loss term divided by the size of its process set |λ(i,t)| (arXiv 2509.21154, Eq. 9).
+    """GRPO with every token's loss term divided by the size of its process set |λ(i,t)| (arXiv 2509.21154, Eq. 9),
+    and the baselines of `grpo_prm.weights` that change the same terms (advantage, normaliser, weight).
 
-    Two methods of `GRPOTrainer` are overridden:
+    Two methods of `GRPOTrainer` are overridden; everything that distinguishes the methods is in them:
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
-      across processes when a group is split over them) before TRL shuffles and splits the batch.
+      across processes when a group is split over them) before TRL shuffles and splits the batch. Reinforce-Rej
+      replaces the advantage by the raw reward and zeroes the weights (and the normaliser's count) of groups whose
+      rewards are all equal; the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
-      scaling the advantages alone would be exact only at β = 0. The normaliser stays TRL's token count.
+      scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
+
+    `prefix_values` (optional): `f(model, completion_ids, completion_mask, rewards) -> (V, n_sampled)` with V of shape
+    (B, T + 1), V[:, t] the value of the first t completion tokens (V at a row's length is its reward), and
+    n_sampled the tokens sampled to estimate it. Required by `explicit_prm_exact` (the toy enumerates its leaves)
+    and by `explicit_prm_mc`, whose K = `mc_continuations` continuations only the caller can score.
 
     `ref_model` (optional): TRL builds the β-reference from the policy's Hub id or folder; a policy built in memory
     (the toy's masked head, the tests) has neither, so it may be passed here. It is set up the way TRL sets up its own.
@@ -145,8 +177,12 @@ class LambdaGRPOTrainer(GRPOTrainer):
     args: LambdaGRPOConfig
     recorder = None  # a grpo_prm.recording.GroupRecorder: every training group is written for the §3 analyses
 
-    def __init__(self, *posargs, ref_model=None, **kwargs):
+    def __init__(self, *posargs, ref_model=None, prefix_values=None, **kwargs):
         args = kwargs["args"]
+        self.base_method = split_method(args.method, args.weighting)[0]
+        if self.base_method.startswith("explicit_prm") and prefix_values is None:
+            raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
+        self.prefix_values = prefix_values
         beta = args.beta
         if ref_model is not None:
             args.beta = 0.0  # keep TRL from loading a reference of its own
@@ -186,11 +222,29 @@ class LambdaGRPOTrainer(GRPOTrainer):
             batch = {"completion_ids": ids, "completion_mask": mask, "advantages": advantages}
             record_batch(self.recorder, batch, self.state.global_step, k, rewards)
         n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
-        weights = token_weights(n_shared, k, self.args.method)
+        weights = token_weights(n_shared, k, self.args.weighting)
         self._log_tree_metrics(n_shared, duplicate_counts(ids, mask, k), mask, weights, k)
         n_local, t_local = out["completion_ids"].shape
         start = self.accelerator.process_index * n_local
-        out["lambda_weights"] = weights[start : start + n_local, :t_local]
+        local = slice(start, start + n_local)
+        kept = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
+        if self.base_method in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact"):
+            rewards = trl_rewards(self, len(ids))[0].to(ids.device, torch.float32)
+        if self.base_method == "reinforce_rej":  # Xiong et al. 2025: advantage r, groups with one reward dropped
+            grouped = rewards.reshape(-1, k)
+            kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
+            weights = weights * kept[:, None]
+            out["advantages"] = rewards[local]
+            out["num_items_in_batch"] = (mask & kept[:, None]).sum()  # the token normaliser counts kept rows only
+            self._metrics["train" if self.model.training else "eval"]["rej/kept_frac"].append(kept.float().mean().item())
+        elif self.base_method.startswith("explicit_prm"):  # VinePPO: A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1
+            with torch.no_grad():
+                values, n_sampled = self.prefix_values(self.model, ids, mask, rewards)
+            step = (values[:, 1:] - values[:, :-1]) * mask
+            out["advantages"] = step[local, :t_local].to(out["advantages"].dtype)
+            self._metrics["train" if self.model.training else "eval"]["prm/extra_sampled_tokens"].append(n_sampled)
+        out["lambda_weights"] = weights[local, :t_local]
+        out["kept_rows"] = kept[local]
         return out
 
     def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,8 +297,12 @@ class LambdaGRPOTrainer(GRPOTrainer):
             if mode == "train":
                 n_tokens = n_tokens * accumulation / self.args.steps_per_generation
             loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", n_tokens)
+        elif self.loss_type == "dr_grpo":  # TRL's constant: micro-batch rows × max_completion_length
+            constant = torch.tensor(float(mask.shape[0] * self.max_completion_length), device=mask.device)
+            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", constant) / accumulation
         else:
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "sequence") / accumulation
+            n_rows = inputs["kept_rows"].sum()  # Reinforce-Rej: dropped rows leave the mean
+            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "sequence", n_rows=n_rows) / accumulation
         self._log_loss_metrics(mode, logps, old_logps, inputs, entropies, mask)
         return loss
 

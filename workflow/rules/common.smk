@@ -5,6 +5,7 @@ import sys
 
 from grpo_prm.cli import CPU_ENV, THREADS_ENV
 from grpo_prm.config import ConfigError, math_learning_rate, validate_config
+from grpo_prm.weights import METHODS
 
 try:
     config.update(validate_config(config))
@@ -28,7 +29,7 @@ def torch_env(rule):
 
 
 wildcard_constraints:
-    method="grpo|lambda_grpo|lambda_grpo_scaled",
+    method="|".join(sorted(METHODS, key=len, reverse=True)),
     n=r"\d+",
     r_neg=r"-?\d+(\.\d+)?",
     seed=r"\d+",
@@ -36,20 +37,19 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
 
 
-def toy_cell_runs(cell_dir):
-    """One CSV per seed of a toy cell: <cell_dir>/seed<seed>.csv."""
-    return [f"{cell_dir}/seed{seed}.csv" for seed in TOY["seeds"]]
+def toy_cells():
+    """(n, r_neg, seed) of every run of one method, in the grid's order."""
+    return [(n, float(r_neg), seed) for n in TOY["n"] for r_neg in TOY["r_neg"] for seed in TOY["seeds"]]
+
+
+def toy_method_runs(method):
+    """One CSV per run of a method: <RESULTS>/toy/<method>/n<n>_r<r_neg>/seed<seed>.csv."""
+    return [f"{RESULTS}/toy/{method}/n{n}_r{r_neg}/seed{seed}.csv" for n, r_neg, seed in toy_cells()]
 
 
 def toy_runs():
     """Every toy run of the grid (method × n × r_neg × seed)."""
-    return [
-        run
-        for method in TOY["methods"]
-        for n in TOY["n"]
-        for r_neg in TOY["r_neg"]
-        for run in toy_cell_runs(f"{RESULTS}/toy/{method}/n{n}_r{float(r_neg)}")
-    ]
+    return [run for method in TOY["methods"] for run in toy_method_runs(method)]
 
 
 def toy_settings():
@@ -67,6 +67,8 @@ def toy_outputs():
     return [
         *expand(f"{FIGURES}/table1_toy.{{ext}}", ext=["md", "csv", "tex"]),
         *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf", "data.csv"]),
+        *expand(f"{FIGURES}/table_toy_seeds.{{ext}}", ext=["md", "csv", "tex"]),
+        *expand(f"{FIGURES}/figure_toy_methods.{{ext}}", ext=["png", "pdf", "data.csv"]),
     ]
 
 

@@ -1,13 +1,14 @@
-# The toy L/R tree (paper §4.3): train every seed of one (method, n, r_neg) cell, then Table 1 and the figure.
+# The toy L/R tree (paper §4.3): train every run of one method (all cells and seeds in one process: importing torch,
+# transformers and TRL costs about as much as a run), then Table 1, the seeds table and the figures.
 
 
 rule train_toy:
     output:
-        toy_cell_runs(f"{RESULTS}/toy/{{method}}/n{{n}}_r{{r_neg}}"),
+        toy_method_runs("{method}"),
     log:
-        f"{RESULTS}/logs/toy/{{method}}/n{{n}}_r{{r_neg}}.log",
+        f"{RESULTS}/logs/toy/{{method}}.log",
     params:
-        seeds=TOY["seeds"],
+        cells=toy_cells(),
         settings=toy_settings(),
         threads=THREADS["train_toy"],
     threads: THREADS["train_toy"]
@@ -60,6 +61,44 @@ rule figure_toy_curves:
         f"{RESULTS}/logs/figure_toy_curves.log",
     params:
         script=f"{workflow.basedir}/paper_figures/figure_toy_curves.py",
+        n=TOY["figure"]["n"],
+        r_neg=TOY["figure"]["r_neg"],
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script:q} --runs {input:q} --n {params.n:q} --r-neg {params.r_neg:q}"
+        " --out-prefix {params.prefix:q} > {log:q} 2>&1"
+
+
+# Beyond the paper: every method against λ-GRPO seed by seed (95 % intervals, paired differences) with its cost.
+rule table_toy_seeds:
+    input:
+        toy_runs(),
+    output:
+        multiext(f"{FIGURES}/table_toy_seeds", ".md", ".csv", ".tex"),
+    log:
+        f"{RESULTS}/logs/table_toy_seeds.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/table_toy_seeds.py",
+        last=TOY["last_steps"],
+        prefix=output_prefix,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script:q} --runs {input:q} --last {params.last:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+
+
+# Target frequency over steps, every method in one plot: seed mean with its 95 % band (the figure cell).
+rule figure_toy_methods:
+    input:
+        toy_runs(),
+    output:
+        multiext(f"{FIGURES}/figure_toy_methods", ".png", ".pdf", ".data.csv"),
+    log:
+        f"{RESULTS}/logs/figure_toy_methods.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/figure_toy_methods.py",
         n=TOY["figure"]["n"],
         r_neg=TOY["figure"]["r_neg"],
         prefix=output_prefix,

@@ -1,4 +1,4 @@
-"""Rule train_toy: train every seed of one toy cell with grpo_prm.toy; trainer output goes to the rule's log."""
+"""Rule train_toy: train every run (n × r_neg × seed) of one toy method with grpo_prm.toy; trainer output goes to the rule's log."""
 
 import contextlib
 import logging
@@ -15,7 +15,6 @@ reproducible(threads=sm.params.threads)  # the rule's fixed count (common.smk TH
 with open(sm.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
     hf_logging.disable_default_handler()  # its handler holds the console's stderr; send its lines to the log
     hf_logging.add_handler(logging.StreamHandler(log))
-    for seed, out in zip(sm.params.seeds, sm.output, strict=True):
-        cell = ToyConfig(method=sm.wildcards.method, n=int(sm.wildcards.n), r_neg=float(sm.wildcards.r_neg), seed=seed,
-                         **sm.params.settings)
-        run_toy(cell).to_csv(out, index=False)
+    for (n, r_neg, seed), out in zip(sm.params.cells, sm.output, strict=True):
+        run = ToyConfig(method=sm.wildcards.method, n=n, r_neg=r_neg, seed=seed, **sm.params.settings)
+        run_toy(run).to_csv(out, index=False)

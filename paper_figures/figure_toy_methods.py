@@ -1,0 +1,85 @@
+"""Toy tree, every method in one plot (beyond arXiv 2509.21154 §4.3; paper.md §10): target frequency over steps.
+
+Usage:
+    python paper_figures/figure_toy_methods.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --n 1 --r-neg -1.0 \
+        --out-prefix paper_figures/<profile>/figure_toy_methods
+
+Writes <prefix>.png and <prefix>.pdf: for the runs with the given n and r_neg (the paper's figure cell: n = 1,
+r_neg = −1.0), one line per method, the mean over seeds of each seed's `--smooth`-step trailing moving average of
+the target frequency, with a band for the 95 % t-interval of that mean at each step. Nothing is written if any input
+is bad; the script exits non-zero with a one-line error.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from figure_toy_curves import select_runs
+from table1_toy import InputError, read_runs
+
+from grpo_prm.io import save_figure
+from grpo_prm.weights import METHOD_LABELS
+
+
+def seed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:
+    """Per step: mean over seeds of the smoothed frequency, and the 95 % t-interval (low, high) of that mean."""
+    curves = pd.concat([df.set_index("step")["target_freq"].rolling(smooth, min_periods=1).mean() for df in runs],
+                       axis=1)
+    mean, sem, k = curves.mean(1), curves.std(1, ddof=1) / np.sqrt(curves.count(1)), curves.count(1)
+    half = stats.t.ppf(0.975, (k - 1).clip(lower=1)) * sem
+    return pd.DataFrame({"mean": mean, "low": mean - half, "high": mean + half})
+
+
+def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    for i, (method, runs) in enumerate(by_method.items()):
+        band = seed_band(runs, smooth)
+        ax.plot(band.index, band["mean"], color=f"C{i}", lw=1.6,
+                label=f"{METHOD_LABELS.get(method, method)} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            ax.fill_between(band.index, band["low"].clip(0, 1), band["high"].clip(0, 1), color=f"C{i}", alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("frequency of target path T")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    how = "raw per-step values" if smooth == 1 else f"{smooth}-step moving average"
+    ax.set_title(f"Toy tree, n = {n}, $r_{{neg}}$ = {r_neg:.1f}: seed mean ({how}) and its 95 % t-interval",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
+    parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
+    parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
+    parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
+    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
+    args = parser.parse_args(argv)
+    try:
+        if args.smooth < 1:
+            raise InputError(f"--smooth must be >= 1, got {args.smooth}")
+        by_method = select_runs(read_runs(args.runs), args.n, args.r_neg)
+    except InputError as e:
+        raise SystemExit(f"figure_toy_methods: error: {e}") from None
+    fig = plot_methods(by_method, args.n, args.r_neg, args.smooth)
+    try:
+        return save_figure(fig, args.out_prefix)
+    finally:
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    for path in main():
+        print(path)

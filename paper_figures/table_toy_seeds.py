@@ -1,0 +1,138 @@
+"""Toy tree, every method against λ-GRPO seed by seed (beyond arXiv 2509.21154 §4.3; paper.md §10), with its cost.
+
+Usage:
+    python paper_figures/table_toy_seeds.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --last 50 \
+        --out-prefix paper_figures/<profile>/table_toy_seeds
+
+Writes <prefix>.md, <prefix>.csv and <prefix>.tex; nothing if any input is bad (one-line error, non-zero exit).
+
+Per (n, r_neg, method), over seeds: the mean final target frequency (Table 1's metric, see table1_toy) with a 95 %
+t-interval, and the paired difference method − λ-GRPO: seed s of both methods shares the target path and the initial
+policy, so the difference is taken per seed and its mean gets a 95 % t-interval (only seeds both methods ran).
+Cost column: extra sampled tokens per step beyond the group's own completions (the explicit PRM's continuations).
+Wall time is not a column: it differs from run to run, and every committed table is byte-identical when rebuilt;
+`benchmarks/bench_toy_step.py` measures each method's step time as a ratio to GRPO's, side by side.
+"""
+
+import argparse
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table1_toy import TEX_LABELS, InputError, _tex_escape, _write_text, per_seed_frequencies, read_runs
+
+from grpo_prm.io import write_atomic
+from grpo_prm.weights import METHOD_LABELS, method_order
+
+REFERENCE = "lambda_grpo"
+LEVEL = 0.95
+
+
+def t_interval(values) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its two-sided t-interval at `LEVEL`; NaN bounds for fewer than 2 values."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean()) if len(x) else float("nan")
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def run_costs(runs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per run: mean extra sampled tokens per step (NaN where the run CSV predates the column)."""
+    rows = []
+    for df in runs:
+        key = df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict()
+        extra = df["prm/extra_sampled_tokens"].mean() if "prm/extra_sampled_tokens" in df else float("nan")
+        rows.append({**key, "extra_tokens_per_step": extra})
+    return pd.DataFrame(rows)
+
+
+def build_table(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
+    """One row per (n, r_neg, method): seeds, mean, ci_low, ci_high, diff (vs λ-GRPO), diff_low, diff_high,
+    paired_seeds, extra_tokens_per_step."""
+    finals = per_seed_frequencies(runs, last).merge(run_costs(runs), on=["method", "n", "r_neg", "seed"])
+    rows = []
+    for (n, r_neg), cell in finals.groupby(["n", "r_neg"]):
+        ref = cell[cell.method == REFERENCE].set_index("seed")["final_freq"]
+        for method in method_order(cell.method.unique()):
+            m = cell[cell.method == method]
+            mean, low, high = t_interval(m.final_freq)
+            paired = m.set_index("seed")["final_freq"].align(ref, join="inner")
+            diff = paired[0] - paired[1]
+            d, d_low, d_high = t_interval(diff) if method != REFERENCE and len(diff) else (np.nan,) * 3
+            rows.append({"n": n, "r_neg": r_neg, "method": method, "seeds": len(m), "mean": mean, "ci_low": low,
+                         "ci_high": high, "diff": d, "diff_low": d_low, "diff_high": d_high,
+                         "paired_seeds": len(diff) if method != REFERENCE else 0,
+                         "extra_tokens_per_step": m.extra_tokens_per_step.mean()})
+    if not rows:
+        raise InputError("no runs")
+    table = pd.DataFrame(rows)
+    return table.sort_values(["n", "r_neg"], ascending=[True, False], kind="stable", ignore_index=True)
+
+
+def _num(v, fmt="{:.3f}") -> str:
+    return "—" if pd.isna(v) else fmt.format(v)
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "n": table.n.astype(int).astype(str),
+        "r_neg": table.r_neg.map(lambda r: f"{r:.1f}"),
+        "method": table.method.map(lambda m: METHOD_LABELS.get(m, m)),
+        "seeds": table.seeds.astype(str),
+        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]" for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
+        "− λ-GRPO, paired [95 % CI]": [
+            "—" if pd.isna(a) else f"{a:+.3f} [{_num(b, '{:+.3f}')}, {_num(c, '{:+.3f}')}]"
+            for a, b, c in zip(table["diff"], table.diff_low, table.diff_high)],
+        "extra tokens/step": table.extra_tokens_per_step.map(lambda v: _num(v, "{:.0f}")),
+    })
+
+
+def caption(runs: list[pd.DataFrame], table: pd.DataFrame, last: int) -> str:
+    steps = sorted({int(df["step"].max()) for df in runs})
+    seeds = sorted(set(table.seeds))
+    return (f"Toy tree (arXiv 2509.21154 §4.3), beyond the paper: frequency of the target path T over the last {last} "
+            f"of {'/'.join(map(str, steps))} steps, mean over {'/'.join(map(str, seeds))} seeds per cell with a "
+            f"95 % t-interval; paired difference to λ-GRPO per seed (same target and initial policy); cost: extra "
+            f"sampled tokens per step (each step samples the group's own completions besides).")
+
+
+def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
+    shown = display(table)
+    md = f"{cap}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
+    tex_df = shown.copy()
+    tex_df["method"] = [TEX_LABELS.get(m, _tex_escape(m)) for m in shown.method]
+    tex_df.columns = ["$n$", r"$r_{\mathrm{neg}}$", "method", "seeds", r"mean [95\,\% CI]",
+                      r"$-\,\lambda$-GRPO [95\,\% CI]", "extra tok./step"]
+    tex_df[r"$r_{\mathrm{neg}}$"] = "$" + shown.r_neg + "$"
+    for col in tex_df.columns[4:6]:
+        tex_df[col] = tex_df[col].map(lambda s: s.replace("—", "--").replace("−", "-"))
+    tex = tex_df.to_latex(index=False, escape=False, caption=_tex_escape(cap), label="tab:toy_seeds",
+                          column_format="rrlrccr")
+    return {".md": md, ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
+    parser.add_argument("--last", type=int, default=50, help="final steps averaged per run (paper: 50)")
+    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
+    args = parser.parse_args(argv)
+    try:
+        runs = read_runs(args.runs)
+        table = build_table(runs, args.last)
+        texts = render(table, caption(runs, table, args.last))
+    except InputError as e:
+        raise SystemExit(f"table_toy_seeds: error: {e}") from None
+    return write_atomic(args.out_prefix, {suffix: partial(_write_text, text) for suffix, text in texts.items()})
+
+
+if __name__ == "__main__":
+    for path in main():
+        print(path)
