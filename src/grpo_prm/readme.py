@@ -162,6 +162,23 @@ def toy_claims(figures: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def toy_methods(figures: Path) -> str:
+    """Every method against λ-GRPO seed by seed (table_toy_seeds.csv): the table and, per method, where the paired
+    95 % interval says it is higher or lower than λ-GRPO."""
+    t = pd.read_csv(figures / "table_toy_seeds.csv")
+    rows = [[str(int(r.n)), num(r.r_neg, 1), label(r.method), str(int(r.seeds)), cell(r["mean"], r.ci_low, r.ci_high),
+             "—" if pd.isna(r["diff"]) else cell(r["diff"], r.diff_low, r.diff_high),
+             "—" if pd.isna(r.extra_tokens_per_step) else f"{r.extra_tokens_per_step:.0f}"] for _, r in t.iterrows()]
+    header = ["n", "r_neg", "method", "seeds", "mean [95 % CI]", "− λ-GRPO, paired [95 % CI]", "extra tokens/step"]
+    lines = []
+    for method, m in t.dropna(subset=["diff"]).groupby("method", sort=False):
+        higher, lower = int((m.diff_low > 0).sum()), int((m.diff_high < 0).sum())
+        lines.append(f"- **{label(method)}** against λ-GRPO, paired by seed: higher in {higher}, lower in {lower}, "
+                     f"not distinguishable at {seeds_text(m.paired_seeds)} in {len(m) - higher - lower} of {len(m)} "
+                     "cells.")
+    return md_table(header, ["--:", "--:", ":--", "--:", "--:", "--:", "--:"], rows) + "\n" + "\n".join(lines) + "\n"
+
+
 # ---- math (peak table)
 
 
@@ -216,18 +233,21 @@ def math_claims(figures: Path) -> str:
 
 
 def table2_ours(figures: Path) -> str:
+    """Per protocol ("ours, <protocol>" rows of table2.csv), model and benchmark: every version's accuracy and the
+    differences to GRPO at the same β with their normal 95 % intervals."""
     table = pd.read_csv(figures / "table2.csv")
-    ours = table[table.source == "ours"]
+    ours = table[table.source.str.startswith("ours")]
     benches = [c.removesuffix("_stderr") for c in table if c.endswith("_stderr")]
     benches = [b for b in benches if ours[b].notna().any()]
     lines = []
-    for model, rows in ours.groupby("model", sort=False):
+    for (source, model), rows in ours.groupby(["source", "model"], sort=False):
         for bench in benches:
             got = rows.dropna(subset=[bench])
             cells = [f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
                      + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
                      for _, r in got.iterrows()]
-            line = f"- **{model}, {bench}** (mean over seeds ± standard error over problems): {', '.join(cells)}."
+            line = (f"- **{model}, {bench}, {source.removeprefix('ours').lstrip(':, ')} protocol** (mean over seeds and samples ± "
+                    f"standard error clustered by problem): {', '.join(cells)}.")
             for beta, at_beta in got[got.method != "base"].groupby("beta", sort=False):
                 methods = at_beta.set_index("method")
                 if "grpo" not in methods.index:
@@ -251,9 +271,10 @@ def overlap_table(figures: Path) -> str:
         paper = [f"{int(r.paper_flat_groups):,} / {int(r.paper_groups):,}", f"{num(r.paper_nontrivial_pct, 2)} %"] \
             if math.isfinite(r.paper_groups) else ["—", "—"]
         rows.append([str(int(r.k)), str(int(r.steps)), f"{int(r.flat_groups)} / {int(r.groups)}",
-                     f"{num(r.nontrivial_pct, 2)} %", f"{num(r.path_depth_mean, 2)} / {num(r.path_depth_mean_last, 2)}",
+                     f"{num(r.nontrivial_pct, 2)} %", f"{100 * r.duplicate_share:.1f} %",
+                     f"{num(r.path_depth_mean, 2)} / {num(r.path_depth_mean_last, 2)}",
                      f"{num(r.intermediate_proportion_mean)} / {num(r.intermediate_proportion_mean_last)}", *paper])
-    header = ["k", "steps", "flat / groups", "non-trivial", "path depth, mean (all / last step)",
+    header = ["k", "steps", "flat / groups", "non-trivial", "duplicates", "path depth, mean (all / last step)",
               "intermediate proportion (all / last step)", "paper flat / groups", "paper non-trivial"]
     return md_table(header, ["--:"] * len(header), rows)
 
@@ -282,6 +303,7 @@ def overlap_claims(figures: Path) -> str:
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "toy_table1": toy_table,
     "toy_claims": toy_claims,
+    "toy_methods": toy_methods,
     "math_peaks": math_peaks,
     "math_claims": math_claims,
     "table2_ours": table2_ours,
