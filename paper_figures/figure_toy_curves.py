@@ -65,26 +65,32 @@ def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 
     return fig
 
 
-def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def figure_main(doc: str, name: str, plot, argv: list[str] | None = None) -> list[Path]:
+    """The command line of a toy figure (this one and figure_toy_methods): read and check the runs, select the cell,
+    `plot(by_method, n, r_neg, smooth)`, save PNG, PDF and the plotted data; one-line error and nothing written on
+    bad input."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
     parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
     parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
     parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
     args = parser.parse_args(argv)
-
     try:
         if args.smooth < 1:
             raise InputError(f"--smooth must be >= 1, got {args.smooth}")
         by_method = select_runs(read_runs(args.runs), args.n, args.r_neg)
     except InputError as e:
-        raise SystemExit(f"figure_toy_curves: error: {e}") from None
-    fig = plot_curves(by_method, args.n, args.r_neg, args.smooth)
+        raise SystemExit(f"{name}: error: {e}") from None
+    fig = plot(by_method, args.n, args.r_neg, args.smooth)
     try:
         return save_figure(fig, args.out_prefix)
     finally:
         plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    return figure_main(__doc__, "figure_toy_curves", plot_curves, argv)
 
 
 if __name__ == "__main__":

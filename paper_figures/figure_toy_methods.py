@@ -10,7 +10,6 @@ the target frequency, with a band for the 95 % t-interval of that mean at each s
 is bad; the script exits non-zero with a one-line error.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,10 +22,8 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from figure_toy_curves import select_runs
-from table1_toy import InputError, read_runs
+from figure_toy_curves import figure_main
 
-from grpo_prm.io import save_figure
 from grpo_prm.weights import METHOD_LABELS
 
 
@@ -34,7 +31,8 @@ def seed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:
     """Per step: mean over seeds of the smoothed frequency, and the 95 % t-interval (low, high) of that mean."""
     curves = pd.concat([df.set_index("step")["target_freq"].rolling(smooth, min_periods=1).mean() for df in runs],
                        axis=1)
-    mean, sem, k = curves.mean(1), curves.std(1, ddof=1) / np.sqrt(curves.count(1)), curves.count(1)
+    mean, k = curves.mean(axis=1), curves.count(axis=1)
+    sem = curves.std(axis=1, ddof=1) / np.sqrt(k)
     half = stats.t.ppf(0.975, (k - 1).clip(lower=1)) * sem
     return pd.DataFrame({"mean": mean, "low": mean - half, "high": mean + half})
 
@@ -60,24 +58,7 @@ def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) 
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
-    parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
-    parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
-    args = parser.parse_args(argv)
-    try:
-        if args.smooth < 1:
-            raise InputError(f"--smooth must be >= 1, got {args.smooth}")
-        by_method = select_runs(read_runs(args.runs), args.n, args.r_neg)
-    except InputError as e:
-        raise SystemExit(f"figure_toy_methods: error: {e}") from None
-    fig = plot_methods(by_method, args.n, args.r_neg, args.smooth)
-    try:
-        return save_figure(fig, args.out_prefix)
-    finally:
-        plt.close(fig)
+    return figure_main(__doc__, "figure_toy_methods", plot_methods, argv)
 
 
 if __name__ == "__main__":
