@@ -12,6 +12,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "paper_figures"))
 
+import figure_toy_curves
 import figure_toy_methods
 import table_toy_seeds
 
@@ -67,7 +68,7 @@ def test_table_cli_writes_md_csv_tex_and_refuses_bad_input(tmp_path):
 
 def test_band_is_the_seed_mean_and_its_t_interval(tmp_path):
     runs = table_toy_seeds.read_runs(seeded_runs(tmp_path))
-    by_method = figure_toy_methods.select_runs(runs, 1, -1.0)
+    by_method = figure_toy_curves.select_runs(runs, 1, -1.0)
     band = figure_toy_methods.seed_band(by_method["lambda_grpo"], smooth=10)
     x = 0.5 + 0.01 * np.arange(5)
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
@@ -75,4 +76,4 @@ def test_band_is_the_seed_mean_and_its_t_interval(tmp_path):
     assert band["high"].iloc[-1] - band["low"].iloc[-1] == pytest.approx(2 * half)
     written = figure_toy_methods.main(["--runs", *map(str, seeded_runs(tmp_path)), "--out-prefix",
                                        str(tmp_path / "fig")])
-    assert [p.suffix for p in written] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in written)
+    assert [p.name for p in written] == ["fig.png", "fig.pdf", "fig.data.csv"] and all(p.stat().st_size > 0 for p in written)
