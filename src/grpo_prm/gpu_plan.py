@@ -3,10 +3,11 @@
     python -m grpo_prm.gpu_plan config/paper.yaml
 
 Not a measurement (no GPU has been lent to this project): a roofline estimate from the H100 SXM5 datasheet
-(NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16) at assumed efficiencies
+(NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16, 67 TFLOP/s FP32) at assumed efficiencies
 (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
 sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
-scores the old policy's log-probs). Token counts are upper bounds (every completion runs to the length limit); the
+scores the old policy's log-probs), at BF16 peak under `precision: mixed` and FP32 peak under `fp32` (the
+authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every completion runs to the length limit); the
 stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
 """
 
@@ -16,6 +17,7 @@ import yaml
 
 HBM_BYTES_PER_S = 3.35e12
 BF16_FLOPS = 989e12
+FP32_FLOPS = 67e12
 BANDWIDTH_EFFICIENCY = 0.5  # assumed share of peak bandwidth that vLLM's decode reaches
 MFU = 0.4  # assumed share of peak FLOP/s in training
 # Parameters and KV bytes per token (bf16: 2 layers-sides × KV heads × head size × 2 bytes × layers), from the
@@ -41,15 +43,16 @@ def decode_seconds(model: dict, sequences: int, new_tokens: int, kv_budget: floa
     return -(-sequences // batch) * new_tokens * step
 
 
-def train_seconds(model: dict, tokens: float) -> float:
-    return 8 * model["params"] * tokens / (BF16_FLOPS * MFU)
+def train_seconds(model: dict, tokens: float, precision: str = "mixed") -> float:
+    return 8 * model["params"] * tokens / ((BF16_FLOPS if precision == "mixed" else FP32_FLOPS) * MFU)
 
 
-def run_plan(model: dict, steps: int, prompts: int, k: int, new_tokens: int, val_every: int, n_val: int) -> dict:
+def run_plan(model: dict, steps: int, prompts: int, k: int, new_tokens: int, val_every: int, n_val: int,
+             precision: str = "mixed") -> dict:
     seqs = prompts * k
     validations = steps // val_every + 1
     rollout_tokens, val_tokens = steps * seqs * new_tokens, validations * n_val * new_tokens
-    hours = (steps * (decode_seconds(model, seqs, new_tokens) + train_seconds(model, seqs * (PROMPT_TOKENS + new_tokens)))
+    hours = (steps * (decode_seconds(model, seqs, new_tokens) + train_seconds(model, seqs * (PROMPT_TOKENS + new_tokens), precision))
              + validations * decode_seconds(model, n_val, new_tokens)) / 3600
     return {"rollout_tokens": rollout_tokens, "validation_tokens": val_tokens, "h100_hours": hours}
 
@@ -61,7 +64,7 @@ def plan(config: dict) -> list[dict]:
     for name in math["run_models"]:
         model = MODELS[math["models"][name]["hub_id"]]
         cell = run_plan(model, train["steps"], train["prompts_per_step"], train["group_size"], train["max_new_tokens"],
-                        train["val_every"], n_val)
+                        train["val_every"], n_val, train.get("precision", "fp32"))
         rows.append({"job": f"train_math ({name}, one cell)"} | cell)
         evaluation = config["eval"]
         gen = evaluation.get("max_gen_toks") or max(  # one budget, or one per evaluation protocol
@@ -75,7 +78,7 @@ def plan(config: dict) -> list[dict]:
     model = MODELS[math["models"][overlap["model"]]["hub_id"]]
     for run in overlap["runs"]:
         r = run_plan(model, run["steps"], train["prompts_per_step"], run["group_size"], train["max_new_tokens"],
-                     train["val_every"], n_val)
+                     train["val_every"], n_val, train.get("precision", "fp32"))
         rows.append({"job": f"train_overlap (k = {run['group_size']})"} | r)
     return rows
 

@@ -1,0 +1,29 @@
+"""The GPU cost plan (README, "GPU cost plan"): the roofline arithmetic and its precision dependence."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grpo_prm import gpu_plan
+from grpo_prm.config import validate_config
+
+PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
+
+
+def test_training_time_follows_the_precision_peak():
+    model = gpu_plan.MODELS["deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"]
+    mixed, fp32 = gpu_plan.train_seconds(model, 1e6, "mixed"), gpu_plan.train_seconds(model, 1e6, "fp32")
+    assert mixed == pytest.approx(8 * 1.78e9 * 1e6 / (989e12 * 0.4))
+    assert fp32 / mixed == pytest.approx(989 / 67)
+
+
+def test_paper_profile_plan_has_every_job_and_its_precision():
+    config = validate_config(yaml.safe_load(PAPER.read_text()))
+    jobs = {row["job"]: row for row in gpu_plan.plan(config)}
+    assert set(jobs) == {"train_math (qwen, one cell)", "evaluate (qwen, one checkpoint)", "train_math (llama, one cell)",
+                         "evaluate (llama, one checkpoint)", "train_overlap (k = 6)", "train_overlap (k = 36)"}
+    cell = jobs["train_math (qwen, one cell)"]
+    assert cell["rollout_tokens"] == 1000 * 24 * 4096
+    config["math"]["train"]["precision"] = "fp32"
+    assert gpu_plan.plan(config)[0]["h100_hours"] > 2 * cell["h100_hours"]
