@@ -101,9 +101,8 @@ class Kill(TrainerCallback):
             raise KeyboardInterrupt("simulated kill after step 3")
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monkeypatch):
-    reference = records(run_math(small_config(checkpoint, data, tmp_path / "ref")))
+def run_killed_after_step_3(cfg, monkeypatch) -> None:
+    """`run_math(cfg)` killed after step 3 (a `Kill` callback on every trainer it builds)."""
     original_init = math_rl.BoxedStopTrainer.__init__
 
     def init_with_kill(self, *a, **kw):
@@ -112,9 +111,15 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monke
 
     monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
     with pytest.raises(KeyboardInterrupt):
-        run_math(small_config(checkpoint, data, tmp_path / "run"))
+        run_math(cfg)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monkeypatch):
+    reference = records(run_math(small_config(checkpoint, data, tmp_path / "ref")))
+    run_killed_after_step_3(small_config(checkpoint, data, tmp_path / "run"), monkeypatch)
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
-    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", original_init)
+    monkeypatch.undo()
     resumed = records(run_math(small_config(checkpoint, data, tmp_path / "run")))
     assert comparable(resumed) == comparable(reference)
     assert read_table(tmp_path / "run" / "groups.parquet").equals(read_table(tmp_path / "ref" / "groups.parquet"))
@@ -213,15 +218,7 @@ def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, refe
 
 @pytest.mark.slow
 def test_mid_step_kill_matches_the_uninterrupted_run(checkpoint, data, reference, tmp_path, monkeypatch):
-    original_init = math_rl.BoxedStopTrainer.__init__
-
-    def init_with_kill(self, *a, **kw):
-        original_init(self, *a, **kw)
-        self.add_callback(Kill())
-
-    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
-    with pytest.raises(KeyboardInterrupt):
-        run_math(small_config(checkpoint, data, tmp_path / "run"))
+    run_killed_after_step_3(small_config(checkpoint, data, tmp_path / "run"), monkeypatch)
     monkeypatch.undo()
     with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
         f.write('{"step": 4, "lo')  # a metrics line cut by the kill
