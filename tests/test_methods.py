@@ -11,7 +11,7 @@ import torch
 
 from grpo_prm.trainer import LambdaGRPOConfig, authors_grpo_config
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
-from tests.test_trainer import brute_force_sizes, grads, perturb
+from tests.test_trainer import brute_force_sizes, grads, perturb, trainer_gradient
 
 # A second group whose rewards are all equal: Reinforce-Rej drops it, the others keep it.
 FLAT = ["A B <e>", "G H <e>", "A <e>", "B C <e>", "D <e>"]
@@ -97,11 +97,7 @@ def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, b
                            tmp=str(tmp_path), num_generations=K, weighting=weighting, **overrides,
                            **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
     model = trainer.model
-    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
-    model.zero_grad()
-    trainer.compute_loss(model, inputs).backward()
-    ours = grads(model).clone()
-    model.zero_grad()
+    ours = trainer_gradient(trainer, len(TEXTS))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
     hand_loss(model, ref_model, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
               normalization).backward()

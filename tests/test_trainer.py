@@ -47,6 +47,17 @@ def grads(model):
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
+def trainer_gradient(trainer, n_rows: int) -> torch.Tensor:
+    """The trainer's own loss gradient on its fixed rollout of `n_rows` completions (grads left zeroed)."""
+    model = trainer.model
+    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * n_rows)
+    model.zero_grad()
+    trainer.compute_loss(model, inputs).backward()
+    ours = grads(model).clone()
+    model.zero_grad()
+    return ours
+
+
 def perturb(model, scale=0.05):
     torch.manual_seed(1)
     with torch.no_grad():
@@ -66,12 +77,7 @@ def test_trainer_gradient_matches_paper_formula(tiny_model, tokenizer, tmp_path,
     trainer = make_trainer(tiny_model, tokenizer, method, beta, normalization, ref_model, tmp=str(tmp_path),
                            temperature=temperature)
     model = trainer.model
-    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
-    model.zero_grad()
-    trainer.compute_loss(model, inputs).backward()
-    ours = grads(model).clone()
-
-    model.zero_grad()
+    ours = trainer_gradient(trainer, len(EXAMPLE))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
     rows = example_ids(tokenizer)
     paper_loss(model, ref_model, prompt_ids, rows, EXAMPLE_REWARDS, method, beta, normalization).backward()
@@ -89,10 +95,7 @@ def test_sampling_logprob_temperature_matches_tempered_formula(tiny_model, token
     trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", beta, "token", ref_model, tmp=str(tmp_path),
                            temperature=0.75, logprob_temperature="sampling")
     model = trainer.model
-    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
-    model.zero_grad()
-    trainer.compute_loss(model, inputs).backward()
-    ours = grads(model).clone()
+    ours = trainer_gradient(trainer, len(EXAMPLE))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
     rows = example_ids(tokenizer)
     expected = {}
