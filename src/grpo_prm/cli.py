@@ -20,6 +20,11 @@ THREADS_ENV = "GRPO_PRM_THREADS"
 CPU_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
+class InputError(ValueError):
+    """Base of every refusal in this package (a bad setting, an unreadable input, a missing run): `exit_on_error` turns
+    it into one line naming the culprit and exit status 1. Modules subclass it to say where a refusal comes from."""
+
+
 def _parse_bool(text: str) -> bool:
     """Only true/false (any case): a typo such as `ture` must not read as False."""
     if text.strip().lower() not in ("true", "false"):
