@@ -11,8 +11,6 @@ ignored). Curves are a trailing moving average over `--smooth` steps (default 10
 with a one-line error.
 """
 
-import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -20,23 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table1_toy import R_DECIMALS, InputError, read_runs
-
-from grpo_prm.io import save_figure
-from grpo_prm.weights import METHOD_LABELS, method_order
-
-
-def select_runs(runs, n: int, r_neg: float) -> dict[str, list]:
-    """Runs with this (n, r_neg), grouped by method in display order, each list sorted by seed."""
-    chosen = [df for df in runs if df["n"].iloc[0] == n and df["r_neg"].iloc[0] == round(r_neg, R_DECIMALS)]
-    if not chosen:
-        raise InputError(f"no run with n={n}, r_neg={r_neg} among the {len(runs)} files given")
-    methods = method_order({df["method"].iloc[0] for df in chosen})
-    return {
-        m: sorted((df for df in chosen if df["method"].iloc[0] == m), key=lambda df: df["seed"].iloc[0])
-        for m in methods
-    }
+from grpo_prm.toy_runs import figure_main
+from grpo_prm.weights import METHOD_LABELS
 
 
 def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 10) -> plt.Figure:
@@ -65,32 +48,8 @@ def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 
     return fig
 
 
-def figure_main(doc: str, name: str, plot, argv: list[str] | None = None) -> list[Path]:
-    """The command line of a toy figure (this one and figure_toy_methods): read and check the runs, select the cell,
-    `plot(by_method, n, r_neg, smooth)`, save PNG, PDF and the plotted data; one-line error and nothing written on
-    bad input."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
-    parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
-    parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
-    args = parser.parse_args(argv)
-    try:
-        if args.smooth < 1:
-            raise InputError(f"--smooth must be >= 1, got {args.smooth}")
-        by_method = select_runs(read_runs(args.runs), args.n, args.r_neg)
-    except InputError as e:
-        raise SystemExit(f"{name}: error: {e}") from None
-    fig = plot(by_method, args.n, args.r_neg, args.smooth)
-    try:
-        return save_figure(fig, args.out_prefix)
-    finally:
-        plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> list[Path]:
-    return figure_main(__doc__, "figure_toy_curves", plot_curves, argv)
+    return figure_main(__doc__, plot_curves, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ the target frequency, with a band for the 95 % t-interval of that mean at each s
 is bad; the script exits non-zero with a one-line error.
 """
 
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,9 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from figure_toy_curves import figure_main
-
+from grpo_prm.toy_runs import figure_main
 from grpo_prm.weights import METHOD_LABELS
 
 
@@ -58,7 +55,7 @@ def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) 
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    return figure_main(__doc__, "figure_toy_methods", plot_methods, argv)
+    return figure_main(__doc__, plot_methods, argv)
 
 
 if __name__ == "__main__":

@@ -12,96 +12,30 @@ over the last `--last` training steps; per (n, r_neg, method), the mean and samp
 Each run CSV needs the columns method, n, r_neg, seed, step, target_freq; other columns are ignored.
 """
 
-import argparse
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from grpo_prm.io import write_atomic
+from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.io import tex_escape, write_texts
+from grpo_prm.toy_runs import R_DECIMALS, TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
 from grpo_prm.weights import METHOD_LABELS, method_order
 
-REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
-COST_COLUMNS = ("prm/extra_sampled_tokens", "wall_s")  # kept when present (runs before these columns lack them)
 PAPER_COLUMNS = ("n", "r_neg", "grpo", "lambda_grpo")
-# Known methods in display order; any other method name is shown after these, verbatim.
-TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)",
-              "explicit PRM (MC)": "PRM (MC)", "explicit PRM (exact)": "PRM (exact)"}
-R_DECIMALS = 6  # r_neg is a float key: round before grouping/merging so -1.0 from two files compares equal
-
-
-class InputError(Exception):
-    """A bad input file; main() turns it into a one-line error and a non-zero exit."""
 
 
 # ---------------------------------------------------------------- reading
-
-
-def read_run(path: str | Path) -> pd.DataFrame:
-    """Read one run CSV and check it holds exactly one (method, n, r_neg, seed) with unique, numeric steps.
-
-    Args:
-        path (`str` or `Path`): a file written by one toy run, one row per training step.
-
-    Returns:
-        `pd.DataFrame` with the columns of `REQUIRED_COLUMNS` (others dropped), sorted by step.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: unreadable CSV ({type(e).__name__})") from e
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
-    df = df[list(REQUIRED_COLUMNS) + [c for c in COST_COLUMNS if c in df.columns]].copy()
-    if df.empty:
-        raise InputError(f"{path}: no rows")
-    for col in ("n", "r_neg", "seed", "step", "target_freq"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-        if df[col].isna().any():
-            raise InputError(f"{path}: column {col} has missing or non-numeric values")
-    if not df["target_freq"].between(0.0, 1.0).all():
-        raise InputError(f"{path}: target_freq outside [0, 1]")
-    df["method"] = df["method"].astype(str)
-    df["n"] = df["n"].astype(int)
-    df["seed"] = df["seed"].astype(int)
-    df["step"] = df["step"].astype(int)
-    df["r_neg"] = df["r_neg"].round(R_DECIMALS)
-    for col in ("method", "n", "r_neg", "seed"):
-        if df[col].nunique() != 1:
-            raise InputError(f"{path}: column {col} takes several values; one run per file expected")
-    if df["step"].duplicated().any():
-        raise InputError(f"{path}: duplicated step values")
-    df = df.sort_values("step", ignore_index=True)
-    df.attrs["path"] = str(path)  # lets later errors name the file
-    return df
-
-
-def read_runs(paths: list[str | Path]) -> list[pd.DataFrame]:
-    """Read every run file (see `read_run`) and reject two files holding the same (method, n, r_neg, seed)."""
-    runs, seen = [], {}
-    for p in paths:
-        df = read_run(p)
-        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed"]])
-        if key in seen:
-            raise InputError(f"{p}: same (method, n, r_neg, seed) = {key} as {seen[key]}")
-        seen[key] = p
-        runs.append(df)
-    return runs
 
 
 def read_paper(path: str | Path) -> pd.DataFrame:
     """Read the paper's published Table 1 (columns n, r_neg, grpo, lambda_grpo)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise ToyRunError(f"{path}: no such file")
     paper = pd.read_csv(path)
     missing = [c for c in PAPER_COLUMNS if c not in paper.columns]
     if missing:
-        raise InputError(f"{path}: missing required column(s) {', '.join(missing)}")
+        raise ToyRunError(f"{path}: missing required column(s) {', '.join(missing)}")
     paper = paper[list(PAPER_COLUMNS)].copy()
     paper["n"] = paper["n"].astype(int)
     paper["r_neg"] = paper["r_neg"].astype(float).round(R_DECIMALS)
@@ -109,39 +43,6 @@ def read_paper(path: str | Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- metric
-
-
-def final_frequency(df: pd.DataFrame, last: int = 50) -> float:
-    """Mean of `target_freq` over the run's last `last` steps (the paper's Table 1 metric, per seed).
-
-    Args:
-        df (`pd.DataFrame`): one run, with columns `step` and `target_freq`.
-        last (`int`, defaults to `50`): how many final steps to average.
-
-    Returns:
-        `float`: the mean frequency of the target path T over those steps.
-    """
-    if last < 1:
-        raise InputError(f"--last must be >= 1, got {last}")
-    if len(df) < last:
-        label = df.attrs.get("path") or "/".join(
-            f"{c}={df[c].iloc[0]}" for c in ("method", "n", "r_neg", "seed") if c in df
-        )
-        raise InputError(f"{label}: only {len(df)} steps, fewer than --last {last}")
-    return float(df.sort_values("step")["target_freq"].iloc[-last:].mean())
-
-
-def per_seed_frequencies(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
-    """One row per run: method, n, r_neg, seed, steps (max step), final_freq (see `final_frequency`)."""
-    rows = [
-        {
-            **df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict(),
-            "steps": int(df["step"].max()),
-            "final_freq": final_frequency(df, last),
-        }
-        for df in runs
-    ]
-    return pd.DataFrame(rows)
 
 
 def build_table1(runs: list[pd.DataFrame], paper: pd.DataFrame, last: int = 50) -> pd.DataFrame:
@@ -222,19 +123,11 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
     tex = tex_df.to_latex(
         index=False,
         escape=False,
-        caption=_tex_escape(cap),
+        caption=tex_escape(cap),
         label="tab:table1_toy",
         column_format="rr" + "c" * (tex_df.shape[1] - 2),
     )
     return {".md": md, ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
-
-
-def _tex_escape(s: str) -> str:
-    for a, b in (("{", r"\{"), ("}", r"\}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
-        s = s.replace(a, b)
-    for a, b in (("λ", r"$\lambda$"), ("±", r"$\pm$"), ("§", r"\S "), ("–", "--"), ("—", "--")):
-        s = s.replace(a, b)
-    return s
 
 
 def _tex_header(col: str) -> str:
@@ -243,32 +136,26 @@ def _tex_header(col: str) -> str:
     for label, tex in sorted(TEX_LABELS.items(), key=lambda kv: -len(kv[0])):
         if col.startswith(label + " ("):
             return tex + col[len(label) :]
-    return _tex_escape(col)
-
-
-def _write_text(text: str, path: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
+    return tex_escape(col)
 
 
 # ---------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
     parser.add_argument("--last", type=int, default=50, help="final steps averaged per run (paper: 50)")
     parser.add_argument("--paper", required=True, help="the paper's Table 1 as CSV (n, r_neg, grpo, lambda_grpo)")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)
 
-    try:
+    def build() -> dict[str, str]:
         runs = read_runs(args.runs)
-        paper = read_paper(args.paper)
-        table = build_table1(runs, paper, args.last)
-        texts = render(table, caption(runs, table, args.last))
-    except InputError as e:
-        raise SystemExit(f"table1_toy: error: {e}") from None
-    return write_atomic(args.out_prefix, {suffix: partial(_write_text, text) for suffix, text in texts.items()})
+        table = build_table1(runs, read_paper(args.paper), args.last)
+        return render(table, caption(runs, table, args.last))
+
+    return write_texts(args.out_prefix, exit_on_error(build))
 
 
 if __name__ == "__main__":

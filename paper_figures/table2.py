@@ -21,7 +21,6 @@ yellow only GRPO, orange only Base, red neither. A difference is supported by th
 paper prints no per-problem scores, so ours are treated alike; pairing by problem would give narrower intervals).
 """
 
-import argparse
 import json
 import math
 from functools import partial
@@ -33,7 +32,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from grpo_prm.io import figure_savefig, write_atomic
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.io import figure_savefig, write_atomic, write_text
 from grpo_prm.sample_stats import Z95
 from grpo_prm.weights import METHOD_LABELS
 
@@ -51,10 +51,6 @@ METHODS = {"base": "Base"} | METHOD_LABELS
 MODELS = {"qwen": "Qwen", "llama": "Llama"}  # the paper's two; others are shown by their identity name
 KEYS = ["model", "beta", "method"]
 COLOURS = {(True, True): "green", (True, False): "yellow", (False, True): "orange", (False, False): "red"}
-
-
-class InputError(Exception):
-    """A bad input file; main() turns it into a one-line error and a non-zero exit."""
 
 
 # ---------------------------------------------------------------- reading
@@ -375,26 +371,20 @@ def figure(table: pd.DataFrame):
     return fig
 
 
-def _write_text(text: str, path: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
-
-
 # ---------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", nargs="+", required=True, help="grpo_prm.evaluate result JSONs")
     parser.add_argument("--paper", required=True, help="the paper's Table 2 as CSV (reference/table2_paper.csv)")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.{md,csv,tex,png,pdf}")
     args = parser.parse_args(argv)
-    try:
-        table = build_table2(build_ours([read_result(p) for p in args.results]), read_paper(args.paper))
-        texts = render(table)
-    except InputError as e:
-        raise SystemExit(f"table2: error: {e}") from None
+    table = exit_on_error(lambda: build_table2(build_ours([read_result(p) for p in args.results]),
+                                               read_paper(args.paper)))
+    texts = render(table)
     fig = figure(table)
-    writers = {suffix: partial(_write_text, text) for suffix, text in texts.items()}
+    writers = {suffix: partial(write_text, text) for suffix, text in texts.items()}
     writers |= {f".{fmt}": partial(figure_savefig, fig, fmt=fmt) for fmt in ("png", "pdf")}
     try:
         return write_atomic(args.out_prefix, writers)

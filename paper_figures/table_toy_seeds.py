@@ -14,19 +14,15 @@ Wall time is not a column: it differs from run to run, and every committed table
 `benchmarks/bench_toy_step.py` measures each method's step time as a ratio to GRPO's, side by side.
 """
 
-import argparse
-import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table1_toy import TEX_LABELS, InputError, _tex_escape, _write_text, per_seed_frequencies, read_runs
-
-from grpo_prm.io import write_atomic
+from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.io import tex_escape, write_texts
+from grpo_prm.toy_runs import TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
 from grpo_prm.weights import METHOD_LABELS, method_order
 
 REFERENCE = "lambda_grpo"
@@ -71,7 +67,7 @@ def build_table(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
                          "paired_seeds": len(diff) if method != REFERENCE else 0,
                          "extra_tokens_per_step": m.extra_tokens_per_step.mean()})
     if not rows:
-        raise InputError("no runs")
+        raise ToyRunError("no runs")
     table = pd.DataFrame(rows)
     return table.sort_values(["n", "r_neg"], ascending=[True, False], kind="stable", ignore_index=True)
 
@@ -107,30 +103,30 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
     shown = display(table)
     md = f"{cap}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
     tex_df = shown.copy()
-    tex_df["method"] = [TEX_LABELS.get(m, _tex_escape(m)) for m in shown.method]
+    tex_df["method"] = [TEX_LABELS.get(m, tex_escape(m)) for m in shown.method]
     tex_df.columns = ["$n$", r"$r_{\mathrm{neg}}$", "method", "seeds", r"mean [95\,\% CI]",
                       r"$-\,\lambda$-GRPO [95\,\% CI]", "extra tok./step"]
     tex_df[r"$r_{\mathrm{neg}}$"] = "$" + shown.r_neg + "$"
     for col in tex_df.columns[4:6]:
         tex_df[col] = tex_df[col].map(lambda s: s.replace("—", "--").replace("−", "-"))
-    tex = tex_df.to_latex(index=False, escape=False, caption=_tex_escape(cap), label="tab:toy_seeds",
+    tex = tex_df.to_latex(index=False, escape=False, caption=tex_escape(cap), label="tab:toy_seeds",
                           column_format="rrlrccr")
     return {".md": md, ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
     parser.add_argument("--last", type=int, default=50, help="final steps averaged per run (paper: 50)")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)
-    try:
+
+    def build() -> dict[str, str]:
         runs = read_runs(args.runs)
         table = build_table(runs, args.last)
-        texts = render(table, caption(runs, table, args.last))
-    except InputError as e:
-        raise SystemExit(f"table_toy_seeds: error: {e}") from None
-    return write_atomic(args.out_prefix, {suffix: partial(_write_text, text) for suffix, text in texts.items()})
+        return render(table, caption(runs, table, args.last))
+
+    return write_texts(args.out_prefix, exit_on_error(build))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ sys.path.insert(0, str(ROOT / "paper_figures"))
 import figure_toy_curves
 import table1_toy
 
+from grpo_prm import toy_runs
+
 PAPER_CSV = ROOT / "paper_figures" / "reference" / "table1_paper.csv"
 # paper.md §10, Table 1: (n, r_neg) -> (GRPO, λ-GRPO)
 PAPER_TABLE1 = {
@@ -71,21 +73,21 @@ def test_final_frequency_is_mean_of_last_steps_exactly(tmp_path):
     # steps 1..60 with target_freq = step/100, rows shuffled: last 50 = steps 11..60 -> mean 35.5/100
     df = pd.DataFrame({"step": range(1, 61), "target_freq": [s / 100 for s in range(1, 61)]})
     df = df.sample(frac=1.0, random_state=0)
-    assert table1_toy.final_frequency(df, 50) == pytest.approx(0.355, abs=1e-12)
-    assert table1_toy.final_frequency(df, 10) == pytest.approx(0.555, abs=1e-12)  # steps 51..60
-    assert table1_toy.final_frequency(df, 60) == pytest.approx(0.305, abs=1e-12)  # all steps
+    assert toy_runs.final_frequency(df, 50) == pytest.approx(0.355, abs=1e-12)
+    assert toy_runs.final_frequency(df, 10) == pytest.approx(0.555, abs=1e-12)  # steps 51..60
+    assert toy_runs.final_frequency(df, 60) == pytest.approx(0.305, abs=1e-12)  # all steps
 
 
 def test_final_frequency_ignores_early_steps(tmp_path):
     # first 10 steps at 1.0, last 50 at 0.25: the early steps must not leak into the last-50 mean
     path = write_run(tmp_path, "grpo", 1, -1.0, 0, [1.0] * 10 + [0.25] * 50)
-    assert table1_toy.final_frequency(table1_toy.read_run(path), 50) == pytest.approx(0.25, abs=1e-12)
+    assert toy_runs.final_frequency(toy_runs.read_run(path), 50) == pytest.approx(0.25, abs=1e-12)
 
 
 def test_seeds_are_averaged_with_sample_std(tmp_path):
     paths = [write_run(tmp_path, "grpo", 1, -1.0, s, [v] * 50) for s, v in [(0, 0.2), (1, 0.6), (2, 0.4)]]
     paper = table1_toy.read_paper(PAPER_CSV)
-    table = table1_toy.build_table1(table1_toy.read_runs(paths), paper, last=50)
+    table = table1_toy.build_table1(toy_runs.read_runs(paths), paper, last=50)
     row = table[(table.n == 1) & (table.r_neg == -1.0)].iloc[0]
     assert row.grpo_mean == pytest.approx(0.4, abs=1e-12)
     assert row.grpo_std == pytest.approx(0.2, abs=1e-12)  # ddof=1: sqrt((0.04 + 0.04 + 0) / 2)
@@ -94,7 +96,7 @@ def test_seeds_are_averaged_with_sample_std(tmp_path):
 
 def test_paper_columns_merged_for_all_six_rows(tmp_path):
     paths = constant_grid(tmp_path)
-    table = table1_toy.build_table1(table1_toy.read_runs(paths), table1_toy.read_paper(PAPER_CSV), last=50)
+    table = table1_toy.build_table1(toy_runs.read_runs(paths), table1_toy.read_paper(PAPER_CSV), last=50)
     assert len(table) == 6
     assert [(int(n), float(r)) for n, r in zip(table.n, table.r_neg)] == list(PAPER_TABLE1)  # paper's row order
     for row in table.itertuples():
@@ -109,8 +111,8 @@ def test_paper_columns_merged_for_all_six_rows(tmp_path):
 def test_duplicate_run_is_rejected(tmp_path):
     a = write_run(tmp_path / "a", "grpo", 1, -1.0, 0, [0.1] * 50)
     b = write_run(tmp_path / "b", "grpo", 1, -1.0, 0, [0.2] * 50)
-    with pytest.raises(table1_toy.InputError, match="same"):
-        table1_toy.read_runs([a, b])
+    with pytest.raises(toy_runs.ToyRunError, match="same"):
+        toy_runs.read_runs([a, b])
 
 
 # ---------------------------------------------------------------- CLI outputs
@@ -205,7 +207,7 @@ def test_figure_writes_png_pdf_and_its_data(tmp_path):
 
 def test_figure_panels_per_method_present(tmp_path):
     paths = constant_grid(tmp_path, methods=("grpo", "lambda_grpo"), seeds=(0, 1, 2))
-    by_method = figure_toy_curves.select_runs(table1_toy.read_runs(paths), n=2, r_neg=-1.5)
+    by_method = toy_runs.select_runs(toy_runs.read_runs(paths), n=2, r_neg=-1.5)
     assert list(by_method) == ["grpo", "lambda_grpo"]
     assert [int(df["seed"].iloc[0]) for df in by_method["grpo"]] == [0, 1, 2]
     fig = figure_toy_curves.plot_curves(by_method, 2, -1.5, smooth=10)

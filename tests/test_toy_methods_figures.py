@@ -12,10 +12,10 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "paper_figures"))
 
-import figure_toy_curves
 import figure_toy_methods
 import table_toy_seeds
 
+from grpo_prm import toy_runs
 from tests.test_paper_figures import write_run
 
 
@@ -35,7 +35,7 @@ def seeded_runs(root, steps=60):
 
 
 def test_table_intervals_and_paired_differences_are_exact(tmp_path):
-    table = table_toy_seeds.build_table(table_toy_seeds.read_runs(seeded_runs(tmp_path)), last=50)
+    table = table_toy_seeds.build_table(toy_runs.read_runs(seeded_runs(tmp_path)), last=50)
     row = table.set_index("method").loc["explicit_prm_exact"]
     x = 0.6 + 0.02 * np.arange(5)
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
@@ -67,8 +67,8 @@ def test_table_cli_writes_md_csv_tex_and_refuses_bad_input(tmp_path):
 
 
 def test_band_is_the_seed_mean_and_its_t_interval(tmp_path):
-    runs = table_toy_seeds.read_runs(seeded_runs(tmp_path))
-    by_method = figure_toy_curves.select_runs(runs, 1, -1.0)
+    runs = toy_runs.read_runs(seeded_runs(tmp_path))
+    by_method = toy_runs.select_runs(runs, 1, -1.0)
     band = figure_toy_methods.seed_band(by_method["lambda_grpo"], smooth=10)
     x = 0.5 + 0.01 * np.arange(5)
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)

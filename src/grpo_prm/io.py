@@ -48,6 +48,25 @@ def write_atomic(prefix: str | Path, writers: dict[str, Callable[[str], object]]
     return [final for _, final in tmps]
 
 
+def write_texts(prefix: str | Path, texts: dict[str, str]) -> list[Path]:
+    """`write_atomic` for rendered tables: `texts` maps a suffix (".md", ".csv", ".tex") to the file's text."""
+    return write_atomic(prefix, {suffix: partial(write_text, text) for suffix, text in texts.items()})
+
+
+def write_text(text: str, path: str) -> None:
+    """A text file in UTF-8 (the writer `write_atomic` is given for a rendered table)."""
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def tex_escape(s: str) -> str:
+    """Plain text (a caption, a method label) as LaTeX: special characters escaped, λ ± § and dashes spelled out."""
+    for a, b in (("{", r"\{"), ("}", r"\}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        s = s.replace(a, b)
+    for a, b in (("λ", r"$\lambda$"), ("±", r"$\pm$"), ("§", r"\S "), ("–", "--"), ("—", "--")):
+        s = s.replace(a, b)
+    return s
+
+
 # No version string or creation date in the files, so the same figure gives the same bytes (matplotlib also reads
 # SOURCE_DATE_EPOCH; the dates are dropped outright here). Bytes still depend on the fonts and the matplotlib and
 # FreeType versions, which is why the tests compare figures through `figure_data`, not through PNG/PDF bytes.
@@ -103,4 +122,4 @@ def save_figure(fig, prefix: str | Path, formats=("png", "pdf"), dpi: int = 150)
 def save_table(table, prefix: str | Path, markdown: str) -> list[Path]:
     """`<prefix>.csv` (the numbers, 6 significant digits) and `<prefix>.md` (the rendered text), all or nothing."""
     return write_atomic(prefix, {".csv": lambda p: table.to_csv(p, index=False, float_format="%.6g"),
-                                 ".md": lambda p: Path(p).write_text(markdown, encoding="utf-8")})
+                                 ".md": partial(write_text, markdown)})
