@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from grpo_prm.cli import InputError
+
 KEYS = ["model", "beta", "method"]
 
 
-class RunError(ValueError):
+class RunError(InputError):
     """A run folder that is not a finished math run; the message names it."""
 
 

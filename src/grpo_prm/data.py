@@ -24,13 +24,15 @@ from pathlib import Path
 
 import datasets
 
+from grpo_prm.cli import InputError
+
 SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
 OPENRS_HUB_ID = "knoveleng/open-rs"
 # Local copies: `<dir>/<split>.jsonl|json|parquet`, or the Hub's own layout `<dir>/data/<split>-*.parquet`.
 LOCAL_PATTERNS = ("{split}.jsonl", "{split}.json", "{split}.parquet", "data/{split}-*.parquet", "{split}-*.parquet")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Malformed or missing data; the message names the file (or Hub id), row and field at fault."""
 
 

@@ -43,12 +43,11 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
-from grpo_prm.cli import OneLineParser, finite_float, positive_int, reproducible
-from grpo_prm.data import SYSTEM_PROMPT, TABLE2, DataError, content_sha256
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error, finite_float, positive_int, reproducible
+from grpo_prm.data import SYSTEM_PROMPT, TABLE2, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
@@ -62,7 +61,7 @@ FILTER = "all_samples"  # the tasks' filter (every sample kept); lm-eval keys it
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-class EvalError(ValueError):
+class EvalError(InputError):
     """Bad evaluation input; the one-line message names the culprit."""
 
 
@@ -379,10 +378,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> list[Path]:
     args = _parser().parse_args(argv)
     reproducible(args.seed)  # threads and RNGs; lm-eval reseeds with the same seed (simple_evaluate)
-    try:
-        return evaluate(args)
-    except (EvalError, DataError, OSError) as e:
-        sys.exit(f"error: {e}".splitlines()[0])
+    return exit_on_error(lambda: evaluate(args))
 
 
 if __name__ == "__main__":

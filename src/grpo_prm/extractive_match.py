@@ -23,6 +23,8 @@ from functools import lru_cache
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+from grpo_prm.cli import InputError
+
 GOLD_TARGETS = (LatexExtractionConfig(), ExprExtractionConfig())
 PREDICTION_TARGETS = (ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0))
 PRECISION = 5  # lighteval's `precision` of the Open-RS metrics: decimals compared
@@ -33,7 +35,7 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)  # every unparseable co
 logging.getLogger("latex2sympy2_extended").setLevel(logging.ERROR)
 
 
-class GoldError(ValueError):
+class GoldError(InputError):
     """A gold answer from which math-verify extracts nothing (not even its text fallback)."""
 
 

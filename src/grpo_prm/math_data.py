@@ -10,11 +10,10 @@ test split of its own (the paper tests on the five benchmarks of Table 2), so it
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from grpo_prm.cli import OneLineParser
-from grpo_prm.data import DataError, fingerprint, load_openrs, offline_splits, split_train_val
+from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.data import fingerprint, load_openrs, offline_splits, split_train_val
 from grpo_prm.io import write_atomic
 
 
@@ -67,10 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = vars(_parser().parse_args(argv))
     source, out_dir = args.pop("source"), args.pop("out_dir")
-    try:
-        out = (prepare_offline if source == "offline" else prepare_openrs)(out_dir, **args)
-    except (DataError, OSError) as e:
-        sys.exit(f"error: {e}".splitlines()[0])
+    out = exit_on_error(lambda: (prepare_offline if source == "offline" else prepare_openrs)(out_dir, **args))
     record = json.loads((out / "split.json").read_text())
     print(json.dumps({k: v for k, v in record.items() if not k.endswith("_ids")}))
 

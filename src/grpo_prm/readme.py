@@ -12,7 +12,6 @@ excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are acc
 problems; their difference gets the normal interval from the two standard errors.
 """
 
-import argparse
 import math
 import re
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error
 from grpo_prm.weights import METHOD_LABELS
 
 LEVEL = 0.95
@@ -330,22 +330,25 @@ def stale_blocks(readme: str, figures: Path) -> list[str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--figures", default="paper_figures/default", help="the profile's tables")
     parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
     args = parser.parse_args(argv)
     path, figures = Path(args.readme), Path(args.figures)
-    try:
+    def blocks() -> tuple[list[str], str]:
         text = path.read_text(encoding="utf-8")
-        stale = stale_blocks(text, figures)
-        if args.check:
-            if stale:
-                sys.exit(f"{path}: number blocks out of date: {', '.join(stale)} (run `make readme`)")
-            return
-        path.write_text(render(text, figures), encoding="utf-8")
-    except (OSError, ValueError, KeyError) as e:
-        sys.exit(f"error: {e}".splitlines()[0])
+        try:
+            return stale_blocks(text, figures), render(text, figures)
+        except KeyError as e:
+            raise InputError(f"{figures}: a table lacks the column {e}") from None
+
+    stale, new = exit_on_error(blocks)
+    if args.check:
+        if stale:
+            sys.exit(f"{path}: number blocks out of date: {', '.join(stale)} (run `make readme`)")
+        return
+    exit_on_error(lambda: path.write_text(new, encoding="utf-8"))
     print(f"{path}: {len(stale)} block(s) rewritten from {figures}/" + (f": {', '.join(stale)}" if stale else ""))
 
 
