@@ -1,4 +1,4 @@
-"""Toy-tree learning curves of arXiv 2509.21154 (§4.3; paper.md §10): target-path frequency per training step.
+"""Toy-tree learning curves of arXiv 2509.21154 (§4.3): target-path frequency per training step.
 
 Usage:
     python paper_figures/figure_toy_curves.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --n 1 --r-neg -1.0 \

@@ -1,4 +1,4 @@
-"""Toy tree, every method in one plot (beyond arXiv 2509.21154 §4.3; paper.md §10): target frequency over steps.
+"""Toy tree, every method in one plot (beyond arXiv 2509.21154 §4.3): target frequency over steps.
 
 Usage:
     python paper_figures/figure_toy_methods.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --n 1 --r-neg -1.0 \

@@ -1,4 +1,4 @@
-"""Table 1 of arXiv 2509.21154 (§4.3; paper.md §10): final target-path frequency on the depth-4 L/R toy tree.
+"""Table 1 of arXiv 2509.21154 (§4.3): final target-path frequency on the depth-4 L/R toy tree.
 
 Usage:
     python paper_figures/table1_toy.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --last 50 \

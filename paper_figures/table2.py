@@ -1,4 +1,4 @@
-"""Table 2 of arXiv 2509.21154 (§5; paper.md §12): downstream accuracy on five maths benchmarks, with its figure.
+"""Table 2 of arXiv 2509.21154 (§5): downstream accuracy on five maths benchmarks, with its figure.
 
 Usage:
     python paper_figures/table2.py --results $(find results/<profile>/eval -name "*.json") \

@@ -1,4 +1,4 @@
-"""Toy tree, every method against λ-GRPO seed by seed (beyond arXiv 2509.21154 §4.3; paper.md §10), with its cost.
+"""Toy tree, every method against λ-GRPO seed by seed (beyond arXiv 2509.21154 §4.3), with its cost.
 
 Usage:
     python paper_figures/table_toy_seeds.py --runs results/<profile>/toy/*/n*_r*/seed*.csv --last 50 \

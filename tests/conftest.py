@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (paper.md §3)."""
+"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of arXiv 2509.21154)."""
 
 import copy
 import os

@@ -1,4 +1,4 @@
-"""Tests of `grpo_prm.data`: prompts, OpenRS and its split, offline problems, benchmarks (paper.md §8, §11, §12).
+"""Tests of `grpo_prm.data`: prompts, OpenRS and its split, offline problems, benchmarks (arXiv 2509.21154 §5, App. C, Table 2).
 
 Benchmark mappings are checked on the real local copies in `../shared/data` (from the project root). The Hub code
 path runs against stand-ins: `datasets.load_dataset` is patched to check the Hub id, config, split and revision,
@@ -29,7 +29,7 @@ from grpo_prm.data import (
 )
 
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
-# n of each benchmark in Table 2 (paper.md §12), and GSM8K's test split.
+# n of each benchmark in Table 2, and GSM8K's test split.
 PAPER_N = {"aime24": 30, "math500": 500, "amc23": 40, "minerva_math": 272, "olympiadbench": 675, "gsm8k": 1319}
 REAL_LOAD_DATASET = datasets.load_dataset
 

@@ -16,7 +16,7 @@ import table1_toy
 from grpo_prm import toy_runs
 
 PAPER_CSV = ROOT / "paper_figures" / "reference" / "table1_paper.csv"
-# paper.md §10, Table 1: (n, r_neg) -> (GRPO, λ-GRPO)
+# Table 1 of arXiv 2509.21154: (n, r_neg) -> (GRPO, λ-GRPO)
 PAPER_TABLE1 = {
     (1, -0.5): (0.3995, 0.5663),
     (1, -1.0): (0.0000, 0.7535),
@@ -62,7 +62,7 @@ def constant_grid(root: Path, methods=("grpo", "lambda_grpo"), seeds=(0, 1), ste
 # ---------------------------------------------------------------- metric
 
 
-def test_paper_reference_csv_matches_paper_md():
+def test_paper_reference_csv_matches_the_paper():
     paper = table1_toy.read_paper(PAPER_CSV)
     assert len(paper) == 6
     got = {(int(r.n), float(r.r_neg)): (r.grpo, r.lambda_grpo) for r in paper.itertuples()}

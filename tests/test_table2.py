@@ -15,7 +15,7 @@ import table2
 
 PAPER_CSV = ROOT / "paper_figures" / "reference" / "table2_paper.csv"
 N = {"aime24": 30, "math500": 500, "amc23": 40, "minerva_math": 272, "olympiadbench": 675}
-# paper.md §12: Llama GRPO β = 0 prints the Base row's bars for Minerva and OB; its own values imply these.
+# Table 2: Llama GRPO β = 0 prints the Base row's bars for Minerva and OB; its own values imply these.
 COPY_ERRORS = {("llama", 0.0, "grpo", "minerva_math"): 0.0139, ("llama", 0.0, "grpo", "olympiadbench"): 0.0092}
 # Llama λ-GRPO β = 0, OB: 42/675 gives 0.00930, printed 0.0092 (one unit in the last digit; every other cell rounds)
 LAST_DIGIT = {("llama", 0.0, "lambda_grpo", "olympiadbench")}
@@ -31,7 +31,7 @@ def write_result(folder: Path, identity: dict, scores: dict) -> Path:
 
 
 def paper_as_results(folder: Path) -> list[Path]:
-    """One seed per paper row whose per-problem scores have the paper's implied correct counts (paper.md §12)."""
+    """One seed per paper row whose per-problem scores have the paper's implied correct counts (Table 2)."""
     paths = []
     for row in table2.read_paper(PAPER_CSV).itertuples():
         identity = {"model": row.model, "method": row.method, "seed": 0}

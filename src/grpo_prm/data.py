@@ -1,13 +1,13 @@
-"""Math RL data and evaluation benchmarks of the downstream experiments (paper §5, App. C; paper.md §8, §11, §12).
+"""Math RL data and evaluation benchmarks of the downstream experiments (arXiv 2509.21154 §5, App. C, Table 2).
 
 Every loader returns plain rows normalised to `{"id", "problem", "answer"}` (strings), whatever the source schema:
 
-- **Prompt** (paper.md §8): system `SYSTEM_PROMPT`, user = problem; TRL applies the model's chat template.
-- **Training data** (paper.md §11): OpenRS, `knoveleng/open-rs` (train split, 7,000 problems), with a seeded
+- **Prompt** (the authors' code, github.com/coli-saar/grpo-prm): system `SYSTEM_PROMPT`, user = problem; TRL applies the model's chat template.
+- **Training data** (§5, App. C): OpenRS, `knoveleng/open-rs` (train split, 7,000 problems), with a seeded
   125-problem validation split (the paper's split rule is unpublished).
 - **Offline training data:** seeded GSM-style word problems with integer answers, generated locally, for the
   embedded default that runs without the Hub.
-- **Benchmarks** (paper.md §12, Table 2): AIME24, MATH-500, AMC23, Minerva-Math, OlympiadBench, plus GSM8K test.
+- **Benchmarks** (Table 2): AIME24, MATH-500, AMC23, Minerva-Math, OlympiadBench, plus GSM8K test.
 
 Each Hub loader has a local-directory override (`local_dir`) read through the same `datasets.load_dataset` call
 with the `json`/`parquet` builder; local copies may use other field names than the Hub, and both are mapped.
@@ -37,7 +37,7 @@ class DataError(InputError):
 
 
 def build_prompt(problem: str) -> list[dict]:
-    """Conversational prompt of the authors' code (paper.md §8): system instruction, then the problem as user turn.
+    """Conversational prompt of the authors' code (github.com/coli-saar/grpo-prm): system instruction, then the problem as user turn.
 
     Args:
         problem (`str`):
@@ -136,10 +136,10 @@ def _normalise(raw: list[dict], source: str, problem: Callable, answer: Callable
 
 
 def load_openrs(local_dir: str | None = None, revision: str | None = None) -> list[dict]:
-    """OpenRS training problems (`knoveleng/open-rs`, train split; paper.md §11).
+    """OpenRS training problems (`knoveleng/open-rs`, train split; §5, App. C).
 
     The gold is the `answer` field. The authors' files hold `{problem, solution}` and it is unknown whether their
-    `solution` was OpenRS's full solution or its `answer` (paper.md §8, uncertain). Their reward parses the gold with
+    `solution` was OpenRS's full solution or its `answer` (the authors' code does not say). Their reward parses the gold with
     math-verify and pays 1.0 when that fails, so the short final `answer` is the choice that keeps golds parseable.
 
     Args:
@@ -192,7 +192,7 @@ def fingerprint(rows: list[dict]) -> str:
 
 
 def split_train_val(rows: list[dict], n_val: int = 125, seed: int = 0) -> tuple[list[dict], list[dict], dict]:
-    """Seeded train/validation split (paper.md §11: 125 held-out problems; the paper's rule is unpublished).
+    """Seeded train/validation split (App. C: 125 held-out problems; the paper's rule is unpublished).
 
     Validation draws, in seeded order, only problems whose text occurs once in `rows`, so no validation problem is
     also trained on; all other rows are training rows, in source order.
@@ -334,7 +334,7 @@ def offline_splits(
     return pool[:n_train], pool[n_train : n_train + n_val], pool[n_train + n_val :]
 
 
-# ---- Evaluation benchmarks (Table 2, paper.md §12) ----
+# ---- Evaluation benchmarks (Table 2) ----
 
 
 def last_boxed(text: str) -> str | None:

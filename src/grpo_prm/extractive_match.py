@@ -1,4 +1,4 @@
-"""Evaluation scorer: math-verify extractive match as Open-RS configures lighteval for Table 2 (paper.md §12).
+"""Evaluation scorer: math-verify extractive match as Open-RS configures lighteval for Table 2 (arXiv 2509.21154).
 
 This is the evaluation instrument, separate from the training reward (`grpo_prm.reward`, the authors' reward, which
 keeps `malformed_operators=False` and reads the first box). Open-RS evaluates AIME24, MATH-500, AMC23, Minerva-Math

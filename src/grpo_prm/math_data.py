@@ -1,4 +1,4 @@
-"""The math runs' data files (paper §5, App. C; paper.md §11): train / validation / test JSONL and the split record.
+"""The math runs' data files (arXiv 2509.21154 §5, App. C): train / validation / test JSONL and the split record.
 
     python -m grpo_prm.math_data offline --out-dir results/default/math/data --n-train 2000 --n-val 100 --n-test 200
     python -m grpo_prm.math_data openrs --out-dir results/paper/math/data --revision <commit> --n-val 125

@@ -1,4 +1,4 @@
-"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (paper.md §8, arXiv 2509.21154).
+"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (github.com/coli-saar/grpo-prm; arXiv 2509.21154 §5).
 
 A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equivalent to the gold answer, else 0.0.
 
@@ -199,7 +199,7 @@ def _completion_text(completion) -> str:
 
 
 class MathReward:
-    """Binary accuracy reward for TRL's `GRPOTrainer` (the authors' open-rs reward, paper.md §8).
+    """Binary accuracy reward for TRL's `GRPOTrainer` (the authors' open-rs reward, `open_rs_reward.py`).
 
     Called as `reward(completions=…, answer=…, **kwargs)`; the dataset's gold column must be named `answer`.
 

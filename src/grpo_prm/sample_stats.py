@@ -1,4 +1,4 @@
-"""avg@n, its interval, and pass@k from per-problem correct counts (the evaluation's statistics; paper.md §12).
+"""avg@n, its interval, and pass@k from per-problem correct counts (the evaluation's statistics; Table 2).
 
 With n seeded samples per problem, problem i has c_i correct of n. The samples of one problem are not independent
 draws of the benchmark (they share the problem), so the interval treats problems as clusters:

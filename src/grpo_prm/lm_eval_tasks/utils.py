@@ -1,4 +1,4 @@
-"""Dataset, prompt and scoring hooks of the repository's lm-eval tasks (Table 2 of arXiv 2509.21154; paper.md §12).
+"""Dataset, prompt and scoring hooks of the repository's lm-eval tasks (Table 2 of arXiv 2509.21154).
 
 lm-eval calls `load_docs` as the tasks' `custom_dataset` with the task's `dataset_kwargs` (`benchmark`) and the
 TaskManager metadata that `grpo_prm.evaluate` sets (`data_dir`, `revisions`, `sha256`, `offline_file`, `prompt`),
