@@ -23,7 +23,8 @@ from grpo_prm.checkpoints import (
     fetch_hub_checkpoint,
     main,
 )
-from grpo_prm.data import build_prompt, make_arithmetic_problems
+from grpo_prm.data import build_prompt
+from grpo_prm.word_problems import make_arithmetic_problems
 
 from .conftest import make_tokenizer
 

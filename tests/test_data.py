@@ -22,11 +22,10 @@ from grpo_prm.data import (
     last_boxed,
     load_benchmark,
     load_openrs,
-    make_arithmetic_problems,
-    offline_splits,
     split_train_val,
     to_trl_dataset,
 )
+from grpo_prm.word_problems import make_arithmetic_problems, offline_splits
 
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 # n of each benchmark in Table 2, and GSM8K's test split.

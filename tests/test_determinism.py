@@ -18,7 +18,7 @@ from grpo_prm.io import figure_data, save_figure
 TOKENIZER_DIGEST = """
 import hashlib, sys
 from grpo_prm.checkpoints import train_tokenizer
-from grpo_prm.data import make_arithmetic_problems
+from grpo_prm.word_problems import make_arithmetic_problems
 rows = make_arithmetic_problems(200, seed=0)
 texts = [t for r in rows for t in (r["problem"], r["solution"])]
 print(hashlib.sha256(train_tokenizer(texts, 320, 64).backend_tokenizer.to_str().encode()).hexdigest())

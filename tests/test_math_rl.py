@@ -8,9 +8,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 
 from grpo_prm import math_rl
-from grpo_prm.data import DataError, offline_splits, read_problems
+from grpo_prm.data import DataError, read_problems
 from grpo_prm.math_rl import MathRunConfig, run_math
 from grpo_prm.recording import read_table
+from grpo_prm.word_problems import offline_splits
 
 CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
 TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"

@@ -55,9 +55,9 @@ from grpo_prm.data import (
     build_prompt,
     fingerprint,
     last_boxed,
-    offline_splits,
     read_problems,
 )
+from grpo_prm.word_problems import offline_splits
 
 MARKER = "grpo_prm_checkpoint.json"
 

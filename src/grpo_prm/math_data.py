@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 
 from grpo_prm.cli import OneLineParser, exit_on_error
-from grpo_prm.data import fingerprint, load_openrs, offline_splits, split_train_val
+from grpo_prm.data import fingerprint, load_openrs, split_train_val
 from grpo_prm.io import write_atomic
+from grpo_prm.word_problems import offline_splits
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -33,7 +34,7 @@ def write_splits(out_dir: str | Path, train: list[dict], val: list[dict], test: 
 
 
 def prepare_offline(out_dir, n_train: int, n_val: int, n_test: int, seed: int, **difficulty) -> Path:
-    """Generated GSM-style problems, disjoint train / validation / test (grpo_prm.data.offline_splits)."""
+    """Generated GSM-style problems, disjoint train / validation / test (grpo_prm.word_problems.offline_splits)."""
     train, val, test = offline_splits(n_train, n_val, n_test, seed=seed, **difficulty)
     record = {"source": "offline", "seed": seed, **difficulty, "fingerprint": fingerprint(train + val + test)}
     return write_splits(out_dir, train, val, test, record)
