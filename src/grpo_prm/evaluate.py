@@ -1,11 +1,11 @@
-"""Downstream evaluation of a checkpoint on the Table-2 benchmarks with lm-evaluation-harness (Table 2 of arXiv 2509.21154).
+"""Downstream evaluation of a checkpoint on the Table-2 benchmarks with lm-evaluation-harness (arXiv 2509.21154).
 
     python -m grpo_prm.evaluate --model ckpt/ --tasks aime24,math500,amc23,minerva_math,olympiadbench \
         --data-dir ../shared/data --protocol open_rs --prompt open_rs_query --temperature 0.6 --top-p 0.95 \
         --max-gen-toks 32768 --samples 1 --seed 0 --batch-size auto --backend vllm --out results/eval/qwen_base
 
 Protocol (the paper omits it; its benchmarks are those of Open-RS's lighteval suite): zero-shot, the model's chat
-template, the user message `--prompt` (`system`: the paper's system message `SYSTEM_PROMPT` of the authors' code and the
+template, the user message `--prompt` (`system`: the system message `SYSTEM_PROMPT` of the authors' code and the
 problem; `open_rs_query`: Open-RS's query template around the problem, no system message), decoding greedy
 (`--temperature 0`) or sampled at `--temperature`/`--top-p`, up to `--max-gen-toks` new tokens (EOS ends earlier),
 `--samples` n seeded samples per problem (`--seed` seeds Python, NumPy, torch and vLLM). Every sample is scored by
@@ -35,6 +35,11 @@ Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `m
 
 Bad input (missing or non-model checkpoint folder, unknown task, unreadable data, a protocol setting out of range)
 ends with one line naming the culprit, a non-zero exit, and nothing written.
+
+Why one module of ~390 lines: it is the whole path of one evaluation, read top to bottom (checks, the lm-eval call,
+the result record, the command line), as a CleanRL file holds one variant. What can be reused elsewhere lives
+apart: the scorer (`extractive_match`), the statistics (`sample_stats`), the tasks (`lm_eval_tasks`), the data
+(`data`).
 """
 
 import argparse
