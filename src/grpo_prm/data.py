@@ -37,7 +37,8 @@ class DataError(InputError):
 
 
 def build_prompt(problem: str) -> list[dict]:
-    """Conversational prompt of the authors' code (github.com/coli-saar/grpo-prm): system instruction, then the problem as user turn.
+    """Conversational prompt of the authors' code (github.com/coli-saar/grpo-prm): system instruction, then the
+    problem as user turn.
 
     Args:
         problem (`str`):
@@ -139,7 +140,7 @@ def load_openrs(local_dir: str | None = None, revision: str | None = None) -> li
     """OpenRS training problems (`knoveleng/open-rs`, train split; §5, App. C).
 
     The gold is the `answer` field. The authors' files hold `{problem, solution}` and it is unknown whether their
-    `solution` was OpenRS's full solution or its `answer` (the authors' code does not say). Their reward parses the gold with
+    `solution` was OpenRS's full solution or its `answer` (unpublished). Their reward parses the gold with
     math-verify and pays 1.0 when that fails, so the short final `answer` is the choice that keeps golds parseable.
 
     Args:
