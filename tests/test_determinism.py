@@ -17,7 +17,7 @@ from grpo_prm.io import figure_data, save_figure
 
 TOKENIZER_DIGEST = """
 import hashlib, sys
-from grpo_prm.checkpoints import train_tokenizer
+from grpo_prm.tiny_model import train_tokenizer
 from grpo_prm.word_problems import make_arithmetic_problems
 rows = make_arithmetic_problems(200, seed=0)
 texts = [t for r in rows for t in (r["problem"], r["solution"])]

@@ -9,11 +9,11 @@ import torch
 from lm_eval.tasks import TaskManager
 from transformers import AutoTokenizer
 
-from grpo_prm.checkpoints import BOS, EOS, _tiny_model, train_tokenizer
 from grpo_prm.data import SYSTEM_PROMPT, DataError, content_sha256, load_benchmark
 from grpo_prm.evaluate import main
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import OPEN_RS_QUERY, process_results
+from grpo_prm.tiny_model import BOS, EOS, _tiny_model, train_tokenizer
 from grpo_prm.word_problems import offline_splits
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"  # ../shared/data from the project root, as in CI

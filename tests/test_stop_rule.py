@@ -5,12 +5,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerFast
 
-from grpo_prm.stop_rule import (
-    BoxedStopLogitsProcessor,
-    extract_boxed,
-    truncate_after_first_boxed,
-    truncate_ids_after_first_boxed,
-)
+from grpo_prm.reward import extract_boxed, truncate_after_first_boxed
+from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 
 PROMPT = r"Put the answer in \boxed{}: "  # the system prompt's empty box must not stop anything
 

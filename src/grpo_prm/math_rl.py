@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 
-from grpo_prm.checkpoints import greedy_completions
 from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, reproducible
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
+from grpo_prm.generation import greedy_completions
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import GroupRecorder, parts_dir
 from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward

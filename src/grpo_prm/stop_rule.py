@@ -1,4 +1,5 @@
-"""The authors' BoxedLP stop rule: generation ends right after the first closed `\\boxed{…}` (paper.md §8).
+"""The authors' stop rule: generation ends right after the first closed `\\boxed{…}` (the authors' code,
+github.com/coli-saar/grpo-prm, its `BoxedLP` logits processor).
 
 The rule fires in training rollouts and in validation, also inside a `<think>` block, and so shapes completion
 lengths and the overlap statistics of §3. It runs inside the engine, so no token past the box is generated:
@@ -8,8 +9,8 @@ lengths and the overlap statistics of §3. It runs inside the engine, so no toke
   tokens (each vocabulary id once) and keeps a brace counter per row.
 - **vLLM:** stop strings cannot count braces, so `grpo_prm.vllm_stop` holds the same rule as a vLLM V1 logits
   processor, switched on per request.
-- **After the fact** (guards, analyses): the text with `truncate_after_first_boxed`, the ids with
-  `truncate_ids_after_first_boxed` (which appends EOS, as `generate` would have); `first_boxed_end` says where.
+- **After the fact** (guards, analyses): the ids with `truncate_ids_after_first_boxed` (which appends EOS, as
+  `generate` would have); `first_boxed_end` says where. The text: `grpo_prm.reward.truncate_after_first_boxed`.
 
 Brace counting (shared with the reward) is `grpo_prm.reward.BoxedScanner`.
 """
@@ -17,16 +18,7 @@ Brace counting (shared with the reward) is `grpo_prm.reward.BoxedScanner`.
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-from grpo_prm.reward import BoxedScanner, extract_boxed, truncate_after_first_boxed
-
-__all__ = [
-    "BoxedStopLogitsProcessor",
-    "extract_boxed",
-    "first_boxed_end",
-    "token_texts",
-    "truncate_after_first_boxed",
-    "truncate_ids_after_first_boxed",
-]
+from grpo_prm.reward import BoxedScanner
 
 
 def token_texts(tokenizer: PreTrainedTokenizerBase, ids: list[int], cache: dict[int, str]) -> list[str]:
