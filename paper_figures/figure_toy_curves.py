@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table1_toy import R_DECIMALS, InputError, read_runs
 
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import save_figure
 from grpo_prm.weights import METHOD_LABELS, method_order
 
@@ -71,8 +72,10 @@ def figure_main(doc: str, name: str, plot, argv: list[str] | None = None) -> lis
     bad input."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
-    parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
+    parser.add_argument("--n", type=int, default=schema_defaults("toy")["figure"]["n"],
+                        help="shared-prefix length n of the negative paths")
+    parser.add_argument("--r-neg", type=float, default=schema_defaults("toy")["figure"]["r_neg"],
+                        help="reward r_neg of the near-miss paths")
     parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
 from grpo_prm.weights import METHOD_LABELS, method_order
 
@@ -256,7 +257,8 @@ def _write_text(text: str, path: str) -> None:
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--last", type=int, default=50, help="final steps averaged per run (paper: 50)")
+    parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
+                        help="final steps averaged per run (paper: 50)")
     parser.add_argument("--paper", required=True, help="the paper's Table 1 as CSV (n, r_neg, grpo, lambda_grpo)")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table1_toy import TEX_LABELS, InputError, _tex_escape, _write_text, per_seed_frequencies, read_runs
 
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
 from grpo_prm.weights import METHOD_LABELS, method_order
 
@@ -121,7 +122,8 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--last", type=int, default=50, help="final steps averaged per run (paper: 50)")
+    parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
+                        help="final steps averaged per run (paper: 50)")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)
     try:

@@ -49,6 +49,7 @@ from transformers import (
 )
 
 from grpo_prm.cli import OneLineParser, reproducible
+from grpo_prm.config import schema_defaults
 from grpo_prm.data import (
     SYSTEM_PROMPT,
     DataError,
@@ -512,7 +513,10 @@ def build_tiny_sft_checkpoint(
 # ---- Command line ----
 
 
-TINY_DATA = {"n_train": 2000, "n_eval": 50, "data_seed": 0, "min_steps": 1, "max_steps": 2, "max_operand": 10}
+OFFLINE = schema_defaults("math", "data")["offline"]  # the generator's defaults (config math.data.offline)
+# n_eval: held-out problems scored after SFT (the workflow's val.jsonl is cut to it as well), not a split size
+TINY_DATA = {"n_train": OFFLINE["n_train"], "n_eval": 50, "data_seed": OFFLINE["seed"],
+             **{k: OFFLINE[k] for k in ("min_steps", "max_steps", "max_operand")}}
 TINY_RECIPE = {
     "vocab_size": int,
     "hidden_size": int,
