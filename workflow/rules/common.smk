@@ -205,8 +205,9 @@ def eval_args(wildcards):
     protocol = EVAL["protocols"][wildcards.protocol]
     samples = EVAL["samples"] if protocol["temperature"] > 0 else 1  # greedy draws one answer
     flags = {"tasks": ",".join(EVAL["tasks"]), "batch_size": EVAL["batch_size"], "backend": EVAL["backend"],
-             "limit": EVAL["limit"], "revisions": comma_pairs(EVAL["revisions"]), "sha256": comma_pairs(EVAL["sha256"]),
-             "protocol": wildcards.protocol, "samples": samples, "seed": EVAL["seed"]} | protocol
+             "limit": EVAL["limit"], "revisions": comma_pairs(EVAL["revisions"]),
+             "sha256": comma_pairs(EVAL["sha256"]), "protocol": wildcards.protocol, "samples": samples,
+             "seed": EVAL["seed"]} | protocol
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
     require = " --require-revisions" if EVAL["require_revisions"] else ""
