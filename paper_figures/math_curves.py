@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from grpo_prm.cli import exit_on_error
+from grpo_prm.config import schema_defaults
 from grpo_prm.curves import RunError, load_validation, seed_band
 from grpo_prm.io import save_figure
 from grpo_prm.weights import METHOD_LABELS, method_order
@@ -47,7 +48,8 @@ def load_one_cell(paths):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
-    parser.add_argument("--interval", type=float, default=0.95, help="confidence level of the band")
+    parser.add_argument("--interval", type=float, default=schema_defaults("math")["figure"]["interval"],
+                        help="confidence level of the band")
     parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
     df = exit_on_error(lambda: load_one_cell(args.runs))

@@ -85,6 +85,11 @@ CONFIG_CASES = {
     "tiny_model_unknown_key": (_with(["toy", "tiny_model"], {"layers": 2}), "unknown config key 'toy.tiny_model.layers'"),
     "record_groups_typo": (_with(["math", "train", "record_groups"], "ture"), "math.train.record_groups: 'ture'"),
     "betas_nan": (_with(["math", "betas"], [math.nan]), "math.betas[0]: nan is not a finite number"),
+    "math_method_unknown": (_with(["math", "methods"], ["grpo", "ppo"]), "math.methods[1]: 'ppo' is not one of"),
+    "math_method_toy_only": (_with(["math", "methods"], ["lambda_explicit_prm_mc"]),
+                             "math.methods[0]: 'lambda_explicit_prm_mc' is toy-only"),
+    "overlap_method_toy_only": (_with(["overlap", "method"], "explicit_prm_exact"),
+                                "overlap.method: 'explicit_prm_exact' is toy-only"),
 }
 
 
@@ -96,7 +101,7 @@ def test_bad_config_is_refused(case, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
     status, message = refusal(capsys, config_cli.main, [str(path)])
-    assert status != 0 and message.startswith("config error: ") and expected in message, message
+    assert status != 0 and message.startswith("error: ") and expected in message, message
     assert snapshot(tmp_path) == before
 
 

@@ -111,6 +111,25 @@ def test_bad_config_is_refused_with_one_line(tmp_path, change, message):
     assert not (tmp_path / "results").exists() and not (tmp_path / "paper_figures").exists()
 
 
+def test_every_math_method_is_evaluated(tmp_path):
+    """Each cell of math.methods (here Dr. GRPO and Reinforce-Rej too) gets its evaluation, with the identity built
+    from the matrix: the evaluate rule's cell pattern takes grpo_prm.weights.METHODS, not a list of its own."""
+    config = small_math_config()
+    config["math"].update(methods=["grpo", "dr_grpo", "lambda_reinforce_rej"], seeds=[0])
+    result = run_snakemake(tmp_path, config, "--dry-run", "--printshellcmds", "evaluation")
+    assert result.returncode == 0, result.stderr
+    for method in config["math"]["methods"]:
+        assert f"--identity model=tiny beta=0.0 method={method} seed=0 --out results/test/eval/greedy/tiny/beta0.0/" \
+               f"{method}/seed0 " in result.stdout, method
+    assert "--identity model=tiny method=base --out results/test/eval/greedy/tiny/base " in result.stdout
+
+
+def test_rules_hold_no_lambda():
+    """Rules call named functions of common.smk (the style guide: no lambda in a rule)."""
+    for smk in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        assert "lambda " not in smk.read_text().replace("lambda_", ""), smk.name
+
+
 def small_math_config() -> dict:
     """The math matrix and its evaluation cut to seconds: a 5-step SFT tiny model, 2 RL steps, 2 methods, 2 seeds."""
     config = small_config()

@@ -33,6 +33,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo_prm.checkpoint_folder import CheckpointError, publish, read_marker, reusable
 from grpo_prm.cli import OneLineParser, exit_on_error, reproducible
+from grpo_prm.config import schema_defaults
+from grpo_prm.config import schema_defaults
 from grpo_prm.data import read_problems
 from grpo_prm.tiny_model import TinyRecipe, build_tiny_sft_checkpoint
 from grpo_prm.word_problems import offline_splits
@@ -158,7 +160,10 @@ def extract_smollm2(out_dir: str | Path, dtype: str = "float32") -> Path:
 # ---- Command line ----
 
 
-TINY_DATA = {"n_train": 2000, "n_eval": 50, "data_seed": 0, "min_steps": 1, "max_steps": 2, "max_operand": 10}
+OFFLINE = schema_defaults("math", "data")["offline"]  # the generator's defaults (config math.data.offline)
+# n_eval: held-out problems scored after SFT (the workflow's val.jsonl is cut to it as well), not a split size
+TINY_DATA = {"n_train": OFFLINE["n_train"], "n_eval": 50, "data_seed": OFFLINE["seed"],
+             **{k: OFFLINE[k] for k in ("min_steps", "max_steps", "max_operand")}}
 
 
 def _parser() -> argparse.ArgumentParser:

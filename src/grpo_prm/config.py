@@ -1,28 +1,45 @@
-"""Experiment configuration: validate against workflow/schemas/config.schema.yaml and fill in its defaults.
+"""Experiment configuration: validate against the schema packaged here (config.schema.yaml) and fill in its defaults.
 
+The schema is the one home of every default: the workflow validates against it, and the run dataclasses
+(`grpo_prm.toy.ToyConfig`, `grpo_prm.math_rl.MathRunConfig`) take their field defaults from it (`schema_defaults`).
 Snakemake's own `validate` reports a failing key in a multi-line dump; here the first error becomes one line that
-names the key, e.g. `config error: toy.methods[0]: 'ppo' is not one of ['grpo', ...]`.
+names the key, e.g. `error: toy.methods[0]: 'ppo' is not one of ['grpo', ...]`.
 
     python -m grpo_prm.config config/config.yaml [--set toy.steps=10 ...]
 """
 
 import copy
+import functools
+import importlib.resources
 import math
-import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from grpo_prm.cli import OneLineParser
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = importlib.resources.files("grpo_prm") / "config.schema.yaml"  # package data (pyproject.toml)
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def schema_defaults(*section: str) -> dict:
+    """The schema's default of every key of one section that has one, e.g. `schema_defaults("math", "train")`; a
+    fresh copy, so callers may keep or change the mutable ones."""
+    node = _schema()
+    for key in section:
+        node = node["properties"][key]
+    return {key: copy.deepcopy(sub["default"]) for key, sub in node["properties"].items() if "default" in sub}
 
 
 NO_TRAILING_NEWLINE = "(?!\\n)"  # ends the schema's name patterns: Python's "$" also matches before a final newline
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value that the schema or a cross-field rule refuses."""
 
 
@@ -71,9 +88,9 @@ def _fill_defaults(node: dict, schema: dict) -> None:
             _fill_defaults(node[key], sub)
 
 
-def validate_config(config: dict, schema_path: Path = SCHEMA) -> dict:
+def validate_config(config: dict) -> dict:
     """Return a validated copy of `config` with defaults filled in; raise `ConfigError` naming the culprit."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = _schema()
     config = copy.deepcopy(config)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
@@ -108,8 +125,16 @@ def _check_eval(ev: dict) -> None:
             raise ConfigError(f"eval.protocol: {name!r} is not a key of eval.protocols ({', '.join(ev['protocols'])})")
 
 
+def _check_trainable(method: str, where: str) -> None:
+    """The math trainer has no explicit PRM: it needs V(prefix) of every prefix, which only the toy computes."""
+    if "explicit_prm" in method:
+        raise ConfigError(f"{where}: {method!r} is toy-only (the explicit PRM needs V(prefix) of every prefix)")
+
+
 def _check_math(math: dict) -> None:
     """Cross-field rules of the math section the schema cannot state."""
+    for i, method in enumerate(math["methods"]):
+        _check_trainable(method, f"math.methods[{i}]")
     for name in math["run_models"]:
         if name not in math["models"]:
             raise ConfigError(f"math.run_models: {name!r} is not a key of math.models")
@@ -133,6 +158,7 @@ def _check_math(math: dict) -> None:
 
 def _check_overlap(overlap: dict, math: dict) -> None:
     """The overlap runs start from a math checkpoint, one run per k, and draw their tree from one of them."""
+    _check_trainable(overlap["method"], "overlap.method")
     if overlap["model"] not in math["models"]:
         raise ConfigError(f"overlap.model: {overlap['model']!r} is not a key of math.models")
     ks = [run["group_size"] for run in overlap["runs"]]
@@ -187,10 +213,7 @@ def main(argv=None) -> None:
     parser.add_argument("config")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    try:
-        print(yaml.safe_dump(load_config(args.config, args.set), sort_keys=False), end="")
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
+    print(yaml.safe_dump(exit_on_error(lambda: load_config(args.config, args.set)), sort_keys=False), end="")
 
 
 if __name__ == "__main__":

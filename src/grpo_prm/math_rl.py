@@ -33,6 +33,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 
 from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, reproducible
+from grpo_prm.config import schema_defaults
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.generation import greedy_completions
 from grpo_prm.io import write_atomic
@@ -43,6 +44,8 @@ from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_c
 
 POSITIVE_FIELDS = ("steps", "prompts_per_step", "temperature", "max_new_tokens", "learning_rate", "val_every",
                    "val_batch_size", "save_every", "reward_timeout_s", "reward_workers")
+
+TRAIN_DEFAULTS = schema_defaults("math", "train")  # the config schema's math.train holds the defaults
 
 
 @dataclass
@@ -57,25 +60,28 @@ class MathRunConfig:
     beta: float = 0.0
     seed: int = 0
     steps: int = 1000
-    prompts_per_step: int = 4
-    group_size: int = 6
-    temperature: float = 0.75
-    max_new_tokens: int = 4096
+    prompts_per_step: int = TRAIN_DEFAULTS["prompts_per_step"]
+    group_size: int = TRAIN_DEFAULTS["group_size"]
+    temperature: float = TRAIN_DEFAULTS["temperature"]
+    max_new_tokens: int = TRAIN_DEFAULTS["max_new_tokens"]
     learning_rate: float = 1e-6
-    loss_normalization: str = "token"
-    val_every: int = 25
-    val_batch_size: int = 32
-    save_every: int = 25
-    stop_at_boxed: bool = True
-    unparseable_gold: str = "reward_one"
-    reward_timeout_s: float = 5.0
-    precision: str = "fp32"  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
-    logprob_temperature: str = "raw"  # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
+    loss_normalization: str = TRAIN_DEFAULTS["loss_normalization"]
+    val_every: int = TRAIN_DEFAULTS["val_every"]
+    val_batch_size: int = TRAIN_DEFAULTS["val_batch_size"]
+    save_every: int = TRAIN_DEFAULTS["save_every"]
+    stop_at_boxed: bool = TRAIN_DEFAULTS["stop_at_boxed"]
+    unparseable_gold: str = TRAIN_DEFAULTS["unparseable_gold"]
+    reward_timeout_s: float = TRAIN_DEFAULTS["reward_timeout_s"]
+    precision: str = TRAIN_DEFAULTS["precision"]  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
+    # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
+    logprob_temperature: str = TRAIN_DEFAULTS["logprob_temperature"]
     disable_dropout: bool = True  # the authors sample in eval mode
-    reward_workers: int = 8  # verification children scoring a batch in parallel (grpo_prm.reward)
-    use_vllm: bool = False
-    vllm_importance_sampling_correction: bool = False  # TRL's default is on; the authors had no such term
-    record_groups: bool = True
+    # verification children scoring a batch in parallel (grpo_prm.reward)
+    reward_workers: int = TRAIN_DEFAULTS["reward_workers"]
+    use_vllm: bool = TRAIN_DEFAULTS["use_vllm"]
+    # TRL's default is on; the authors had no such term
+    vllm_importance_sampling_correction: bool = TRAIN_DEFAULTS["vllm_importance_sampling_correction"]
+    record_groups: bool = TRAIN_DEFAULTS["record_groups"]
 
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization, self.precision,

@@ -26,6 +26,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, reproducible
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 from grpo_prm.weights import split_method
@@ -36,6 +37,9 @@ SAMPLERS = ("leaves", "generate")
 BOS = "<|endoftext|>"
 
 
+TOY_DEFAULTS = schema_defaults("toy")  # the config schema holds the defaults; the grid axes have none there
+
+
 @dataclass
 class ToyConfig:
     """One toy run. Defaults are the paper's (§10) where it gives them."""
@@ -44,20 +48,22 @@ class ToyConfig:
     n: int = 1  # paths sharing T's first n moves get r_neg
     r_neg: float = -1.0
     seed: int = 0
-    depth: int = 4
-    r_target: float = 1.0
-    r_other: float = 0.7
-    group_size: int = 16
+    depth: int = TOY_DEFAULTS["depth"]
+    r_target: float = TOY_DEFAULTS["r_target"]
+    r_other: float = TOY_DEFAULTS["r_other"]
+    group_size: int = TOY_DEFAULTS["group_size"]
     steps: int = 250
     learning_rate: float = 1e-5
-    beta: float = 0.0  # not reported by the paper; the authors' code default
-    loss_normalization: str = "token"
-    temperature: float = 1.0
+    beta: float = TOY_DEFAULTS["beta"]  # not reported by the paper; the authors' code default
+    loss_normalization: str = TOY_DEFAULTS["loss_normalization"]
+    temperature: float = TOY_DEFAULTS["temperature"]
     model: str = "gpt2"  # Hub id or folder, or "tiny"
-    mc_continuations: int = 8  # K of explicit_prm_mc (ours; the paper has no explicit PRM)
-    sampler: str = "leaves"  # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
-    revision: str | None = None
-    tiny_model: dict = field(default_factory=lambda: {"n_layer": 2, "n_head": 2, "n_embd": 64})
+    # K of explicit_prm_mc (ours; the paper has no explicit PRM)
+    mc_continuations: int = TOY_DEFAULTS["mc_continuations"]
+    # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
+    sampler: str = TOY_DEFAULTS["sampler"]
+    revision: str | None = TOY_DEFAULTS["revision"]
+    tiny_model: dict = field(default_factory=lambda: schema_defaults("toy")["tiny_model"])
 
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization)

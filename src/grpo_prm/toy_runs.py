@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import save_figure
 from grpo_prm.weights import method_order
 
@@ -136,8 +137,9 @@ def figure_main(doc: str, plot: Callable, argv: list[str] | None = None) -> list
 
     parser = OneLineParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
-    parser.add_argument("--n", type=int, default=1, help="shared-prefix length n of the negative paths")
-    parser.add_argument("--r-neg", type=float, default=-1.0, help="reward r_neg of the near-miss paths")
+    cell = schema_defaults("toy")["figure"]  # the paper's figure cell
+    parser.add_argument("--n", type=int, default=cell["n"], help="shared-prefix length n of the negative paths")
+    parser.add_argument("--r-neg", type=float, default=cell["r_neg"], help="reward r_neg of the near-miss paths")
     parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
     args = parser.parse_args(argv)

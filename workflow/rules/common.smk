@@ -28,8 +28,12 @@ def torch_env(rule):
     return " ".join(f"{k}={v}" for k, v in {THREADS_ENV: THREADS[rule], **CPU_ENV}.items())
 
 
+# grpo_prm.weights.METHODS, longest first (a regex alternation tries its branches in order).
+METHOD_PATTERN = "|".join(sorted(METHODS, key=len, reverse=True))
+
+
 wildcard_constraints:
-    method="|".join(sorted(METHODS, key=len, reverse=True)),
+    method=METHOD_PATTERN,
     n=r"\d+",
     r_neg=r"-?\d+(\.\d+)?",
     seed=r"\d+",
@@ -61,6 +65,11 @@ def toy_settings():
 def output_prefix(wildcards, output):
     """A multiext output's common prefix (scripts that write <prefix>.<ext> themselves)."""
     return os.path.splitext(output[0])[0]
+
+
+def output_folder(wildcards, output):
+    """The folder of a rule's first output: the run or data folder its program fills."""
+    return os.path.dirname(output[0])
 
 
 def toy_outputs():
@@ -104,9 +113,10 @@ def math_run_dir(model, beta, method, seed):
     return f"{RESULTS}/math/{model}/{cell_path(beta, method, seed)}"
 
 
-def math_cell_runs(model, beta):
-    """The finished-run markers of every method and seed of one (model, β)."""
-    return [f"{math_run_dir(*cell)}/config.json" for cell in math_cells() if cell[:2] == (model, float(beta))]
+def math_curve_runs(wildcards):
+    """The finished-run markers of every method and seed of the curve's (model, β)."""
+    model_beta = (wildcards.model, float(wildcards.beta))
+    return [f"{math_run_dir(*cell)}/config.json" for cell in math_cells() if cell[:2] == model_beta]
 
 
 def math_runs():
@@ -155,6 +165,21 @@ def math_data_args():
 
 
 EVAL = config["eval"]
+# An evaluated checkpoint's place below its model's folder: `base`, or a run's cell_path (any method).
+EVAL_CELL_PATTERN = rf"base|beta\d+(\.\d+)?/({METHOD_PATTERN})/seed\d+"
+
+
+def eval_checkpoints():
+    """(model, cell) of every checkpoint Table 2 evaluates (each run model's base, then every run of the matrix),
+    mapped to its `--identity` words: built from the matrix, never parsed back out of the cell's path."""
+    checkpoints = {(model, "base"): [f"model={model}", "method=base"] for model in MATH["run_models"]}
+    for model, beta, method, seed in math_cells():
+        identity = [f"model={model}", f"beta={float(beta)}", f"method={method}", f"seed={seed}"]
+        checkpoints[(model, cell_path(beta, method, seed))] = identity
+    return checkpoints
+
+
+EVAL_CHECKPOINTS = eval_checkpoints()
 
 
 def eval_results():
@@ -162,7 +187,7 @@ def eval_results():
     return [
         f"{RESULTS}/eval/{protocol}/{model}/{cell}.json"
         for protocol in EVAL["protocol"]
-        for model, cell in [(m, "base") for m in MATH["run_models"]] + [(m, cell_path(*c)) for m, *c in math_cells()]
+        for model, cell in EVAL_CHECKPOINTS
     ]
 
 
@@ -170,14 +195,19 @@ def eval_outputs():
     return expand(f"{FIGURES}/table2.{{ext}}", ext=["md", "csv", "tex", "png", "pdf"])
 
 
+def comma_pairs(mapping):
+    """`k=v,k=v` of a mapping (grpo_prm.evaluate's --revisions / --sha256), None when empty (the flag left out)."""
+    return ",".join(f"{k}={v}" for k, v in mapping.items()) or None
+
+
 def eval_args(wildcards):
     """grpo_prm.evaluate flags of one protocol (eval.protocols), shared by every checkpoint."""
     protocol = EVAL["protocols"][wildcards.protocol]
-    pairs = lambda mapping: ",".join(f"{k}={v}" for k, v in mapping.items()) or None
     samples = EVAL["samples"] if protocol["temperature"] > 0 else 1  # greedy draws one answer
     flags = {"tasks": ",".join(EVAL["tasks"]), "batch_size": EVAL["batch_size"], "backend": EVAL["backend"],
-             "limit": EVAL["limit"], "revisions": pairs(EVAL["revisions"]), "sha256": pairs(EVAL["sha256"]),
-             "protocol": wildcards.protocol, "samples": samples, "seed": EVAL["seed"]} | protocol
+             "limit": EVAL["limit"], "revisions": comma_pairs(EVAL["revisions"]),
+             "sha256": comma_pairs(EVAL["sha256"]), "protocol": wildcards.protocol, "samples": samples,
+             "seed": EVAL["seed"]} | protocol
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
     require = " --require-revisions" if EVAL["require_revisions"] else ""
@@ -205,12 +235,12 @@ def eval_model(wildcards, input):
 
 
 def eval_identity(wildcards):
-    """`--identity` KEY=VALUE words, a list: the shell command quotes each one with `:q`."""
-    if wildcards.cell == "base":
-        return [f"model={wildcards.model}", "method=base"]
-    beta, method, seed = wildcards.cell.split("/")
-    return [f"model={wildcards.model}", f"beta={beta.removeprefix('beta')}", f"method={method}",
-            f"seed={seed.removeprefix('seed')}"]
+    """`--identity` KEY=VALUE words of a checkpoint of the matrix, a list: the shell command quotes each with `:q`."""
+    key = (wildcards.model, wildcards.cell)
+    if key not in EVAL_CHECKPOINTS:
+        raise ValueError(f"{'/'.join(key)} is not a checkpoint of the configured matrix (math.run_models, betas, "
+                         "methods, seeds)")
+    return EVAL_CHECKPOINTS[key]
 
 
 # ---- overlap analysis (paper §3): one GRPO run per group size k, every group recorded
@@ -235,6 +265,11 @@ def overlap_outputs():
 def run_folders(wildcards, input):
     """The run folders of a rule's `runs` input files, in order, each once."""
     return list(dict.fromkeys(os.path.dirname(path) for path in input.runs))
+
+
+def run_recording(wildcards, input):
+    """The recorded groups (grpo_prm.recording) beside a finished run's config.json."""
+    return f"{os.path.dirname(input[0])}/groups.parquet"
 
 
 def overlap_train_args(wildcards):

@@ -9,7 +9,7 @@ rule evaluate:
         json=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.json",
         samples=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.samples.jsonl",
     wildcard_constraints:
-        cell=r"base|beta\d+(\.\d+)?/(grpo|lambda_grpo|lambda_grpo_scaled)/seed\d+",
+        cell=EVAL_CELL_PATTERN,
         protocol=r"[A-Za-z0-9_]+",
     log:
         f"{RESULTS}/logs/eval/{{protocol}}/{{model}}/{{cell}}.log",
@@ -17,7 +17,7 @@ rule evaluate:
         args=eval_args,
         model=eval_model,
         identity=eval_identity,
-        prefix=lambda wildcards, output: output.json.removesuffix(".json"),
+        prefix=output_prefix,
         env=eval_env(),
         torch_env=torch_env("evaluate"),
     threads: THREADS["evaluate"]

@@ -11,7 +11,7 @@ rule prepare_math_data:
     priority: 20  # head of the longest chain (data, checkpoint, runs, evaluation): start it before the toy
     params:
         args=math_data_args(),
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+        out_dir=output_folder,
     conda:
         "../../envs/cpu.yaml"
     shell:
@@ -51,7 +51,7 @@ rule train_math:
     priority: 10
     params:
         args=math_train_args,
-        out=lambda wildcards, output: os.path.dirname(output[0]),
+        out=output_folder,
         torch_env=torch_env("train_math"),
     threads: THREADS["train_math"]
     conda:
@@ -64,7 +64,7 @@ rule train_math:
 # Validation accuracy over steps for one (model, β): every method, mean and a confidence band over seeds.
 rule math_curves:
     input:
-        lambda wildcards: math_cell_runs(wildcards.model, wildcards.beta),
+        math_curve_runs,
     output:
         report(
             f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.png",

@@ -1,4 +1,4 @@
-# Overlap analysis (paper §3, paper.md §9): GRPO at several group sizes with every training group recorded, the
+# Overlap analysis (paper §3): GRPO at several group sizes with every training group recorded, the
 # per-step statistics, the 2 × 3 figure, the headline and Theorem-1 tables and one group's prefix tree. One run alone:
 #   snakemake --cores 2 results/<profile>/overlap/<model>/k<k>/config.json
 
@@ -19,7 +19,7 @@ rule train_overlap:
         f"{RESULTS}/logs/overlap/{{model}}/k{{k}}.log",
     params:
         args=overlap_train_args,
-        out=lambda wildcards, output: os.path.dirname(output[0]),
+        out=output_folder,
         torch_env=torch_env("train_overlap"),
     threads: THREADS["train_overlap"]
     conda:
@@ -40,7 +40,7 @@ rule analyse_overlap:
     params:
         groups=OVERLAP["theorem1_groups"],
         prefix=output_prefix,
-        recording=lambda wildcards, input: f"{os.path.dirname(input[0])}/groups.parquet",
+        recording=run_recording,
     conda:
         "../../envs/cpu.yaml"
     shell:
