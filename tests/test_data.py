@@ -19,7 +19,6 @@ from grpo_prm.data import (
     DataError,
     build_prompt,
     content_sha256,
-    last_boxed,
     load_benchmark,
     load_openrs,
     split_train_val,
@@ -131,15 +130,6 @@ def test_local_mapping_of_each_schema(shared_data):
     raw = read_jsonl(shared_data / "olympiadbench" / "test.jsonl")
     rows = load_benchmark("olympiadbench", local_dir=str(shared_data))
     assert [r["answer"] for r in rows] == [s["final_answer"][0].strip() for s in raw]
-
-
-def test_last_boxed_counts_braces():
-    assert last_boxed("so \\boxed{1} and \\boxed{\\frac{1}{2}} cm") == "\\frac{1}{2}"
-    assert last_boxed("no box") is None
-    assert last_boxed("\\boxed{\\frac{1}{2}") is None
-
-
-# ---- Hub code path, against local stand-ins ----
 
 
 def to_hub_schema(name: str, rows: list[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerFast
 
-from grpo_prm.reward import extract_boxed, truncate_after_first_boxed
+from grpo_prm.boxed import first_boxed, truncate_after_first_boxed
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 
 PROMPT = r"Put the answer in \boxed{}: "  # the system prompt's empty box must not stop anything
@@ -74,7 +74,7 @@ def test_eos_forced_right_after_closing_brace(char_tokenizer):
     forced_at = run_steps(
         processor, encode(char_tokenizer, PROMPT), rows, len(char_tokenizer), char_tokenizer.eos_token_id
     )
-    expected = [len(truncate_after_first_boxed(t)) if extract_boxed(t) is not None else None for t in texts]
+    expected = [len(truncate_after_first_boxed(t)) if first_boxed(t) is not None else None for t in texts]
     assert forced_at == expected
     assert expected[0] == len(r"So \boxed{\frac{1}{2}}") and expected[2] is None and expected[4] is None
 

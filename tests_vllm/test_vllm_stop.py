@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
-from grpo_prm.reward import truncate_after_first_boxed
+from grpo_prm.boxed import truncate_after_first_boxed
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
 from tests.test_math_rl import checkpoint  # noqa: F401  (a tiny Llama with a character tokenizer)
 from tests.test_stop_rule import ScriptedLogitsProcessor

@@ -34,7 +34,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from grpo_prm.checkpoint_folder import CheckpointError, publish, read_marker, reusable
 from grpo_prm.cli import OneLineParser, exit_on_error, reproducible
 from grpo_prm.config import schema_defaults
-from grpo_prm.config import schema_defaults
 from grpo_prm.data import read_problems
 from grpo_prm.tiny_model import TinyRecipe, build_tiny_sft_checkpoint
 from grpo_prm.word_problems import offline_splits

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import datasets
 
+from grpo_prm.boxed import last_boxed
 from grpo_prm.cli import InputError
 
 SYSTEM_PROMPT = "Let's think step by step and output the final answer within \\boxed{}."
@@ -225,19 +226,6 @@ def split_train_val(rows: list[dict], n_val: int = 125, seed: int = 0) -> tuple[
 
 
 # ---- Evaluation benchmarks (Table 2) ----
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` in `text` (brace counting, nested braces kept), or `None`."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j]
-    return None
 
 
 def _minerva_answer(row: dict, where: str) -> str:

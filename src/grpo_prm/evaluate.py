@@ -51,13 +51,13 @@ import re
 import time
 from pathlib import Path
 
+from grpo_prm.boxed import first_boxed
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error, finite_float, positive_int, reproducible
 from grpo_prm.data import SYSTEM_PROMPT, TABLE2, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
-from grpo_prm.reward import extract_boxed
 from grpo_prm.sample_stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
@@ -256,7 +256,7 @@ def sample_records(results: dict, tasks: list[str]) -> list[dict]:
                     "prompt": prompt,
                     "gen_kwargs": gen,
                     "responses": responses,
-                    "preds": [extract_boxed(x) for x in responses],
+                    "preds": [first_boxed(x) for x in responses],
                     "correct": [int(c) for c, _ in scored],
                     "boxed": [int(b) for _, b in scored],
                     "answer": s["target"],

@@ -7,7 +7,8 @@ rule), by the tiny SFT build's held-out score (`grpo_prm.tiny_model`) and by the
 
 import torch
 
-from grpo_prm.data import build_prompt, last_boxed
+from grpo_prm.boxed import last_boxed
+from grpo_prm.data import build_prompt
 
 
 def greedy_completions(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int,

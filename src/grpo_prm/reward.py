@@ -22,8 +22,8 @@ A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equiv
   concurrent.futures' process pool cannot kill one overrunning task without breaking the whole pool, hence the
   hand-made pool of killable children.
 
-The brace scanner that finds the first closed box lives here, not in `stop_rule.py`, so that the verification
-child imports math-verify only (no torch).
+The brace scanner that finds the first closed box is `grpo_prm.boxed` (plain Python), shared with the stop rule;
+the verification child imports it and math-verify only (no torch).
 """
 
 import json
@@ -42,54 +42,9 @@ from functools import lru_cache
 from latex2sympy2_extended import NormalizationConfig
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-BOXED_OPEN = "\\boxed{"
+from grpo_prm.boxed import truncate_after_first_boxed
+
 UNPARSEABLE_GOLD = ("reward_one", "reward_zero", "skip")
-
-
-# ----------------------------------------------------------------------------- first closed \boxed{…}
-class BoxedScanner:
-    """Incremental search for the end of the first closed `\\boxed{…}` in a stream of text pieces.
-
-    Every `{` and `}` after `\\boxed{` counts, escaped or not, as in the authors' `BoxedLP` and in
-    latex2sympy2_extended's boxed extraction, so the stop rule and the verifier agree on where the box ends.
-    `\\boxed{` may be split over pieces.
-    """
-
-    def __init__(self):
-        self.tail = ""  # last len(BOXED_OPEN) - 1 characters, to find "\boxed{" across pieces
-        self.depth = 0  # brace depth inside the box; 0 until it opens
-        self.closed = False
-
-    def feed(self, piece: str) -> int | None:
-        """Consume `piece`; return the index in `piece` just past the closing brace if the first box closes in it."""
-        if self.closed:
-            return None
-        start = 0
-        if self.depth == 0:
-            text = self.tail + piece
-            found = text.find(BOXED_OPEN)
-            if found < 0:
-                self.tail = text[-(len(BOXED_OPEN) - 1) :]
-                return None
-            start, self.depth = found + len(BOXED_OPEN) - len(self.tail), 1
-        for match in re.finditer(r"[{}]", piece[start:]):
-            self.depth += 1 if match.group() == "{" else -1
-            if self.depth == 0:
-                self.closed = True
-                return start + match.end()
-        return None
-
-
-def extract_boxed(text: str) -> str | None:
-    """Content of the first closed `\\boxed{…}` in `text` (nested braces allowed), or `None` if no box closes."""
-    end = BoxedScanner().feed(text)
-    return None if end is None else text[text.find(BOXED_OPEN) + len(BOXED_OPEN) : end - 1]
-
-
-def truncate_after_first_boxed(text: str) -> str:
-    """`text` cut right after the brace that closes its first `\\boxed{…}`; unchanged if no box closes."""
-    end = BoxedScanner().feed(text)
-    return text if end is None else text[:end]
 
 
 # ----------------------------------------------------------------------------- parse + verify (child process)

@@ -10,15 +10,15 @@ lengths and the overlap statistics of §3. It runs inside the engine, so no toke
 - **vLLM:** stop strings cannot count braces, so `grpo_prm.vllm_stop` holds the same rule as a vLLM V1 logits
   processor, switched on per request.
 - **After the fact** (guards, analyses): the ids with `truncate_ids_after_first_boxed` (which appends EOS, as
-  `generate` would have); `first_boxed_end` says where. The text: `grpo_prm.reward.truncate_after_first_boxed`.
+  `generate` would have); `first_boxed_end` says where. The text: `grpo_prm.boxed.truncate_after_first_boxed`.
 
-Brace counting (shared with the reward) is `grpo_prm.reward.BoxedScanner`.
+Brace counting (shared with the reward) is `grpo_prm.boxed.BoxedScanner`.
 """
 
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-from grpo_prm.reward import BoxedScanner
+from grpo_prm.boxed import BoxedScanner
 
 
 def token_texts(tokenizer: PreTrainedTokenizerBase, ids: list[int], cache: dict[int, str]) -> list[str]:

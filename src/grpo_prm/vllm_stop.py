@@ -16,7 +16,7 @@ import torch
 from transformers import AutoTokenizer
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from grpo_prm.reward import BoxedScanner
+from grpo_prm.boxed import BoxedScanner
 from grpo_prm.stop_rule import token_texts
 
 EXTRA_ARG = "grpo_prm_boxed_stop_eos"  # SamplingParams.extra_args key: the EOS id to force

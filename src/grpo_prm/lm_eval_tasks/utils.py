@@ -11,9 +11,9 @@ from functools import lru_cache
 
 import datasets
 
+from grpo_prm.boxed import first_boxed
 from grpo_prm.data import BENCHMARKS, TABLE2, DataError, content_sha256, load_benchmark, read_problems
 from grpo_prm.extractive_match import is_correct
-from grpo_prm.reward import extract_boxed
 
 TASKS = (*TABLE2, "offline")  # short names; each task here is `grpo_prm_<name>`
 # The user message of Open-RS's lighteval tasks (open-r1's `MATH_QUERY_TEMPLATE`, adapted there from OpenAI's
@@ -83,7 +83,7 @@ def all_samples(resps, docs):
 @lru_cache(maxsize=65536)  # evaluate.sample_records asks again for what process_results scored
 def verdicts(completions: tuple[str, ...], gold: str) -> tuple[tuple[float, float], ...]:
     """Per sample: (correct, boxed) as 0.0/1.0; `boxed`: a `\\boxed{}` closes (tells truncation apart)."""
-    return tuple((float(is_correct(c, gold)), float(extract_boxed(c) is not None)) for c in completions)
+    return tuple((float(is_correct(c, gold)), float(first_boxed(c) is not None)) for c in completions)
 
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
