@@ -3,9 +3,9 @@
 Two readings, for two kinds of text. A model's completion is judged on its *first* closed box (`first_boxed`): the
 authors' BoxedLP stop rule (github.com/coli-saar/grpo-prm) ends generation right after it, and their reward parses
 boxed-first. A worked reference solution (Minerva-Math's `solution` field) and the tiny model's worked answers end
-with their final answer, so they are read at their *last* box (`last_boxed`). `BoxedScanner` finds the end of the first box in a stream of text pieces, so the stop
-rule (token by token, `stop_rule`, `vllm_stop`) and the reward (`truncate_after_first_boxed`) agree on it. Plain
-Python, so the reward's verification child imports no torch.
+with their final answer, so they are read at their *last* box (`last_boxed`). `BoxedScanner` finds the end of the
+first box in a stream of text pieces, so the stop rule (token by token: `stop_rule`, `vllm_stop`) and the reward
+(`truncate_after_first_boxed`) agree on it. Plain Python, so the reward's verification child imports no torch.
 """
 
 import re
