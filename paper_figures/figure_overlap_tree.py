@@ -143,8 +143,6 @@ def tree_figure(token_ids, mask, rewards, tokenizer=None, eps: float = 1e-4, max
     return fig
 
 
-
-
 def load_group(run: Path, args):
     """The group to draw (`pick_group`) and the run's tokenizer (from `final/`)."""
     if not (run / "final").is_dir():
