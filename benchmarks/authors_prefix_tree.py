@@ -1,7 +1,8 @@
 """Benchmark baseline: the paper authors' recursive prefix tree, re-implemented.
 
 A re-implementation (not a copy) of the behaviour of `InfPRMTree` / `InfPRMNode` in coli-saar/grpo-prm
-`lambda_grpo/utils.py` (paper.md §8), kept in pure Python over lists as the original is:
+`lambda_grpo/utils.py` (the authors' code, github.com/coli-saar/grpo-prm, lambda_grpo/utils.py), kept in pure Python
+over lists as the original is:
 
 1. Each completion's valid tokens become a tuple; identical tuples are merged into one entry that remembers all of
    their row indices (duplicates share a leaf but every index counts).

@@ -1,4 +1,4 @@
-"""Benchmark: the overlap analysis (paper §3) is linear in the recorded tokens.
+"""Benchmark: the overlap analysis (§3) is linear in the recorded tokens.
 
 Records synthetic GRPO groups with `GroupRecorder` (the generator of bench_process_sets.py: shared prefixes,
 duplicates, early EOS), at 1×, 4× and 16× a base number of groups, and times `grpo_prm.overlap.analyse` on each

@@ -1,4 +1,4 @@
-"""Benchmark: process-set sizes |λ(i, t)|, ours vs the authors' recursive prefix tree (paper §14).
+"""Benchmark: process-set sizes |λ(i, t)|, ours vs the authors' recursive prefix tree (§4.2).
 
 Times `grpo_prm.process_sets.process_set_sizes` against `authors_prefix_tree.authors_process_set_sizes` (a
 re-implementation of the authors' `InfPRMTree`, the baseline) on the same synthetic groups, checks that both give
@@ -40,7 +40,7 @@ from grpo_prm.process_sets import process_set_sizes
 
 VOCAB = 151_936  # Qwen2.5 / DeepSeek-R1-Distill-Qwen vocabulary size
 EOS = 151_643  # also used as the pad id
-PAPER_S_PER_TOKEN = {6: 1.19e-7, 36: 1.21e-7}  # paper §14, Intel i7, single core
+PAPER_S_PER_TOKEN = {6: 1.19e-7, 36: 1.21e-7}  # §4.2, Intel i7, single core
 TARGET_SPEEDUP, TARGET_S_PER_TOKEN = 20.0, 1e-8
 
 

@@ -1,4 +1,4 @@
-"""The overlap figure of paper §3 (paper.md §9): 2 × 3 panels, one row per group size k (larger k on top).
+"""The overlap figure of §3 (overlap analysis): 2 × 3 panels, one row per group size k (larger k on top).
 
 Usage:
     python paper_figures/figure_overlap.py --runs results/<profile>/overlap/<model>/k*/ \
@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 from grpo_prm.cli import exit_on_error
 from grpo_prm.curves import load_validation
 from grpo_prm.io import save_figure
-from grpo_prm.overlap import load_run
+from grpo_prm.results import load_run
 
 PANELS = [("path_depth", "path depth"), ("intermediate_proportion", "intermediate proportion")]
 

@@ -1,4 +1,4 @@
-"""The overlap headline of paper §3 (paper.md §9): how many GRPO groups induce a non-trivial PRM, ours beside the
+"""The overlap headline of §3 (overlap analysis): how many GRPO groups induce a non-trivial PRM, ours beside the
 paper's counts (12 flat trees of 6,700 at k = 6, 0 of 1,100 at k = 36).
 
 Usage:
@@ -18,7 +18,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
-from grpo_prm.overlap import load_run
+from grpo_prm.results import load_run
 
 PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
 

@@ -1,4 +1,4 @@
-"""Theorem 1 on real recorded groups (paper §5, Lemma 1): GRPO's loss equals the PRM-aware loss of Eq. 6.
+"""Theorem 1 (§3; proof in App. B) on real recorded groups: GRPO's loss equals the PRM-aware loss of Eq. 6.
 
 Usage:
     python paper_figures/table_theorem1.py --runs results/<profile>/overlap/<model>/k*/ \
@@ -17,7 +17,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
-from grpo_prm.overlap import load_run
+from grpo_prm.results import load_run
 
 COLUMNS = ["theorem1_groups", "theorem1_tokens", "theorem1_max_loss_diff", "theorem1_max_abs_loss",
            "theorem1_max_abs_diff"]

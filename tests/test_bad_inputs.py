@@ -258,7 +258,7 @@ def test_bad_recording_for_overlap(make, expected, tmp_path, capsys):
     path = tmp_path / "groups.parquet"
     make(path)
     before = snapshot(tmp_path)
-    status, message = refusal(capsys, overlap.cli, [str(path), "--out", str(tmp_path / "overlap")])
+    status, message = refusal(capsys, overlap.main, [str(path), "--out", str(tmp_path / "overlap")])
     assert status != 0 and expected in message, message
     assert snapshot(tmp_path) == before
 

@@ -1,4 +1,4 @@
-"""Overlap analysis (paper §3) of recorded runs against hand-computed trees; the Theorem 1 checker; the tree figure."""
+"""Overlap analysis (§3 (overlap analysis)) of recorded runs against hand-computed trees; the Theorem 1 checker."""
 
 import re
 import subprocess
@@ -13,10 +13,7 @@ import yaml
 from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.overlap import (
     analyse,
-    distinct_step_rewards,
     headline,
-    pick_group,
-    prefix_node_ids,
     running_median,
     step_frame,
     theorem1_check,
@@ -24,12 +21,10 @@ from grpo_prm.overlap import (
     theorem1_losses,
     theorem1_summary,
     trajectory_frame,
-    tree_figure,
 )
 from grpo_prm.prefix_tree import step_advantages
-from grpo_prm.process_sets import process_set_sizes
+from grpo_prm.process_sets import prefix_node_ids, process_set_sizes
 from grpo_prm.recording import GroupRecorder
-from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,32 +175,10 @@ def test_theorem1_on_the_worked_example_and_a_recorded_run(tmp_path, tokenizer):
     assert frame["max_abs_diff"].max() < 1e-12
 
 
-def test_tree_figure_writes_png(tmp_path, tokenizer):
-    rows = example_ids(tokenizer, EXAMPLE)
-    T = max(map(len, rows))
-    ids = torch.tensor([r + [0] * (T - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
-    out = tree_figure(ids, mask, EXAMPLE_REWARDS, tmp_path / "tree.png", tokenizer=tokenizer, eps=0.0)
-    assert out.stat().st_size > 5_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # k = 8 with long spans and `$` / newlines in the text; token ids instead of a tokenizer
-    gen = np.random.default_rng(5)
-    ids, mask = random_group(gen, 8, vocab=40, max_len=120)
-    out = tree_figure(ids, mask, gen.integers(0, 2, 8), tmp_path / "tree8.png")
-    assert out.stat().st_size > 5_000
-    texts = ["$x$ = 1\nso " * 8 + "A", "$x$ = 1\nso " * 8 + "B", "other"]
-    out = tree_figure(*encode(texts), [1, 0, 1], tmp_path / "tree_text.png", tokenizer=CharTokenizer())
-    assert out.stat().st_size > 5_000
-
-
-class CharTokenizer:
-    def decode(self, ids):
-        return "".join(map(chr, ids))
-
-
 def test_theorem1_losses_by_hand_on_the_worked_example():
     ids, mask = encode(["ABCe", "ABCe", "ABDFe", "ABe", "GHe"])
     grpo, prm = theorem1_losses(ids, mask, [1.0, 1, 0, 0, 1], eps=0.0)
-    a_pos, a_neg = 0.4 / np.sqrt(0.3), -0.6 / np.sqrt(0.3)  # r_mean 0.6, r_std √0.3 (paper.md §4)
+    a_pos, a_neg = 0.4 / np.sqrt(0.3), -0.6 / np.sqrt(0.3)  # r_mean 0.6, r_std √0.3 (Eq. 5–6)
     expected = (4 * a_pos + 4 * a_pos + 5 * a_neg + 3 * a_neg + 3 * a_pos) / 19  # Σ len_i · a_i / Σ len
     assert grpo == pytest.approx(expected, abs=1e-12) and prm == pytest.approx(expected, abs=1e-12)
     # node "AB" carries Â = −0.183 on its 2 × 4 tokens; GRPO spreads the same total over the members' a_i
@@ -220,25 +193,6 @@ def test_theorem1_summary_of_a_recorded_run(tmp_path):
     assert (summary["theorem1_groups"], summary["theorem1_tokens"]) == (2, 12 + 19)
     assert summary["theorem1_max_loss_diff"] < 1e-12 and summary["theorem1_max_abs_diff"] < 1e-12
     assert summary["theorem1_max_abs_loss"] > 0.01
-
-
-def test_distinct_step_rewards_and_the_group_picker(tmp_path):
-    # worked example: R̂ = 0.5 ("AB"), 1 ("C⟨e⟩", {5}), 0 ({3}, {4}): three values; a flat tree has the ORM's two
-    assert distinct_step_rewards(*encode(TREES["worked_example"][0]), [1.0, 1, 0, 0, 1]) == 3
-    assert distinct_step_rewards(*encode(TREES["flat"][0]), [1.0, 0, 1]) == 2
-    assert distinct_step_rewards(*encode(["xa", "xa", "xb"]), [1.0, 1, 0]) == 2  # root span "x" (R̂ = 2/3) not a step
-    # rewards alternate 0, 1 within a step: `same` shares "ab" between two 0-reward completions (R̂ ∈ {0, 1});
-    # the chain's shared nodes have R̂ = 1/3 and 1/2; `dups` shares only a leaf of identical copies (flat: 0)
-    flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["abx", "xy", "aby", "zz"], TREES["chain"][0]
-    dups = record(tmp_path / "d.parquet", [[["ab", "xy", "ab", "zz"]], [same]])
-    assert pick_group(dups, min_distinct=3)[:2] == (1, 0) and pick_group(dups, min_distinct=3)[-1] == 2
-    path = record(tmp_path / "g.parquet", [[flat], [same, flat], [chain]])
-    assert pick_group(path, min_distinct=3)[:2] == (2, 0) and pick_group(path, min_distinct=3)[-1] == 4
-    fallback = record(tmp_path / "f.parquet", [[flat], [flat, same]])
-    assert pick_group(fallback, min_distinct=3)[:2] == (1, 1)  # none has 3: the first with the most
-    assert pick_group(path, step=1, group=1)[:2] == (1, 1)
-    with pytest.raises(ValueError, match="no recorded group at step 5, group 0"):
-        pick_group(path, step=5)
 
 
 def test_cli_refuses_a_missing_recording_with_one_line_and_writes_nothing(tmp_path):

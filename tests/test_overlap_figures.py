@@ -1,18 +1,23 @@
 """The overlap tables and figures (paper_figures/*overlap*.py, table_theorem1.py) on small recorded runs built with
-GroupRecorder (no training), and their one-line refusal of a bad run folder."""
+GroupRecorder (no training), and their one-line refusal of a bad run folder; the tree figure's drawing and group
+picker."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from grpo_prm import overlap
+from grpo_prm.io import save_figure
 from grpo_prm.recording import GroupRecorder
-from tests.conftest import make_tokenizer
+from paper_figures.figure_overlap_tree import distinct_step_rewards, pick_group, tree_figure
+from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_tokenizer
+from tests.test_overlap import TREES, encode, random_group, record
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper_figures" / "reference" / "overlap_paper.csv"
@@ -39,8 +44,7 @@ def make_run(root: Path, k: int, theorem1_groups: int = 10) -> Path:
     cfg = {"model": "ckpt/tiny", "beta": 0.0, "method": "grpo", "seed": 0, "group_size": k}
     (run / "config.json").write_text(json.dumps(cfg))
     (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "val/accuracy": 0.1 * s}) + "\n" for s in (0, 1)))
-    overlap.main(type("Args", (), {"recording": run / "groups.parquet", "out": run / "overlap",
-                                   "theorem1_groups": theorem1_groups})())
+    overlap.main([str(run / "groups.parquet"), "--out", str(run / "overlap"), "--theorem1-groups", str(theorem1_groups)])
     return run
 
 
@@ -114,3 +118,50 @@ def test_theorem1_table_refuses_an_unchecked_run(tmp_path):
     result = script("table_theorem1", "--runs", run, "--out-prefix", tmp_path / "out" / "x")
     assert result.returncode != 0 and "Theorem 1 was not checked" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def drawn(fig, prefix: Path) -> Path:
+    """The figure saved as the script saves it (`save_figure`); the PNG's path."""
+    save_figure(fig, prefix)
+    return prefix.with_suffix(".png")
+
+
+def test_tree_figure_writes_png(tmp_path, tokenizer):
+    rows = example_ids(tokenizer, EXAMPLE)
+    T = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (T - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
+    out = drawn(tree_figure(ids, mask, EXAMPLE_REWARDS, tokenizer=tokenizer, eps=0.0), tmp_path / "tree")
+    assert out.stat().st_size > 5_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # k = 8 with long spans and `$` / newlines in the text; token ids instead of a tokenizer
+    gen = np.random.default_rng(5)
+    ids, mask = random_group(gen, 8, vocab=40, max_len=120)
+    out = drawn(tree_figure(ids, mask, gen.integers(0, 2, 8)), tmp_path / "tree8")
+    assert out.stat().st_size > 5_000
+    texts = ["$x$ = 1\nso " * 8 + "A", "$x$ = 1\nso " * 8 + "B", "other"]
+    out = drawn(tree_figure(*encode(texts), [1, 0, 1], tokenizer=CharTokenizer()), tmp_path / "tree_text")
+    assert out.stat().st_size > 5_000
+
+
+class CharTokenizer:
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+
+def test_distinct_step_rewards_and_the_group_picker(tmp_path):
+    # worked example: R̂ = 0.5 ("AB"), 1 ("C⟨e⟩", {5}), 0 ({3}, {4}): three values; a flat tree has the ORM's two
+    assert distinct_step_rewards(*encode(TREES["worked_example"][0]), [1.0, 1, 0, 0, 1]) == 3
+    assert distinct_step_rewards(*encode(TREES["flat"][0]), [1.0, 0, 1]) == 2
+    assert distinct_step_rewards(*encode(["xa", "xa", "xb"]), [1.0, 1, 0]) == 2  # root span "x" (R̂ = 2/3) not a step
+    # rewards alternate 0, 1 within a step: `same` shares "ab" between two 0-reward completions (R̂ ∈ {0, 1});
+    # the chain's shared nodes have R̂ = 1/3 and 1/2; `dups` shares only a leaf of identical copies (flat: 0)
+    flat, same, chain = ["wxyz", "abcd", "efgh", "ijkl"], ["abx", "xy", "aby", "zz"], TREES["chain"][0]
+    dups = record(tmp_path / "d.parquet", [[["ab", "xy", "ab", "zz"]], [same]])
+    assert pick_group(dups, min_distinct=3)[:2] == (1, 0) and pick_group(dups, min_distinct=3)[-1] == 2
+    path = record(tmp_path / "g.parquet", [[flat], [same, flat], [chain]])
+    assert pick_group(path, min_distinct=3)[:2] == (2, 0) and pick_group(path, min_distinct=3)[-1] == 4
+    fallback = record(tmp_path / "f.parquet", [[flat], [flat, same]])
+    assert pick_group(fallback, min_distinct=3)[:2] == (1, 1)  # none has 3: the first with the most
+    assert pick_group(path, step=1, group=1)[:2] == (1, 1)
+    with pytest.raises(ValueError, match="no recorded group at step 5, group 0"):
+        pick_group(path, step=5)

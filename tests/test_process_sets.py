@@ -1,4 +1,5 @@
-"""Process-set sizes |λ(i, t)| (paper §3): worked example, brute force, edge cases, authors' baseline, grouping."""
+"""Process-set sizes |λ(i, t)| (§3 (process sets λ^(i,t))): worked example, brute force, edge cases, authors'
+baseline, grouping; the pairwise prefix lengths and prefix ids built on the same sort."""
 
 import importlib.util
 import random
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grpo_prm.process_sets import process_set_sizes, process_set_sizes_grouped
+from grpo_prm.process_sets import process_set_sizes, process_set_sizes_grouped, shared_prefix_lengths
 
 _BASELINE = Path(__file__).resolve().parents[1] / "benchmarks" / "authors_prefix_tree.py"
 
@@ -165,3 +166,24 @@ def test_grouped_rejects_bad_shapes(rows, group_size):
     ids = torch.zeros((rows, 3), dtype=torch.long)
     with pytest.raises(ValueError):
         process_set_sizes_grouped(ids, torch.ones_like(ids, dtype=torch.bool), group_size)
+
+
+def dense_prefix_lengths(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """LCP(i, j) from the definition, k×k×T: equal valid tokens from the start until the first mismatch or pad."""
+    mask = mask.bool()
+    same = (ids[:, None] == ids[None, :]) & mask[:, None] & mask[None, :]
+    return same.long().cumprod(dim=-1).sum(-1)
+
+
+def test_shared_prefix_lengths_match_the_definition():
+    rng = random.Random(5)
+    for _ in range(200):
+        ids, mask = random_group(rng)
+        if rng.random() < 0.3:  # a row ends at its first False, whatever follows
+            mask = mask | (torch.rand(mask.shape, generator=torch.Generator().manual_seed(rng.randrange(99))) < 0.3)
+        lcp = shared_prefix_lengths(ids, mask)
+        assert lcp.dtype == torch.long and torch.equal(lcp, dense_prefix_lengths(ids, mask)), (ids, mask)
+    for shape in ((0, 3), (3, 0), (0, 0)):
+        ids = torch.zeros(shape, dtype=torch.long)
+        assert torch.equal(shared_prefix_lengths(ids, ids.bool()), torch.zeros((shape[0],) * 2, dtype=torch.long))
+

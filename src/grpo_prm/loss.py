@@ -1,4 +1,5 @@
-"""The λ-GRPO loss, written once (paper §2 and §7, arXiv 2509.21154).
+"""The λ-GRPO loss and the group advantage, written once (Eq. 2a (DAPO normalisation, μ = 1) and the λ-GRPO
+objective (§4), arXiv 2509.21154).
 
     ℓ(i,t) = −min(P·a_i, clip(P, 1−ε, 1+ε)·a_i) + β·k3(i,t)          (minimised; P = π_θ/π_old)
     L      = Σ_{i,t} w(i,t)·ℓ(i,t) / Σ_i len(y_i)                    ("token":    DAPO, the paper's equations)
@@ -7,6 +8,9 @@
 
 w = 1 gives GRPO; w = 1/|λ| gives λ-GRPO. Because w > 0 it factors out of the min, so the weight can act on the
 whole term. The normaliser counts tokens, never Σw: λ-GRPO's loss is smaller than GRPO's on purpose.
+
+The advantage a_i = (r_i − mean(r)) / (std(r) + eps) of the authors' code and TRL is `group_advantage`; the same
+normalisation of a step reward R̂(λ) gives the step advantage Â(λ) of Eq. 5–6 (`grpo_prm.prefix_tree`).
 """
 
 import torch
@@ -80,8 +84,10 @@ def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, nor
     raise ValueError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """a_i = (r_i − mean(group)) / (std_unbiased(group) + eps), rows in consecutive groups (authors' code, TRL)."""
-    r = rewards.reshape(-1, group_size)
-    a = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + eps)
-    return a.reshape(-1)
+def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4):
+    """(value − mean(r)) / (std_unbiased(r) + eps) over one group's outcome rewards r (authors' code, TRL).
+
+    `value = r` gives GRPO's advantages a_i; a step reward R̂(λ) (Eq. 5–6) gives the step advantage Â(λ). `value`
+    may be any shape (or a float) that broadcasts with a 0-d tensor; `rewards` is 1-d, one group.
+    """
+    return (value - rewards.mean()) / (rewards.std() + eps)

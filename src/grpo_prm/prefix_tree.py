@@ -1,11 +1,12 @@
-"""The implicit PRM of a GRPO group: its prefix tree, step rewards and overlap statistics (paper §3–§6).
+"""The implicit PRM of a GRPO group: its prefix tree, step rewards and step advantages (§3, Eq. 5–6, Theorem 1).
 
 A group's completions form a prefix tree whose nodes are process sets λ. Node λ owns a token span [start, end);
 its Monte-Carlo step reward is the mean outcome reward of its members, R̂(λ), and its step advantage is
-Â(λ) = (R̂(λ) − mean(group)) / (std(group) + eps) (Eq. 5). Theorem 1: with token-level normalisation and μ = 1,
-GRPO's loss equals the PRM-aware loss that gives token t of completion i the advantage Â(λ(i,t)).
+Â(λ) = (R̂(λ) − mean(group)) / (std(group) + eps) (Eq. 5, `grpo_prm.loss.group_advantage`). Theorem 1 (§3; proof in
+App. B): with token-level normalisation and μ = 1, GRPO's loss equals the PRM-aware loss that gives token t of
+completion i the advantage Â(λ(i,t)).
 
-Statistics (conventions of `paper.md` §9, pinned down here):
+Statistics (conventions of the overlap analysis of §3, pinned down here):
 - path depth of a trajectory: number of process steps on its root-to-leaf path, not counting the root span shared
   by the whole group (whose advantage is 0), and at least 1; a flat tree has depth 1 everywhere.
 - intermediate proportion: share of a trajectory's tokens in an intermediate step: 1 < |λ| < k (shared, but not by
@@ -13,13 +14,18 @@ Statistics (conventions of `paper.md` §9, pinned down here):
   reward beyond the outcome although |λ| counts every copy (λ-GRPO's weights keep counting them, as the authors').
 - flat tree: no intermediate step, i.e. the implied PRM is the ORM.
 
-These routines are for analysis (k² memory per token is fine there); training uses `process_set_sizes`.
+`PrefixTree` states these definitions node by node; `size_statistics` computes the same numbers from |λ| for many
+groups at once (the trainer and `grpo_prm.overlap` use it). Pairwise prefix lengths come from
+`grpo_prm.process_sets`; `step_rewards` spends k² memory per token, fine for analysis and checks.
 """
 
 from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
+
+from grpo_prm.loss import group_advantage
+from grpo_prm.process_sets import shared_prefix_lengths
 
 
 @dataclass(frozen=True)
@@ -60,13 +66,6 @@ class PrefixTree:
         return not any(s.intermediate(self.group_size) for s in self.steps)
 
 
-def shared_prefix_lengths(token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """lcp[i, j]: length of the longest common prefix of completions i and j (valid tokens only). Shape (k, k)."""
-    mask = mask.bool()
-    same = (token_ids[:, None] == token_ids[None, :]) & mask[:, None] & mask[None, :]  # (k, k, T)
-    return same.long().cumprod(dim=-1).sum(-1)
-
-
 def step_rewards(token_ids: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
     """R_{i,t} = R̂(λ(i,t)), the mean outcome reward of token t's process set. Shape (k, T), 0 on padding."""
     lcp = shared_prefix_lengths(token_ids, mask)
@@ -79,8 +78,7 @@ def step_rewards(token_ids: torch.Tensor, mask: torch.Tensor, rewards: torch.Ten
 def step_advantages(token_ids: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, eps: float = 1e-4):
     """A_{i,t} = (R_{i,t} − mean(r)) / (std_unbiased(r) + eps), Eq. 5; 0 on padding. Shape (k, T)."""
     r = rewards.to(torch.float64)
-    a = (step_rewards(token_ids, mask, r) - r.mean()) / (r.std() + eps)
-    return torch.where(mask.bool(), a, 0.0)
+    return torch.where(mask.bool(), group_advantage(step_rewards(token_ids, mask, r), r, eps), 0.0)
 
 
 def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps: float = 1e-4) -> PrefixTree:
@@ -94,7 +92,6 @@ def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps:
     """
     k = token_ids.shape[0]
     r = torch.as_tensor(rewards, dtype=torch.float64)
-    mean, std = r.mean().item(), r.std().item()
     lcp = shared_prefix_lengths(token_ids, mask).tolist()
     lengths = mask.bool().sum(1).tolist()
     index: dict[tuple, int] = {}
@@ -111,22 +108,10 @@ def build_prefix_tree(token_ids: torch.Tensor, mask: torch.Tensor, rewards, eps:
                 reward = sum(rewards[j] for j in members) / len(members)
                 index[key] = len(steps)
                 leaf = all(lengths[j] == end for j in members)
-                steps.append(ProcessStep(start, end, members, reward, (reward - mean) / (std + eps), leaf))
+                steps.append(ProcessStep(start, end, members, reward, float(group_advantage(reward, r, eps)), leaf))
             path.append(index[key])
         paths.append(path)
     return PrefixTree(steps, paths, k)
-
-
-def group_statistics(tree: PrefixTree) -> dict[str, float]:
-    """Per-group overlap statistics: flat or not, mean path depth, mean intermediate proportion."""
-    k = tree.group_size
-    depths = [tree.path_depth(i) for i in range(k)]
-    props = [tree.intermediate_proportion(i) for i in range(k)]
-    return {
-        "flat": float(tree.is_flat),
-        "path_depth": sum(depths) / k,
-        "intermediate_proportion": sum(props) / k,
-    }
 
 
 def size_statistics(n_shared: torch.Tensor, group_size: int, duplicates: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Methods of the trainer and their per-token loss weights (paper §7, arXiv 2509.21154).
+"""Methods of the trainer and their per-token loss weights (the λ-GRPO objective (§4), arXiv 2509.21154).
 
 A method is an advantage/normaliser choice (`BASES`) and a weighting (`WEIGHTINGS`), orthogonal to each other:
 
@@ -14,7 +14,7 @@ A method is an advantage/normaliser choice (`BASES`) and a weighting (`WEIGHTING
 
 Weightings: `none` (weight 1), `lambda` (1/|λ(i,t)|, so every process step counts once whatever its frequency;
 Eq. 9) and `lambda_scaled` (1/|λ| rescaled per group to sum to the group's token count: λ-GRPO shrinks the gradient
-and the KL term; this ablation, absent from the paper (§15), keeps the overall scale and changes only its spread).
+and the KL term; this ablation, absent from the paper, keeps the overall scale and changes only its spread).
 
 Method names (`METHODS`, the config's values) are a base, or `lambda_<base>` for λ weighting; `lambda_grpo` and
 `lambda_grpo_scaled` keep their meaning (GRPO advantage with λ / scaled λ weighting). The weight multiplies the
@@ -22,8 +22,6 @@ whole per-token loss term (policy and KL); the normaliser is the base's.
 """
 
 import torch
-
-from grpo_prm.process_sets import process_set_sizes_grouped
 
 BASES = ("grpo", "dr_grpo", "reinforce_rej", "explicit_prm_mc", "explicit_prm_exact")
 WEIGHTINGS = ("none", "lambda", "lambda_scaled")
@@ -87,9 +85,3 @@ def token_weights(n_shared: torch.Tensor, group_size: int, method: str) -> torch
         w = w * scale.repeat_interleave(group_size)[:, None]
     return w
 
-
-def group_token_weights(token_ids: torch.Tensor, mask: torch.Tensor, group_size: int, method: str) -> torch.Tensor:
-    """Weights straight from completions laid out in consecutive groups of `group_size` rows."""
-    if method in ("none", "grpo") or (method not in WEIGHTINGS and split_method(method)[1] == "none"):
-        return mask.float()  # no tree needed
-    return token_weights(process_set_sizes_grouped(token_ids, mask, group_size), group_size, method)
