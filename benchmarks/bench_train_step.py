@@ -25,8 +25,8 @@ from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from trl import GRPOConfig, GRPOTrainer
 
-from grpo_prm.prefix_tree import size_statistics
-from grpo_prm.process_sets import duplicate_counts, process_set_sizes_grouped
+from grpo_prm.process_sets import process_set_sizes_grouped
+from grpo_prm.recording import BatchRecorder, batch_metrics
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from grpo_prm.weights import token_weights
 
@@ -46,7 +46,7 @@ def make_batch(k, groups, length, vocab, seed=0):
     return rows
 
 
-def make_trainer(cls, config_cls, rows, k, vocab, tmp, **extra):
+def make_trainer(cls, config_cls, rows, k, vocab, tmp, hooks=None, **extra):
     from tokenizers import Tokenizer, models
 
     tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(vocab)}, unk_token="w0"))
@@ -65,7 +65,7 @@ def make_trainer(cls, config_cls, rows, k, vocab, tmp, **extra):
                       use_cpu=True, report_to="none", max_completion_length=len(rows[0]),
                       use_bias_correction_kl=False, disable_dropout=True, **extra)  # same model work for both
     trainer = cls(model=model, reward_funcs=reward, args=args, processing_class=tokenizer, rollout_func=rollout,
-                  train_dataset=Dataset.from_dict({"prompt": ["w1"] * len(rows)}))
+                  train_dataset=Dataset.from_dict({"prompt": ["w1"] * len(rows)}), **(hooks or {}))
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     return trainer
@@ -80,15 +80,16 @@ def step_seconds(trainer, n_rows):
 
 
 def lambda_work_seconds(rows, k, repeats):
-    """Best-of time of everything λ-GRPO adds per batch: |λ|, the weights and the logged tree statistics."""
+    """Best-of time of everything λ-GRPO adds per batch: |λ|, the weights and the metrics its runs log (the toy's and
+    math runs' `BatchRecorder`, without a group recording)."""
     ids = torch.tensor(rows)
     mask = torch.ones_like(ids, dtype=torch.bool)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         n_shared = process_set_sizes_grouped(ids, mask, k)
-        token_weights(n_shared, k, "lambda_grpo")
-        size_statistics(n_shared, k, duplicate_counts(ids, mask, k))
+        weights = token_weights(n_shared, k, "lambda_grpo")
+        batch_metrics(ids, mask, n_shared, weights, k)
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -106,7 +107,8 @@ def main(argv=None):
     rows = make_batch(args.k, args.groups, args.length, args.vocab)
     with tempfile.TemporaryDirectory() as tmp:
         grpo = make_trainer(GRPOTrainer, GRPOConfig, rows, args.k, args.vocab, tmp)
-        lam = make_trainer(LambdaGRPOTrainer, LambdaGRPOConfig, rows, args.k, args.vocab, tmp, method="lambda_grpo")
+        lam = make_trainer(LambdaGRPOTrainer, LambdaGRPOConfig, rows, args.k, args.vocab, tmp,
+                           hooks={"on_batch": BatchRecorder()}, method="lambda_grpo")
         times = {"grpo": [], "lambda_grpo": []}
         for i in range(args.repeats + 1):  # first round is warm-up
             for name, trainer in (("grpo", grpo), ("lambda_grpo", lam)):

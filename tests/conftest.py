@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of arXiv 2509.21154)."""
 
 import copy
+import functools
 import os
 import warnings
 
@@ -11,6 +12,7 @@ from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from grpo_prm.toy import trainer_with_reference
 from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -49,7 +51,7 @@ def example_ids(tokenizer, texts=EXAMPLE):
 
 
 def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp",
-                 per_device=None, prefix_values=None, **args_overrides):
+                 per_device=None, prefix_values=None, on_batch=None, **args_overrides):
     """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
 
     With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed). With several processes, each
@@ -78,10 +80,10 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
         "disable_dropout": True, **args_overrides,
     })
     ref = (ref_model or copy.deepcopy(model)) if beta else None
-    trainer = LambdaGRPOTrainer(
+    make = functools.partial(trainer_with_reference, copy.deepcopy(ref)) if ref else LambdaGRPOTrainer
+    trainer = make(
         model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
-        processing_class=tokenizer, rollout_func=rollout, ref_model=copy.deepcopy(ref) if ref else None,
-        prefix_values=prefix_values,
+        processing_class=tokenizer, rollout_func=rollout, prefix_values=prefix_values, on_batch=on_batch,
     )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; these tests call the loss directly

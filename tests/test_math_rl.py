@@ -2,6 +2,7 @@
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -10,7 +11,6 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
 from grpo_prm import math_rl
 from grpo_prm.data import DataError, read_problems
 from grpo_prm.math_rl import MathRunConfig, run_math
-from grpo_prm.recording import read_table
 from grpo_prm.word_problems import offline_splits
 
 CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
@@ -72,7 +72,7 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
     assert all("tree/path_depth" in r and "lambda/weight_mean" in r for r in recs if "loss" in r)
     assert (out / "best" / "config.json").exists() and (out / "final" / "config.json").exists()
     assert not (out / "checkpoints").exists()
-    groups = read_table(out / "groups.parquet")
+    groups = pq.read_table(out / "groups.parquet")
     assert sorted(set(zip(groups["step"].to_pylist(), groups["group"].to_pylist()))) == [
         (s, g) for s in range(4) for g in range(2)]  # 4 steps × 2 prompts, k = 3 rows each
     assert groups.num_rows == 4 * 2 * 3
@@ -123,7 +123,7 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monke
     monkeypatch.undo()
     resumed = records(run_math(small_config(checkpoint, data, tmp_path / "run")))
     assert comparable(resumed) == comparable(reference)
-    assert read_table(tmp_path / "run" / "groups.parquet").equals(read_table(tmp_path / "ref" / "groups.parquet"))
+    assert pq.read_table(tmp_path / "run" / "groups.parquet").equals(pq.read_table(tmp_path / "ref" / "groups.parquet"))
 
 
 @pytest.mark.slow
@@ -155,7 +155,7 @@ def weights(folder):
 
 def assert_same_run(out, reference):
     assert comparable(records(out)) == comparable(records(reference))
-    assert read_table(out / "groups.parquet").equals(read_table(reference / "groups.parquet"))
+    assert pq.read_table(out / "groups.parquet").equals(pq.read_table(reference / "groups.parquet"))
     got, want = weights(out / "final"), weights(reference / "final")
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
     config, expected = (json.loads((run / "config.json").read_text()) for run in (out, reference))

@@ -1,11 +1,11 @@
-"""Group recording: exact Parquet round trip, a killed run keeps its flushed steps, and the proposed trainer hook."""
+"""Group recording: exact Parquet round trip, a killed run keeps its flushed steps, and the trainer's on_batch hook."""
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from grpo_prm.loss import group_advantages
-from grpo_prm.recording import GroupRecorder, parts_dir, read_groups, read_table
+from grpo_prm.loss import group_advantage
+from grpo_prm.recording import BatchRecorder, GroupRecorder, parts_dir, read_groups
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
 
 torch.set_num_threads(1)
@@ -49,7 +49,7 @@ def test_round_trip_is_exact(tmp_path):
             rec.add(step, ids, mask, rewards, adv, k)
     assert path.is_file() and not parts_dir(path).exists()
     assert pq.ParquetFile(path).num_row_groups == 3  # flushes after steps 1 and 3, the rest at close
-    table = read_table(path)
+    table = pq.read_table(path)
     assert table.num_rows == 5 * 3 * k
     assert table["token_ids"].type.value_type.bit_width == 32
     cat = [torch.cat(x) for x in zip(*(b for _, b in batches))]
@@ -98,14 +98,16 @@ def test_repeated_step_continues_group_numbers_and_bad_masks_fail(tmp_path):
 
 
 def test_trainer_hook_records_rewards_and_unshuffled_groups(tiny_model, tokenizer, tmp_path):
-    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path))
-    with GroupRecorder(tmp_path / "groups.parquet") as trainer.recorder:
+    with GroupRecorder(tmp_path / "groups.parquet") as groups:
+        trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path),
+                               on_batch=BatchRecorder(groups))
         inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
     [(step, group, ids, mask, rewards)] = list(read_groups(tmp_path / "groups.parquet"))
     assert (step, group) == (0, 0)
     assert [row[m].tolist() for row, m in zip(ids, mask)] == example_ids(tokenizer)  # generation order, unshuffled
     assert rewards.tolist() == EXAMPLE_REWARDS
-    table = read_table(tmp_path / "groups.parquet")
-    expected = group_advantages(torch.tensor(EXAMPLE_REWARDS), len(EXAMPLE))
+    table = pq.read_table(tmp_path / "groups.parquet")
+    rewards = torch.tensor(EXAMPLE_REWARDS)
+    expected = group_advantage(rewards, rewards)  # one group: the paper's advantage of each completion
     assert table["advantage"].to_pylist() == pytest.approx(expected.tolist(), abs=1e-6)
     assert sorted(inputs["advantages"].tolist()) == pytest.approx(sorted(expected.tolist()), abs=1e-6)

@@ -86,6 +86,45 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, args, message):
     assert not out.exists()
 
 
+def without_timings(csv_text: str) -> list[list[str]]:
+    """A run's CSV rows without its wall-clock columns (the only ones that differ between identical runs)."""
+    rows = [line.split(",") for line in csv_text.splitlines()]
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("wall_s", "step_time")]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_cli_cells_in_one_process_match_separate_runs(tmp_path):
+    """`--cells` (the train_toy rule) trains runs one after another in one process, each as its own process would."""
+    toy = [sys.executable, "-m", "grpo_prm.toy", "--model", "tiny", "--steps", "2", "--group_size", "4"]
+    outs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    subprocess.run([*toy, "--cells", "1,-1.0,0", "2,-0.5,3", "--out", *map(str, outs)], check=True,
+                   capture_output=True)
+    subprocess.run([*toy, "--n", "2", "--r-neg", "-0.5", "--seed", "3", "--out", str(tmp_path / "alone.csv")],
+                   check=True, capture_output=True)
+    assert without_timings(outs[1].read_text()) == without_timings((tmp_path / "alone.csv").read_text())
+    first = without_timings(outs[0].read_text())
+    assert first[1][:4] == ["lambda_grpo", "1", "-1.0", "0"] and len(first) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cells", "1,-1.0,0", "--seed", "1", "--out", "a.csv"], "--cells replaces --n, --r_neg and --seed"),
+    (["--cells", "1,-1.0,0", "1,-1.0,1", "--out", "a.csv"], "--out: 1 files for 2 runs"),
+    (["--cells", "1,x,0", "--out", "a.csv"], "'1,x,0' is not n,r_neg,seed"),
+])
+def test_cli_refuses_bad_cells_with_one_line(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "grpo_prm.toy", *args], capture_output=True, text=True,
+                            check=False, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_kl_reference_is_the_initial_masked_policy():
+    """With β > 0 the toy's reference is its own initial policy (masked head included), not a Hub download: at the
+    first step the policy equals it, so the KL starts at 0 and then grows."""
+    run = run_toy(ToyConfig(model="tiny", steps=3, group_size=4, beta=0.04, learning_rate=1e-2))
+    assert run["kl"].iloc[0] == pytest.approx(0.0, abs=1e-6) and run["kl"].iloc[-1] > 0
+
+
 def brute_force_value(model, bos_id, move_ids, prefix, cfg):
     """V(prefix): every leaf extending it, its probability by chaining single-step softmaxes, times its reward."""
     target = target_path(cfg.seed, cfg.depth)

@@ -1,4 +1,4 @@
-"""The trainer's gradient against the paper's formula written out by hand (paper.md §2, §7), and Theorem 1."""
+"""The trainer's gradient against the paper's formula written out by hand (Eq. 2a, the λ-GRPO objective of §4), and Theorem 1."""
 
 import copy
 
@@ -7,6 +7,7 @@ import torch
 
 from grpo_prm.loss import aggregate, per_token_loss
 from grpo_prm.prefix_tree import step_advantages
+from grpo_prm.recording import BatchRecorder
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
 
 
@@ -108,7 +109,7 @@ def test_sampling_logprob_temperature_matches_tempered_formula(tiny_model, token
 
 
 def test_lambda_weights_in_batch(tiny_model, tokenizer, tmp_path):
-    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path))
+    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path), on_batch=BatchRecorder())
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
     rows = {tuple(r[m.bool()].tolist()): w[m.bool()].tolist() for r, m, w in zip(
         inputs["completion_ids"], inputs["completion_mask"], inputs["lambda_weights"])}

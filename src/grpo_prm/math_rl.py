@@ -4,14 +4,14 @@
 
 Pieces:
 - `BoxedStopTrainer`: `LambdaGRPOTrainer` whose rollouts end inside the engine right after the first closed
-  `\\boxed{}` (the authors' BoxedLP rule, paper.md §8), in HF `generate` and in vLLM: no token past the box is
-  generated.
+  `\\boxed{}` (the BoxedLP rule of the authors' code, github.com/coli-saar/grpo-prm), in HF `generate` and in vLLM:
+  no token past the box is generated.
 - `GreedyValidation`: every `val_every` steps, greedy decoding of the validation set with the stop rule, mean binary
   reward logged as `val/accuracy`; the best model is saved to `<out>/best` (paper: best validation checkpoint).
   With `use_vllm` the decoding runs in the trainer's colocated vLLM engine (weights synced first), else HF `generate`.
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
-- Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` (grpo_prm.recording) for the
-  overlap analyses (paper §3).
+- Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` for the overlap analyses (§3);
+  `grpo_prm.recording.BatchRecorder` (the trainer's `on_batch` hook) writes them and logs `lambda/*` and `tree/*`.
 - Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last
   complete one (a checkpoint killed mid-save, without trainer_state.json, is removed) and never trains past `steps`.
   Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed, but only
@@ -37,7 +37,7 @@ from grpo_prm.config import schema_defaults
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.generation import greedy_completions
 from grpo_prm.io import write_atomic
-from grpo_prm.recording import GroupRecorder, parts_dir
+from grpo_prm.recording import BatchRecorder, GroupRecorder, parts_dir
 from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
@@ -347,18 +347,18 @@ def run_math(cfg: MathRunConfig) -> Path:
         _start_afresh(out)
     out.mkdir(parents=True, exist_ok=True)
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
+    groups = _recorder(cfg, step)
     trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
-                          train_dataset=to_trl_dataset(train_rows))
+                          train_dataset=to_trl_dataset(train_rows), on_batch=BatchRecorder(groups))
     validation = GreedyValidation(cfg, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
     validation.resume(step or 0)
-    trainer.recorder = _recorder(cfg, step)
     if step != cfg.steps:  # resuming at `steps` would train one step more (Trainer checks max_steps after a step)
         trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(out / "final"))
     tokenizer.save_pretrained(out / "final")
-    if trainer.recorder is not None:
-        trainer.recorder.close()
+    if groups is not None:
+        groups.close()
     reward.close()
     write_atomic(out / "config.json", {"": lambda p: Path(p).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))})
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # resumable state is no longer needed

@@ -1,4 +1,5 @@
-"""Every training group, recorded compactly for the overlap analysis (paper §3 and §9, arXiv 2509.21154).
+"""What a training run records for the overlap analysis (§3 of arXiv 2509.21154): every training group, compactly,
+and each batch's tree statistics as metrics (`BatchRecorder`, the trainer's `on_batch` hook).
 
 One row per completion, in Parquet (zstd):
 
@@ -30,6 +31,8 @@ import pyarrow.parquet as pq
 import torch
 
 from grpo_prm.io import write_atomic
+from grpo_prm.prefix_tree import size_statistics
+from grpo_prm.process_sets import duplicate_counts
 
 SCHEMA = pa.schema(
     [
@@ -185,40 +188,46 @@ class GroupRecorder:
         self.close()
 
 
-def record_batch(recorder: GroupRecorder, outputs: dict, step: int, group_size: int, rewards, advantages=None):
-    """Record the batch a `_generate_and_score_completions` returns (or any dict with the same keys).
+class BatchRecorder:
+    """What a run records about each generated batch, beside training on it: the trainer's `on_batch` hook
+    (`LambdaGRPOTrainer(on_batch=BatchRecorder(...))`), constructed by the toy and math runs.
 
-    Args:
-        recorder (`GroupRecorder`): where to write.
-        outputs (`dict`): `completion_ids` (B, T), `completion_mask` (B, T) and, unless `advantages` is given,
-            `advantages` (B,). With several processes pass the gathered rows (TRL's dict holds this process's only).
-        step (`int`): training step.
-        group_size (`int`): k.
-        rewards (`torch.Tensor` of shape `(B,)`): outcome rewards (TRL does not return them; see `trl_rewards`).
-        advantages (`torch.Tensor` of shape `(B,)`, *optional*): overrides `outputs["advantages"]`.
+    - Metrics, every batch (training and evaluation, every process): `lambda/weight_mean` and
+      `lambda/shared_token_frac` (mean weight and share of tokens with |λ| > 1, over real tokens), and the batch's
+      prefix-tree statistics (`grpo_prm.prefix_tree.size_statistics`, §3 overlap analysis): `tree/flat_frac`,
+      `tree/path_depth`, `tree/intermediate_proportion`, `tree/duplicate_frac`. They are logged with the step's.
+    - Groups, given a `GroupRecorder`: every training group with its rewards and TRL's advantages, on the main
+      process (the rows are already gathered from all processes).
     """
-    advantages = outputs["advantages"] if advantages is None else advantages
-    recorder.add(step, outputs["completion_ids"], outputs["completion_mask"], rewards, advantages, group_size)
+
+    def __init__(self, groups: GroupRecorder | None = None):
+        self.groups = groups
+
+    def __call__(self, trainer, completion_ids, completion_mask, process_set_sizes, weights, group_size: int) -> None:
+        if self.groups is not None and trainer.model.training and trainer.accelerator.is_main_process:
+            rewards, advantages = trainer.logged_rewards(len(completion_ids))
+            self.groups.add(trainer.state.global_step, completion_ids, completion_mask, rewards, advantages,
+                            group_size)
+        mode = "train" if trainer.model.training else "eval"
+        for name, value in batch_metrics(completion_ids, completion_mask, process_set_sizes, weights,
+                                         group_size).items():
+            trainer._metrics[mode][name].append(value)
 
 
-def trl_rewards(trainer, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards and advantages of the last `n` completions a TRL `GRPOTrainer` scored, gathered over processes.
-
-    `_generate_and_score_completions` logs every reward function's column to `trainer._logs["rewards"]` and the
-    advantages to `trainer._logs["advantages"]` (deques of the generation batch size), in generation order. The
-    reward is combined as TRL logs it: Σ_f w_f·r_f over the functions that scored (NaN if none did).
-
-    Returns:
-        `(rewards, advantages)`, two float64 tensors of shape `(n,)`.
-    """
-    logs = trainer._logs
-    if len(logs["advantages"]) < n:
-        raise ValueError(f"trainer logged {len(logs['advantages'])} completions, fewer than the {n} asked for")
-    per_func = torch.tensor([list(logs["rewards"][name])[-n:] for name in trainer.reward_func_names],
-                            dtype=torch.float64).T  # (n, F)
-    rewards = (per_func * trainer.reward_weights.detach().cpu().double()).nansum(1)
-    rewards[per_func.isnan().all(1)] = float("nan")
-    return rewards, torch.tensor(list(logs["advantages"])[-n:], dtype=torch.float64)
+def batch_metrics(ids, mask, n_shared, weights, k: int) -> dict[str, float]:
+    """The metrics `BatchRecorder` logs for one batch of (B, T) ids, mask, |λ| and weights in groups of `k`."""
+    duplicates = duplicate_counts(ids, mask, k)
+    stats = size_statistics(n_shared, k, duplicates)
+    valid = mask.float()
+    metrics = {
+        "lambda/weight_mean": (weights * valid).sum() / valid.sum().clamp(min=1),
+        "lambda/shared_token_frac": ((n_shared > 1) & mask).sum() / valid.sum().clamp(min=1),
+        "tree/flat_frac": stats["flat"].float().mean(),
+        "tree/path_depth": stats["path_depth"].float().mean(),
+        "tree/intermediate_proportion": stats["intermediate_proportion"].mean(),
+        "tree/duplicate_frac": (duplicates > 1).float().mean(),
+    }
+    return {name: value.item() for name, value in metrics.items()}
 
 
 def iter_tables(path) -> Iterator[pa.Table]:
@@ -248,11 +257,6 @@ def _checked(read, path):
     if missing:
         raise ValueError(f"{path}: not a group recording (missing column {missing[0]!r})")
     return data
-
-
-def read_table(path) -> pa.Table:
-    """The whole recording as one Arrow table (`.to_pandas()` for a DataFrame)."""
-    return pa.concat_tables(list(iter_tables(path)))
 
 
 def read_groups(path) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -2,14 +2,24 @@
 
 The policy emits L or R `depth` times (every other token is masked out of its logits). A target path T drawn per
 seed earns +1.0; every other path that shares T's first n tokens earns r_neg < 0; all remaining paths earn 0.7.
-GRPO pushes down T's prefix because its r_neg siblings share it (anti-exploitation, §6); λ-GRPO weakens that.
+GRPO pushes down T's prefix because its r_neg siblings share it (anti-exploitation, Eq. 8); λ-GRPO weakens that.
 
     python -m grpo_prm.toy --method lambda_grpo --n 1 --r_neg -1.0 --seed 0 --out run.csv
+    python -m grpo_prm.toy --method lambda_grpo --cells 1,-1.0,0 1,-1.0,1 --out seed0.csv seed1.csv
+
+`--cells` trains several (n, r_neg, seed) runs one after another in one process, one CSV each (the workflow's
+train_toy rule: importing torch, transformers and TRL costs about as much as a run).
 
 Policy: `model: gpt2` (the paper; any Hub id or local folder) or `model: tiny` (a small GPT-2-architecture model
 built from `tiny_model`, with a three-word tokenizer, for the offline default).
+
+The module holds the whole experiment (tree, policy, reward, sampler, prefix values, run and CLI), read top to bottom;
+hence its length beyond 350 lines.
 """
 
+import argparse
+import copy
+import dataclasses
 import itertools
 import os
 import random
@@ -24,10 +34,12 @@ import torch
 from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
-from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, reproducible
+from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
+from grpo_prm.recording import BatchRecorder
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 from grpo_prm.weights import split_method
 
@@ -42,7 +54,8 @@ TOY_DEFAULTS = schema_defaults("toy")  # the config schema holds the defaults; t
 
 @dataclass
 class ToyConfig:
-    """One toy run. Defaults are the paper's (§10) where it gives them."""
+    """One toy run (§4.3, Table 1). Defaults come from the config schema (`toy` section), the paper's where it gives
+    them."""
 
     method: str = "lambda_grpo"
     n: int = 1  # paths sharing T's first n moves get r_neg
@@ -279,8 +292,32 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
     )
 
 
+def trainer_with_reference(ref_model, cls=LambdaGRPOTrainer, **kwargs) -> LambdaGRPOTrainer:
+    """`cls(**kwargs)` whose β-reference is `ref_model`, a model built in memory (the toy's masked head, the tests').
+
+    TRL builds the reference from the policy's Hub id or folder, which such a model lacks (and which would lose the
+    masked head). So the trainer is built with β = 0, where TRL builds none, and then given `ref_model`, set up as TRL
+    sets up its own: dropout off, prepared for evaluation, a fused log-prob head (at the trainer's log-prob
+    temperature, see `LambdaGRPOConfig.logprob_temperature`).
+    """
+    args = kwargs["args"]
+    beta, args.beta = args.beta, 0.0
+    try:
+        trainer = cls(**kwargs)
+    finally:
+        args.beta = beta
+    trainer.beta = beta
+    if args.disable_dropout:
+        disable_dropout_in_model(ref_model)
+    trainer.ref_model = trainer.accelerator.prepare_model(ref_model, evaluation_mode=True)
+    add_fused_lm_head(trainer.accelerator.unwrap_model(trainer.ref_model), trainer.logprob_temperature,
+                      args.cast_lm_head_to_fp32, ("log_probs",))
+    return trainer
+
+
 def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, TreeReward]:
-    """The run's trainer (policy, reward, sampler and, for the explicit PRM, its V(prefix)) and its reward."""
+    """The run's trainer (policy, reward, sampler, tree metrics and, for the explicit PRM, its V(prefix)) and its
+    reward. With β > 0 the reference is the initial policy, masked head included."""
     model, tokenizer, move_ids = load_policy(cfg)
     reward = TreeReward(cfg, move_ids)
     prompts = Dataset.from_dict({"prompt": [tokenizer.bos_token] * cfg.steps})
@@ -288,9 +325,10 @@ def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, T
     base = split_method(args.method, args.weighting)[0]
     values = (TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=base == "explicit_prm_exact")
               if base.startswith("explicit_prm") else None)
-    trainer = LambdaGRPOTrainer(
+    make = partial(trainer_with_reference, copy.deepcopy(model)) if cfg.beta else LambdaGRPOTrainer
+    trainer = make(
         model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
-        prefix_values=values,
+        prefix_values=values, on_batch=BatchRecorder(),
         rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
     )
     return trainer, reward
@@ -312,14 +350,37 @@ def run_toy(cfg: ToyConfig) -> pd.DataFrame:
     return run.assign(**ident)[[*ident, *run.columns]]
 
 
+def toy_cell(text: str) -> tuple[int, float, int]:
+    """argparse type of one `--cells` entry, `n,r_neg,seed` (e.g. `1,-1.0,0`)."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not n,r_neg,seed")
+    try:
+        return int(parts[0]), finite_float(parts[1]), int(parts[2])
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not n,r_neg,seed (integer, number, integer)") from None
+
+
 def main(argv=None) -> None:
     parser = dataclass_parser(ToyConfig, __doc__)
-    parser.add_argument("--out", required=True, help="CSV file to write")
+    parser.add_argument("--cells", nargs="+", type=toy_cell, metavar="N,R_NEG,SEED",
+                        help="several runs in place of --n, --r_neg and --seed, one --out file each")
+    parser.add_argument("--out", required=True, nargs="+", help="CSV file to write (one per cell with --cells)")
+    parser.set_defaults(n=None, r_neg=None, seed=None)  # so that --cells can refuse them
     args = vars(parser.parse_args(argv))
-    out = Path(args.pop("out"))
-    reproducible(args["seed"])
-    run = exit_on_error(lambda: run_toy(ToyConfig(**args)))
-    write_atomic(out, {"": partial(run.to_csv, index=False)})
+    outs, cells = [Path(p) for p in args.pop("out")], args.pop("cells")
+    single = {key: args.pop(key) for key in ("n", "r_neg", "seed")}
+    if cells is None:
+        defaults = {f.name: f.default for f in dataclasses.fields(ToyConfig) if f.name in single}
+        cells = [tuple(defaults[k] if v is None else v for k, v in single.items())]
+    elif any(v is not None for v in single.values()):
+        parser.error("--cells replaces --n, --r_neg and --seed; give either")
+    if len(outs) != len(cells):
+        parser.error(f"--out: {len(outs)} files for {len(cells)} runs")
+    for (n, r_neg, seed), out in zip(cells, outs):
+        reproducible(seed)
+        run = exit_on_error(lambda: run_toy(ToyConfig(n=n, r_neg=r_neg, seed=seed, **args)))  # noqa: B023 (called at once)
+        write_atomic(out, {"": partial(run.to_csv, index=False)})
 
 
 if __name__ == "__main__":

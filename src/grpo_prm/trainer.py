@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 import torch
 from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
+from trl.trainer.utils import add_fused_lm_head
 
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
-from grpo_prm.prefix_tree import size_statistics
-from grpo_prm.process_sets import duplicate_counts, process_set_sizes_grouped
-from grpo_prm.recording import record_batch, trl_rewards
+from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
 
 # TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
@@ -120,7 +118,7 @@ class LambdaGRPOConfig(GRPOConfig):
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
-    """`LambdaGRPOConfig` with the authors' optimiser set-up (paper.md §8), shared by the toy and the math runs.
+    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared by the toy and the math runs.
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
@@ -149,63 +147,56 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
 
 class LambdaGRPOTrainer(GRPOTrainer):
-    """GRPO with every token's loss term divided by the size of its process set |λ(i,t)| (arXiv 2509.21154, Eq. 9),
-    and the baselines of `grpo_prm.weights` that change the same terms (advantage, normaliser, weight).
+    """Trainer for λ-GRPO (https://huggingface.co/papers/2509.21154): GRPO with every token's loss term divided by the
+    size of its process set |λ(i,t)| (Eq. 9), and the baselines of `grpo_prm.weights` that change the same terms
+    (advantage, normaliser, weight). The weight itself is `grpo_prm.weights.token_weights`.
 
-    Two methods of `GRPOTrainer` are overridden; everything that distinguishes the methods is in them:
+    The changes w.r.t. `GRPOTrainer` are in three methods; everything else (generation, rewards, weight syncing,
+    logging) is inherited unchanged:
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
       across processes when a group is split over them) before TRL shuffles and splits the batch. Reinforce-Rej
       replaces the advantage by the raw reward and zeroes the weights (and the normaliser's count) of groups whose
-      rewards are all equal; the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token.
+      rewards are all equal; the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token. Here the `on_batch`
+      hook sees each whole batch.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
       scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
+    - `__init__` takes `prefix_values` and `on_batch`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
+      float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces the fused log-prob
+      heads that TRL puts on the policy and its reference by ones at temperature 1, so that policy, old and reference
+      log-probs all come from the raw logits as in the authors' loss, while generation keeps `temperature`.
 
     `prefix_values` (optional): `f(model, completion_ids, completion_mask, rewards) -> (V, n_sampled)` with V of shape
     (B, T + 1), V[:, t] the value of the first t completion tokens (V at a row's length is its reward), and
     n_sampled the tokens sampled to estimate it. Required by `explicit_prm_exact` (the toy enumerates its leaves)
     and by `explicit_prm_mc`, whose K = `mc_continuations` continuations only the caller can score.
 
-    `ref_model` (optional): TRL builds the β-reference from the policy's Hub id or folder; a policy built in memory
-    (the toy's masked head, the tests) has neither, so it may be passed here. It is set up the way TRL sets up its own.
-
-    With `logprob_temperature="raw"` the fused log-prob heads that TRL puts on the policy and the reference are
-    replaced by ones at temperature 1, so policy, old and reference log-probs all come from the raw logits, while
-    generation keeps `temperature`. Trainable weights in bf16/fp16 are refused unless DeepSpeed keeps float32 master
-    weights (see `PRECISIONS`).
+    `on_batch` (optional): called once per generated batch, on every process and in training and evaluation alike,
+    as `on_batch(trainer, completion_ids, completion_mask, process_set_sizes, weights, group_size)` with all
+    processes' rows in generation order (whole groups, unshuffled) and the (B, T) |λ| and weights. Metrics it appends
+    to `trainer._metrics` are logged with the step's. The runs pass `grpo_prm.recording.BatchRecorder` (tree
+    statistics, recorded groups); `logged_rewards` gives it the batch's rewards.
     """
 
     args: LambdaGRPOConfig
-    recorder = None  # a grpo_prm.recording.GroupRecorder: every training group is written for the §3 analyses
 
-    def __init__(self, *posargs, ref_model=None, prefix_values=None, **kwargs):
+    def __init__(self, *posargs, prefix_values=None, on_batch=None, **kwargs):
         args = kwargs["args"]
         self.base_method = split_method(args.method, args.weighting)[0]
         if self.base_method.startswith("explicit_prm") and prefix_values is None:
             raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
-        self.prefix_values = prefix_values
-        beta = args.beta
-        if ref_model is not None:
-            args.beta = 0.0  # keep TRL from loading a reference of its own
-        try:
-            super().__init__(*posargs, **kwargs)
-        finally:
-            args.beta = beta
+        self.prefix_values, self.on_batch = prefix_values, on_batch
+        super().__init__(*posargs, **kwargs)
         self._check_master_weights()
-        if ref_model is not None:
-            self.beta = beta
-            if args.disable_dropout:
-                disable_dropout_in_model(ref_model)
-            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
-        # patch wraps the first and answers every fused call itself (paper §2: log-probs of the raw logits).
+        # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
-        retemper = self.logprob_temperature != self.temperature
-        policy = self.model.get_base_model() if is_peft_model(self.model) else self.model
-        heads = [(policy, ("log_probs", "entropy"))] if retemper else []
-        if self.ref_model is not None and (ref_model is not None or retemper):
-            heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
-        for m, outputs in heads:
-            add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
+        if self.logprob_temperature != self.temperature:
+            policy = self.model.get_base_model() if is_peft_model(self.model) else self.model
+            heads = [(policy, ("log_probs", "entropy"))]
+            if self.ref_model is not None:
+                heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
+            for m, outputs in heads:
+                add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
 
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
@@ -217,19 +208,16 @@ class LambdaGRPOTrainer(GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         k = self.num_generations if self.model.training else self.num_generations_eval
         ids, mask = self._gather_rows(out["completion_ids"]), self._gather_rows(out["completion_mask"]).bool()
-        if self.recorder is not None and self.model.training and self.accelerator.is_main_process:
-            rewards, advantages = trl_rewards(self, len(ids))  # TRL's output dict lacks the raw rewards
-            batch = {"completion_ids": ids, "completion_mask": mask, "advantages": advantages}
-            record_batch(self.recorder, batch, self.state.global_step, k, rewards)
         n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
         weights = token_weights(n_shared, k, self.args.weighting)
-        self._log_tree_metrics(n_shared, duplicate_counts(ids, mask, k), mask, weights, k)
+        if self.on_batch is not None:
+            self.on_batch(self, ids, mask, n_shared, weights, k)
         n_local, t_local = out["completion_ids"].shape
         start = self.accelerator.process_index * n_local
         local = slice(start, start + n_local)
         kept = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
         if self.base_method in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact"):
-            rewards = trl_rewards(self, len(ids))[0].to(ids.device, torch.float32)
+            rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)
         if self.base_method == "reinforce_rej":  # Xiong et al. 2025: advantage r, groups with one reward dropped
             grouped = rewards.reshape(-1, k)
             kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
@@ -253,20 +241,22 @@ class LambdaGRPOTrainer(GRPOTrainer):
             return x
         return self.accelerator.gather(self.accelerator.pad_across_processes(x, dim=1, pad_index=0))
 
-    def _log_tree_metrics(self, n_shared, duplicates, mask, weights, k):
-        mode = "train" if self.model.training else "eval"
-        stats = size_statistics(n_shared, k, duplicates)
-        valid = mask.float()
-        metrics = {
-            "lambda/weight_mean": (weights * valid).sum() / valid.sum().clamp(min=1),
-            "lambda/shared_token_frac": ((n_shared > 1) & mask).sum() / valid.sum().clamp(min=1),
-            "tree/flat_frac": stats["flat"].float().mean(),
-            "tree/path_depth": stats["path_depth"].float().mean(),
-            "tree/intermediate_proportion": stats["intermediate_proportion"].mean(),
-            "tree/duplicate_frac": (duplicates > 1).float().mean(),
-        }
-        for name, value in metrics.items():
-            self._metrics[mode][name].append(value.item())
+    def logged_rewards(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards and advantages of the last `n` completions scored, gathered over processes (float64, shape (n,)).
+
+        TRL's batch dict lacks the raw rewards: `_generate_and_score_completions` logs every reward function's column
+        to `self._logs["rewards"]` and the advantages to `self._logs["advantages"]` (deques of the generation batch
+        size), in generation order. The reward is combined as TRL logs it: Σ_f w_f·r_f over the functions that scored
+        (NaN if none did).
+        """
+        logs = self._logs
+        if len(logs["advantages"]) < n:
+            raise ValueError(f"trainer logged {len(logs['advantages'])} completions, fewer than the {n} asked for")
+        per_func = torch.tensor([list(logs["rewards"][name])[-n:] for name in self.reward_func_names],
+                                dtype=torch.float64).T  # (n, F)
+        rewards = (per_func * self.reward_weights.detach().cpu().double()).nansum(1)
+        rewards[per_func.isnan().all(1)] = float("nan")
+        return rewards, torch.tensor(list(logs["advantages"])[-n:], dtype=torch.float64)
 
     def _compute_loss(self, model, inputs):
         prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]

@@ -2,20 +2,25 @@
 # transformers and TRL costs about as much as a run), then Table 1, the seeds table and the figures.
 
 
+import json
+
+
+# One process per method runs all its cells; settings are grpo_prm.toy flags, a dict (tiny_model) as JSON.
 rule train_toy:
     output:
         toy_method_runs("{method}"),
     log:
         f"{RESULTS}/logs/toy/{{method}}.log",
     params:
-        cells=toy_cells(),
-        settings=toy_settings(),
-        threads=THREADS["train_toy"],
+        cells=[f"{n},{r_neg},{seed}" for n, r_neg, seed in toy_cells()],
+        settings=cli_args({k: json.dumps(v) if isinstance(v, dict) else v for k, v in toy_settings().items()}),
+        torch_env=torch_env("train_toy"),
     threads: THREADS["train_toy"]
     conda:
         "../../envs/cpu.yaml"
-    script:
-        "../scripts/train_toy.py"
+    shell:
+        "{params.torch_env} python -m grpo_prm.toy --method {wildcards.method:q} --cells {params.cells:q}"
+        " --out {output:q} {params.settings} > {log:q} 2>&1"
 
 
 # Table 1: target frequency over the last steps, ours beside the paper's.
