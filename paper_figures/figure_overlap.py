@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 from grpo_prm.cli import exit_on_error
 from grpo_prm.curves import load_validation
 from grpo_prm.io import save_figure
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 PANELS = [("path_depth", "path depth"), ("intermediate_proportion", "intermediate proportion")]
 

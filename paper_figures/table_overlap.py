@@ -18,7 +18,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
 

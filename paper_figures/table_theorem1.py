@@ -17,7 +17,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error
 from grpo_prm.io import save_table
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 COLUMNS = ["theorem1_groups", "theorem1_tokens", "theorem1_max_loss_diff", "theorem1_max_abs_loss",
            "theorem1_max_abs_diff"]
