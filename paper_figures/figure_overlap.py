@@ -11,17 +11,15 @@ Each run folder needs config.json, metrics.jsonl and the analysis overlap.{csv,j
 Writes <prefix>.png and <prefix>.pdf, both or neither; a bad run folder is a one-line error and a non-zero exit.
 """
 
-import argparse
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.curves import load_validation
 from grpo_prm.io import save_figure
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 PANELS = [("path_depth", "path depth"), ("intermediate_proportion", "intermediate proportion")]
 
@@ -57,9 +55,7 @@ def plot(runs) -> plt.Figure:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="analysed overlap run folders")
-    parser.add_argument("--out-prefix", required=True)
+    parser = table_parser(__doc__, "analysed overlap run folders", "<prefix>.png, .pdf and .data.csv")
     args = parser.parse_args(argv)
     runs = exit_on_error(lambda: load(args.runs))
     fig = plot(runs)

@@ -12,7 +12,6 @@ groups.parquet and final/ (the tokenizer). Writes <prefix>.png and <prefix>.pdf,
 one-line error and a non-zero exit.
 """
 
-import argparse
 import textwrap
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 from matplotlib.colors import TwoSlopeNorm
 from transformers import AutoTokenizer
 
-from grpo_prm.cli import InputError, exit_on_error
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error
 from grpo_prm.io import save_figure
 from grpo_prm.prefix_tree import build_prefix_tree, size_statistics
 from grpo_prm.process_sets import duplicate_counts, process_set_sizes
@@ -152,7 +151,7 @@ def load_group(run: Path, args):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a math_rl run folder with groups.parquet and final/")
     parser.add_argument("--step", type=int, help="training step of the group (default: pick one, see above)")
     parser.add_argument("--group", type=int, default=0, help="group within --step (0)")

@@ -8,14 +8,12 @@ Writes <prefix>.png and <prefix>.pdf (both or neither); the runs must share one 
 one-line error and a non-zero exit.
 """
 
-import argparse
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.curves import RunError, load_validation, seed_band
 from grpo_prm.io import save_figure
@@ -46,11 +44,9 @@ def load_one_cell(paths):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
+    parser = table_parser(__doc__, "finished run folders or their config.json", "<prefix>.png, .pdf and .data.csv")
     parser.add_argument("--interval", type=float, default=schema_defaults("math")["figure"]["interval"],
                         help="confidence level of the band")
-    parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
     df = exit_on_error(lambda: load_one_cell(args.runs))
     order = method_order(df.method.unique())

@@ -9,11 +9,9 @@ over the GRPO run's with the same model, β and seed) and <prefix>.md (seed mean
 per-run rows). Both or neither; a bad run folder is a one-line error and a non-zero exit.
 """
 
-import argparse
-
 import pandas as pd
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.curves import load_validation, peak_summary, peak_table
 from grpo_prm.io import save_table
 from grpo_prm.weights import METHOD_LABELS
@@ -33,9 +31,7 @@ def markdown(peaks, summary) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="finished run folders or their config.json")
-    parser.add_argument("--out-prefix", required=True)
+    parser = table_parser(__doc__, "finished run folders or their config.json", "<prefix>.md and <prefix>.csv")
     args = parser.parse_args(argv)
     peaks = exit_on_error(lambda: peak_table(load_validation(args.runs)))
     summary = peak_summary(peaks)

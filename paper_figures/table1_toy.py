@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
 from grpo_prm.toy_runs import R_DECIMALS, TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
@@ -144,12 +144,10 @@ def _tex_header(col: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
+    parser = table_parser(__doc__, "run CSVs (one per method/n/r_neg/seed)", "<prefix>.md, <prefix>.csv, <prefix>.tex")
     parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
                         help="final steps averaged per run (paper: 50)")
     parser.add_argument("--paper", required=True, help="the paper's Table 1 as CSV (n, r_neg, grpo, lambda_grpo)")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)
 
     def build() -> dict[str, str]:

@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.io import figure_savefig, write_atomic, write_text
 from grpo_prm.sample_stats import Z95
 from grpo_prm.weights import METHOD_LABELS
@@ -375,10 +375,8 @@ def figure(table: pd.DataFrame):
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", nargs="+", required=True, help="grpo_prm.evaluate result JSONs")
+    parser = table_parser(__doc__, "grpo_prm.evaluate result JSONs", "<prefix>.{md,csv,tex,png,pdf}", inputs="--results")
     parser.add_argument("--paper", required=True, help="the paper's Table 2 as CSV (reference/table2_paper.csv)")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.{md,csv,tex,png,pdf}")
     args = parser.parse_args(argv)
     table = exit_on_error(lambda: build_table2(build_ours([read_result(p) for p in args.results]),
                                                read_paper(args.paper)))

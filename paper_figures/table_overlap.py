@@ -12,13 +12,11 @@ ordered by k, larger first. Writes <prefix>.md and <prefix>.csv (both or neither
 and a non-zero exit.
 """
 
-import argparse
-
 import pandas as pd
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.io import save_table
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
 
@@ -68,10 +66,8 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="analysed overlap run folders")
+    parser = table_parser(__doc__, "analysed overlap run folders", "<prefix>.md and <prefix>.csv")
     parser.add_argument("--paper", required=True, help="the paper's counts (k, steps, groups, flat_groups, ...)")
-    parser.add_argument("--out-prefix", required=True)
     args = parser.parse_args(argv)
     table = exit_on_error(lambda: build(args.runs, args.paper))
     save_table(table, args.out_prefix, markdown(table))

@@ -11,13 +11,11 @@ largest |L_GRPO| for scale, and the largest difference of the terms that multipl
 <prefix>.md and <prefix>.csv (both or neither); a bad input is a one-line error and a non-zero exit.
 """
 
-import argparse
-
 import pandas as pd
 
-from grpo_prm.cli import exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.io import save_table
-from grpo_prm.results import load_run
+from grpo_prm.overlap_runs import load_run
 
 COLUMNS = ["theorem1_groups", "theorem1_tokens", "theorem1_max_loss_diff", "theorem1_max_abs_loss",
            "theorem1_max_abs_diff"]
@@ -48,9 +46,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="analysed overlap run folders")
-    parser.add_argument("--out-prefix", required=True)
+    parser = table_parser(__doc__, "analysed overlap run folders", "<prefix>.md and <prefix>.csv")
     args = parser.parse_args(argv)
     table = exit_on_error(lambda: build(args.runs))
     save_table(table, args.out_prefix, markdown(table))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
 from grpo_prm.toy_runs import TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
@@ -116,11 +116,9 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
+    parser = table_parser(__doc__, "run CSVs (one per method/n/r_neg/seed)", "<prefix>.md, <prefix>.csv, <prefix>.tex")
     parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
                         help="final steps averaged per run (paper: 50)")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.md, <prefix>.csv, <prefix>.tex")
     args = parser.parse_args(argv)
 
     def build() -> dict[str, str]:

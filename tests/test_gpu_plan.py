@@ -27,3 +27,13 @@ def test_paper_profile_plan_has_every_job_and_its_precision():
     assert cell["rollout_tokens"] == 1000 * 24 * 4096
     config["math"]["train"]["precision"] = "fp32"
     assert gpu_plan.plan(config)[0]["h100_hours"] > 2 * cell["h100_hours"]
+
+
+@pytest.mark.parametrize("text, expected", [(None, "No such file"), ("a: [", "not YAML"), ("math: {}", "not a GPU profile")])
+def test_bad_profile_is_one_line(tmp_path, text, expected):
+    path = tmp_path / "profile.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        gpu_plan.main([str(path)])
+    assert expected in str(exc.value.code) and "\n" not in str(exc.value.code)

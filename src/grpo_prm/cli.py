@@ -79,6 +79,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
+def table_parser(doc: str, inputs_help: str, writes: str, inputs: str = "--runs") -> argparse.ArgumentParser:
+    """The command line every table and figure script starts from: `inputs` (the result files or run folders it
+    reads, one or more) and `--out-prefix` (what it writes: `writes`); the script adds its own options."""
+    parser = OneLineParser(description=doc.split("\n\n")[0])
+    parser.add_argument(inputs, nargs="+", required=True, help=inputs_help)
+    parser.add_argument("--out-prefix", required=True, help=f"writes {writes}")
+    return parser
+
+
 def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
     """`--<field>` (or `--<field-with-dashes>`, as the workflow's `cli_args` writes) for every field of `cls`; fields
     without a default are required."""

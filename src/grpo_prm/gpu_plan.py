@@ -3,17 +3,18 @@
     python -m grpo_prm.gpu_plan config/paper.yaml
 
 Not a measurement (no GPU has been lent to this project): a roofline estimate from the H100 SXM5 datasheet
-(NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16, 67 TFLOP/s FP32) at assumed efficiencies
-(`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
+(NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16, 67 TFLOP/s FP32) at assumed
+efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
 sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
 scores the old policy's log-probs), at BF16 peak under `precision: mixed` and FP32 peak under `fp32` (the
-authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every completion runs to the length limit); the
-stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
+authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every
+completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
 """
 
-import sys
 
 import yaml
+
+from grpo_prm.cli import InputError, OneLineParser, exit_on_error
 
 HBM_BYTES_PER_S = 3.35e12
 BF16_FLOPS = 989e12
@@ -83,13 +84,24 @@ def plan(config: dict) -> list[dict]:
     return rows
 
 
+def read_plan(path: str) -> list[dict]:
+    """`plan` of a profile file; an unreadable file or a missing key is an `InputError` naming it."""
+    try:
+        with open(path) as f:
+            return plan(yaml.safe_load(f))
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not YAML ({type(e).__name__})") from None
+    except (KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a GPU profile (missing {e})") from None
+
+
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    with open(argv[0] if argv else "config/paper.yaml") as f:
-        config = yaml.safe_load(f)
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", default="config/paper.yaml", help="the profile (default: the paper's)")
+    rows = exit_on_error(lambda: read_plan(parser.parse_args(argv).config))
     print("| job | rollout tokens (≤) | validation / evaluation tokens (≤) | H100 hours (estimate) |")
     print("|---|---:|---:|---:|")
-    for r in plan(config):
+    for r in rows:
         print(f"| {r['job']} | {r['rollout_tokens'] / 1e6:.1f} M | {r['validation_tokens'] / 1e6:.1f} M "
               f"| {r['h100_hours']:.1f} |")
 

@@ -17,6 +17,10 @@ Pieces:
   Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed, but only
   after the arguments, data and model have been checked, so a rerun that fails at start destroys nothing.
 - `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
+
+One module for one training cell, read top to bottom (the run's checks, the trainer, validation, resuming, the
+command line), as a CleanRL file holds one variant; hence its length beyond 350 lines. λ-GRPO itself is not here:
+it is `grpo_prm.trainer` and `grpo_prm.weights`.
 """
 
 import contextlib

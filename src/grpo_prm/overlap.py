@@ -17,7 +17,7 @@ From a run recorded by `grpo_prm.recording`, per training step:
 
 Cost is linear in the recorded tokens: each group goes through `process_set_sizes` (O(k·T) plus O(k²) per group, no
 k² per token) and `size_statistics`. `theorem1_check` and `theorem1_losses` verify Theorem 1 on a recorded group.
-Reading the results back for tables and figures is `grpo_prm.results`; the tree drawing is
+Reading the results back for tables and figures is `grpo_prm.overlap_runs`; the tree drawing is
 `paper_figures/figure_overlap_tree.py`.
 
     python -m grpo_prm.overlap <run>/groups.parquet --out <run>/overlap --theorem1-groups 100

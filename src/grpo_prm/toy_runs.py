@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import save_figure
 from grpo_prm.weights import method_order
@@ -135,13 +135,11 @@ def figure_main(doc: str, plot: Callable, argv: list[str] | None = None) -> list
     bad input."""
     import matplotlib.pyplot as plt  # only the figure scripts pay for it (the caller has chosen the backend)
 
-    parser = OneLineParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="run CSVs (one per method/n/r_neg/seed)")
+    parser = table_parser(doc, "run CSVs (one per method/n/r_neg/seed)", "<prefix>.png and <prefix>.pdf")
     cell = schema_defaults("toy")["figure"]  # the paper's figure cell
     parser.add_argument("--n", type=int, default=cell["n"], help="shared-prefix length n of the negative paths")
     parser.add_argument("--r-neg", type=float, default=cell["r_neg"], help="reward r_neg of the near-miss paths")
     parser.add_argument("--smooth", type=int, default=10, help="moving-average window in steps; 1 disables")
-    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png and <prefix>.pdf")
     args = parser.parse_args(argv)
 
     def select() -> dict[str, list]:
