@@ -25,6 +25,7 @@ from matplotlib.colors import TwoSlopeNorm
 from transformers import AutoTokenizer
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.config import schema_defaults
 from grpo_prm.io import save_figure
 from grpo_prm.prefix_tree import build_prefix_tree, size_statistics
 from grpo_prm.process_sets import duplicate_counts, process_set_sizes
@@ -154,10 +155,12 @@ def main(argv=None) -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a math_rl run folder with groups.parquet and final/")
     parser.add_argument("--step", type=int, help="training step of the group (default: pick one, see above)")
-    parser.add_argument("--group", type=int, default=0, help="group within --step (0)")
-    parser.add_argument("--min-distinct", type=int, default=3, help="wanted distinct step rewards (3)")
-    parser.add_argument("--max-chars", type=int, default=40, help="spans longer than this are cut (40)")
-    parser.add_argument("--out-prefix", required=True)
+    tree = schema_defaults("overlap")["tree"]  # the config's overlap.tree
+    parser.add_argument("--group", type=int, default=tree["group"], help="group within --step (default: %(default)s)")
+    parser.add_argument("--min-distinct", type=int, default=tree["min_distinct_step_rewards"],
+                        help="wanted distinct step rewards (default: %(default)s)")
+    parser.add_argument("--max-chars", type=int, default=tree["max_chars"], help="spans longer than this are cut (default: %(default)s)")
+    parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png, .pdf and .data.csv")
     args = parser.parse_args(argv)
     run = Path(args.run)
     step, group, ids, mask, rewards, distinct, tokenizer = exit_on_error(lambda: load_group(run, args))
