@@ -124,8 +124,10 @@ if "${SNAKEMAKE[@]}" "${TARGET/slurmci/slurmfail}" --configfile "$WORK/wf/fail.y
   echo "slurm: the failing job was reported as a success"; tail -n 40 "$WORK/log/fail.log"; exit 1
 fi
 grep -q "Error in rule train_toy" "$WORK/log/fail.log" || { tail -n 40 "$WORK/log/fail.log"; exit 1; }
-# Slurm's job log (kept for failed jobs) holds the job's own error.
-grep -rq "must be divisible by num_heads" "$WORK/wf/results/slurm_logs" || { echo "slurm: job log lacks the error"; exit 1; }
+# The rule's log (kept for failed jobs; train_toy's shell sends the command's output there, as every rule's does)
+# holds the job's own one-line error.
+grep -q "must be divisible by num_heads" "$WORK/wf/results/slurmfail/logs/toy/lambda_grpo.log" \
+  || { echo "slurm: the rule's log lacks the error"; cat "$WORK/wf/results/slurmfail/logs/toy/lambda_grpo.log"; exit 1; }
 echo "slurm: failing job reported as failed ($((SECONDS - t0)) s)"
 # A job killed while running (as on preemption or node failure) is requeued by Slurm and the run still succeeds.
 t0=$SECONDS
