@@ -10,6 +10,7 @@ import torch
 from grpo_prm import math_rl
 from grpo_prm.data import read_problems, to_trl_dataset
 from grpo_prm.math_rl import MathRunConfig, grpo_args, run_math
+from grpo_prm.recording import BatchRecorder
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import first_boxed_end
 from grpo_prm.trainer import LambdaGRPOTrainer
@@ -94,7 +95,8 @@ def test_first_step_matches_the_hf_path_on_the_same_completions(vllm_run, tmp_pa
     args = grpo_args(hf_cfg)
     args.max_steps, args.save_strategy = 1, "no"
     trainer = LambdaGRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tokenizer,
-                                train_dataset=to_trl_dataset(read_problems(cfg.train)), rollout_func=rollout)
+                                train_dataset=to_trl_dataset(read_problems(cfg.train)), rollout_func=rollout,
+                                on_batch=BatchRecorder())  # logs lambda/* as the vLLM run's BatchRecorder did
     trainer.train()
     reward.close()
     hf = next(r for r in trainer.state.log_history if "loss" in r)
