@@ -1,4 +1,5 @@
 # Validate the config (one-line error naming the key), and name the paths every rule shares.
+import json
 import os
 import shlex
 import sys
@@ -46,6 +47,11 @@ def toy_cells():
     return [(n, float(r_neg), seed) for n in TOY["n"] for r_neg in TOY["r_neg"] for seed in TOY["seeds"]]
 
 
+def toy_cell_args():
+    """`--cells` words of grpo_prm.toy, `n,r_neg,seed`, in the order of `toy_method_runs`."""
+    return [f"{n},{r_neg},{seed}" for n, r_neg, seed in toy_cells()]
+
+
 def toy_method_runs(method):
     """One CSV per run of a method: <RESULTS>/toy/<method>/n<n>_r<r_neg>/seed<seed>.csv."""
     return [f"{RESULTS}/toy/{method}/n{n}_r{r_neg}/seed{seed}.csv" for n, r_neg, seed in toy_cells()]
@@ -82,9 +88,11 @@ def toy_outputs():
 
 
 def cli_args(settings):
-    """`--key value` flags of a grpo_prm CLI from a dict (snake_case keys; None values left out), each value quoted
-    for the shell: config strings (paths, revisions) must reach the program as they are, never run."""
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in settings.items() if v is not None)
+    """`--key value` flags of a grpo_prm CLI from a dict (snake_case keys; None values left out; a dict value as JSON,
+    which the CLIs parse), each value quoted for the shell: config strings (paths, revisions) must reach the program
+    as they are, never run."""
+    text = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in settings.items() if v is not None}
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(v)}" for k, v in text.items())
 
 
 def finished(path):

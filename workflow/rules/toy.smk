@@ -2,18 +2,15 @@
 # transformers and TRL costs about as much as a run), then Table 1, the seeds table and the figures.
 
 
-import json
-
-
-# One process per method runs all its cells; settings are grpo_prm.toy flags, a dict (tiny_model) as JSON.
+# One process per method runs all its cells; the shared settings are grpo_prm.toy flags.
 rule train_toy:
     output:
         toy_method_runs("{method}"),
     log:
         f"{RESULTS}/logs/toy/{{method}}.log",
     params:
-        cells=[f"{n},{r_neg},{seed}" for n, r_neg, seed in toy_cells()],
-        settings=cli_args({k: json.dumps(v) if isinstance(v, dict) else v for k, v in toy_settings().items()}),
+        cells=toy_cell_args(),
+        settings=cli_args(toy_settings()),
         torch_env=torch_env("train_toy"),
     threads: THREADS["train_toy"]
     conda:
