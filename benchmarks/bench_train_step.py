@@ -88,7 +88,7 @@ def lambda_work_seconds(rows, k, repeats):
     for _ in range(repeats):
         start = time.perf_counter()
         n_shared = process_set_sizes_grouped(ids, mask, k)
-        weights = token_weights(n_shared, k, "lambda_grpo")
+        weights = token_weights(n_shared, k, "lambda")
         batch_metrics(ids, mask, n_shared, weights, k)
         best = min(best, time.perf_counter() - start)
     return best

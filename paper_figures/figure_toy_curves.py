@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from grpo_prm.methods import METHOD_LABELS
 from grpo_prm.toy_runs import figure_main
-from grpo_prm.weights import METHOD_LABELS
 
 
 def plot_curves(by_method: dict[str, list], n: int, r_neg: float, smooth: int = 10) -> plt.Figure:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from grpo_prm.methods import METHOD_LABELS
 from grpo_prm.toy_runs import figure_main
-from grpo_prm.weights import METHOD_LABELS
 
 
 def seed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:

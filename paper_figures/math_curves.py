@@ -17,7 +17,7 @@ from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.curves import RunError, load_validation, seed_band
 from grpo_prm.io import save_figure
-from grpo_prm.weights import METHOD_LABELS, method_order
+from grpo_prm.methods import METHOD_LABELS, method_order
 
 
 def plot(band, level: float) -> plt.Figure:

@@ -14,7 +14,7 @@ import pandas as pd
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.curves import load_validation, peak_summary, peak_table
 from grpo_prm.io import save_table
-from grpo_prm.weights import METHOD_LABELS
+from grpo_prm.methods import METHOD_LABELS
 
 
 def markdown(peaks, summary) -> str:

@@ -19,8 +19,8 @@ import pandas as pd
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
-from grpo_prm.toy_runs import R_DECIMALS, TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
-from grpo_prm.weights import METHOD_LABELS, method_order
+from grpo_prm.methods import METHOD_LABELS, TEX_LABELS, method_order
+from grpo_prm.toy_runs import R_DECIMALS, ToyRunError, per_seed_frequencies, read_runs
 
 PAPER_COLUMNS = ("n", "r_neg", "grpo", "lambda_grpo")
 

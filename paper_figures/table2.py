@@ -34,8 +34,8 @@ import pandas as pd
 
 from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.io import figure_savefig, write_atomic, write_text
+from grpo_prm.methods import METHOD_LABELS
 from grpo_prm.sample_stats import Z95
-from grpo_prm.weights import METHOD_LABELS
 
 BENCHMARKS = {
     "aime24": "AIME24",

@@ -23,8 +23,8 @@ from scipy import stats
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
-from grpo_prm.toy_runs import TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
-from grpo_prm.weights import METHOD_LABELS, method_order
+from grpo_prm.methods import METHOD_LABELS, TEX_LABELS, method_order
+from grpo_prm.toy_runs import ToyRunError, per_seed_frequencies, read_runs
 
 REFERENCE = "lambda_grpo"
 LEVEL = 0.95

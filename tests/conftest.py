@@ -1,7 +1,6 @@
 """Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of arXiv 2509.21154)."""
 
 import copy
-import functools
 import os
 import warnings
 
@@ -12,7 +11,6 @@ from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from grpo_prm.toy import trainer_with_reference
 from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -79,11 +77,11 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
         "bf16": False, "use_cpu": True, "report_to": "none", "save_strategy": "no", "learning_rate": 1e-3,
         "disable_dropout": True, **args_overrides,
     })
-    ref = (ref_model or copy.deepcopy(model)) if beta else None
-    make = functools.partial(trainer_with_reference, copy.deepcopy(ref)) if ref else LambdaGRPOTrainer
-    trainer = make(
+    ref = copy.deepcopy(ref_model or model) if beta else None
+    trainer = LambdaGRPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
         processing_class=tokenizer, rollout_func=rollout, prefix_values=prefix_values, on_batch=on_batch,
+        ref_model=ref,
     )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop; these tests call the loss directly

@@ -10,8 +10,8 @@ from grpo_prm import config as config_module
 from grpo_prm.checkpoints import TINY_DATA
 from grpo_prm.config import schema_defaults
 from grpo_prm.math_rl import MathRunConfig
+from grpo_prm.methods import METHODS
 from grpo_prm.toy import ToyConfig
-from grpo_prm.weights import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_schema_is_package_data_not_a_repository_path():
 
 
 def test_schema_methods_are_weights_methods():
-    """toy.methods, math.methods and overlap.method all name grpo_prm.weights.METHODS (one YAML anchor)."""
+    """toy.methods, math.methods and overlap.method all name grpo_prm.methods.METHODS (one YAML anchor)."""
     props = _schema()["properties"]
     assert props["toy"]["properties"]["methods"]["items"]["enum"] == list(METHODS)
     assert props["math"]["properties"]["methods"]["items"]["enum"] == list(METHODS)

@@ -1,7 +1,8 @@
 """Each baseline's gradient against its own paper's formula written out by hand, with and without 1/|λ| weighting.
 
-Dr. GRPO (arXiv 2503.20783), Reinforce-Rej (arXiv 2504.11343) and the explicit PRM of VinePPO (arXiv 2410.01679);
-see grpo_prm.weights. The formulas below use no TRL or project code beyond the model's forward pass.
+Dr. GRPO (arXiv 2503.20783), Reinforce-Rej (arXiv 2504.11343), RLOO (arXiv 2402.14740) and the explicit PRM of
+VinePPO (arXiv 2410.01679); see grpo_prm.methods. The formulas below use no TRL or project code beyond the model's
+forward pass, and run in float64 on a float64 copy of the trainer's (float32) model.
 """
 
 import copy
@@ -9,6 +10,7 @@ import copy
 import pytest
 import torch
 
+from grpo_prm.methods import rloo_advantage
 from grpo_prm.trainer import LambdaGRPOConfig, authors_grpo_config
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
 from tests.test_trainer import brute_force_sizes, grads, perturb, trainer_gradient
@@ -26,7 +28,7 @@ def toy_value(prefix):
 
 def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8):
     """Σ_{i,t} w(i,t)·(−P·A(i,t) + D(i,t)) / normaliser, one token at a time (μ = 1: P = 1 with ∇ log π)."""
-    r = torch.tensor(rewards)
+    r = torch.tensor(rewards, dtype=torch.float64)
     groups = [list(range(g, g + K)) for g in range(0, len(rows), K)]
     adv, kept = {}, set()
     for g in groups:
@@ -37,6 +39,8 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
             a = rg - rg.mean()
         elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward; all-equal groups dropped
             a = rg
+        elif base == "rloo":  # Ahmadian et al. 2024, Eq. 6: r_i minus the mean of the k − 1 others
+            a = [rg[j] - sum(rg[o] for o in range(K) if o != j) / (K - 1) for j in range(K)]
         if base == "reinforce_rej" and bool((rg == rg[0]).all()):
             continue
         kept.update(g)
@@ -82,7 +86,7 @@ def prefix_values(model, ids, mask, rewards):
 
 
 # Dr. GRPO has one normaliser of its own; the others take either.
-CASES = [("dr_grpo", "token")] + [(b, n) for b in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact")
+CASES = [("dr_grpo", "token")] + [(b, n) for b in ("reinforce_rej", "rloo", "explicit_prm_mc", "explicit_prm_exact")
                                   for n in ("token", "sequence")]
 
 
@@ -92,18 +96,35 @@ CASES = [("dr_grpo", "token")] + [(b, n) for b in ("reinforce_rej", "explicit_pr
 def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization):
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)
+    model, ref64 = (copy.deepcopy(m).double() for m in (tiny_model, ref_model))  # the formula's, in float64
     overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
     trainer = make_trainer(tiny_model, tokenizer, base, beta, normalization, ref_model, texts=TEXTS, rewards=REWARDS,
                            tmp=str(tmp_path), num_generations=K, weighting=weighting, **overrides,
                            **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
-    model = trainer.model
-    ours = trainer_gradient(trainer, len(TEXTS))
+    ours = trainer_gradient(trainer, len(TEXTS)).double()
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
-    hand_loss(model, ref_model, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
+    hand_loss(model, ref64, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
               normalization).backward()
     expected = grads(model)
     assert expected.norm() > 0
-    assert (ours - expected).norm() / expected.norm() < 1e-5
+    assert (ours - expected).norm() / expected.norm() < 1e-6
+
+
+def test_rloo_advantage_is_the_leave_one_out_baseline_in_float64():
+    """Ahmadian et al. 2024, Eq. 6, row by row with its own loop: r_i − mean of the group's other scored rewards. An
+    unscored completion (NaN, as TRL marks it) gets 0 and leaves its neighbours' baselines; so does a row alone."""
+    k, nan = 5, float("nan")
+    r = torch.rand(4 * k, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r[7] = nan  # group 1 has 4 scored rewards
+    r[15:19] = nan  # group 3 has one, with no neighbour to compare to
+    got = rloo_advantage(r, k, None, None).advantages
+    expected = []
+    for i in range(len(r)):
+        others = [float(r[j]) for j in range(i // k * k, i // k * k + k) if j != i and not r[j].isnan()]
+        expected.append(0.0 if r[i].isnan() or not others else float(r[i]) - sum(others) / len(others))
+    expected = torch.tensor(expected, dtype=torch.float64)
+    assert got.dtype == torch.float64 and expected[0] != 0 and expected[19] == 0
+    assert (got - expected).norm() / expected.norm() < 1e-12
 
 
 def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):

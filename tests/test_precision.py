@@ -10,8 +10,8 @@ from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from grpo_prm.config import ConfigError, validate_config
-from grpo_prm.toy import ToyConfig, grpo_args, load_policy, trainer_with_reference
-from grpo_prm.trainer import PRECISIONS, authors_grpo_config
+from grpo_prm.toy import ToyConfig, grpo_args, load_policy
+from grpo_prm.trainer import PRECISIONS, LambdaGRPOTrainer, authors_grpo_config
 from tests.conftest import make_tiny_model, make_trainer
 
 
@@ -68,9 +68,9 @@ def test_toy_policy_samples_and_learns_without_dropout(tmp_path):
     model, tokenizer, _ = load_policy(cfg)
     assert dropout_active(copy.deepcopy(model))
     ref = copy.deepcopy(model)
-    trainer = trainer_with_reference(ref, model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-                                     args=grpo_args(cfg, str(tmp_path)), processing_class=tokenizer,
-                                     train_dataset=Dataset.from_dict({"prompt": [tokenizer.bos_token]}))
+    trainer = LambdaGRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                                args=grpo_args(cfg, str(tmp_path)), processing_class=tokenizer, ref_model=ref,
+                                train_dataset=Dataset.from_dict({"prompt": [tokenizer.bos_token]}))
     assert not dropout_active(trainer.model)
     assert not dropout_active(trainer.accelerator.unwrap_model(trainer.ref_model))
 

@@ -113,7 +113,7 @@ def test_bad_config_is_refused_with_one_line(tmp_path, change, message):
 
 def test_every_math_method_is_evaluated(tmp_path):
     """Each cell of math.methods (here Dr. GRPO and Reinforce-Rej too) gets its evaluation, with the identity built
-    from the matrix: the evaluate rule's cell pattern takes grpo_prm.weights.METHODS, not a list of its own."""
+    from the matrix: the evaluate rule's cell pattern takes grpo_prm.methods.METHODS, not a list of its own."""
     config = small_math_config()
     config["math"].update(methods=["grpo", "dr_grpo", "lambda_reinforce_rej"], seeds=[0])
     result = run_snakemake(tmp_path, config, "--dry-run", "--printshellcmds", "evaluation")

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.methods import resolve
 
 SCHEMA = importlib.resources.files("grpo_prm") / "config.schema.yaml"  # package data (pyproject.toml)
 
@@ -126,9 +127,10 @@ def _check_eval(ev: dict) -> None:
 
 
 def _check_trainable(method: str, where: str) -> None:
-    """The math trainer has no explicit PRM: it needs V(prefix) of every prefix, which only the toy computes."""
-    if "explicit_prm" in method:
-        raise ConfigError(f"{where}: {method!r} is toy-only (the explicit PRM needs V(prefix) of every prefix)")
+    """The math runs cannot train a toy-only method (`Base.toy_only`, e.g. the explicit PRM's V of every prefix)."""
+    toy_only = resolve(method)[0].toy_only
+    if toy_only:
+        raise ConfigError(f"{where}: {method!r} is toy-only ({toy_only})")
 
 
 def _check_math(math: dict) -> None:

@@ -20,7 +20,7 @@ Pieces:
 
 One module for one training cell, read top to bottom (the run's checks, the trainer, validation, resuming, the
 command line), as a CleanRL file holds one variant; hence its length beyond 350 lines. λ-GRPO itself is not here:
-it is `grpo_prm.trainer` and `grpo_prm.weights`.
+it is `grpo_prm.trainer`, `grpo_prm.methods` and `grpo_prm.weights`.
 """
 
 import contextlib
@@ -41,6 +41,7 @@ from grpo_prm.config import schema_defaults
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.generation import greedy_completions
 from grpo_prm.io import write_atomic
+from grpo_prm.methods import DEFAULT_METHOD
 from grpo_prm.recording import BatchRecorder, GroupRecorder, parts_dir
 from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
@@ -60,7 +61,7 @@ class MathRunConfig:
     train: str  # JSONL rows {id, problem, answer}
     val: str
     out: str
-    method: str = "lambda_grpo"
+    method: str = DEFAULT_METHOD
     beta: float = 0.0
     seed: int = 0
     steps: int = 1000

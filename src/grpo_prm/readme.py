@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
-from grpo_prm.weights import METHOD_LABELS
+from grpo_prm.methods import METHOD_LABELS
 
 LEVEL = 0.95
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.DOTALL)

@@ -34,14 +34,13 @@ import torch
 from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
+from grpo_prm.methods import DEFAULT_METHOD
 from grpo_prm.recording import BatchRecorder
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
-from grpo_prm.weights import split_method
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
 MOVES = ("L", "R")
@@ -57,7 +56,7 @@ class ToyConfig:
     """One toy run (§4.3, Table 1). Defaults come from the config schema (`toy` section), the paper's where it gives
     them."""
 
-    method: str = "lambda_grpo"
+    method: str = DEFAULT_METHOD
     n: int = 1  # paths sharing T's first n moves get r_neg
     r_neg: float = -1.0
     seed: int = 0
@@ -223,7 +222,7 @@ class TreeSampler(TreeLeaves):
 
 
 class TreeValues(TreeLeaves):
-    """V(y_{:t}) of every completion prefix for `explicit_prm_exact` / `explicit_prm_mc` (see grpo_prm.weights).
+    """V(y_{:t}) of every completion prefix for `explicit_prm_exact` / `explicit_prm_mc` (see grpo_prm.methods).
 
     One forward pass over all 2^depth leaves gives the policy's sampling distribution (logits / temperature, as TRL
     samples) of each leaf given each prefix. Exact: V(prefix) = Σ_leaf π(leaf | prefix)·r(leaf). MC: the mean reward
@@ -292,29 +291,6 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
     )
 
 
-def trainer_with_reference(ref_model, cls=LambdaGRPOTrainer, **kwargs) -> LambdaGRPOTrainer:
-    """`cls(**kwargs)` whose β-reference is `ref_model`, a model built in memory (the toy's masked head, the tests').
-
-    TRL builds the reference from the policy's Hub id or folder, which such a model lacks (and which would lose the
-    masked head). So the trainer is built with β = 0, where TRL builds none, and then given `ref_model`, set up as TRL
-    sets up its own: dropout off, prepared for evaluation, a fused log-prob head (at the trainer's log-prob
-    temperature, see `LambdaGRPOConfig.logprob_temperature`).
-    """
-    args = kwargs["args"]
-    beta, args.beta = args.beta, 0.0
-    try:
-        trainer = cls(**kwargs)
-    finally:
-        args.beta = beta
-    trainer.beta = beta
-    if args.disable_dropout:
-        disable_dropout_in_model(ref_model)
-    trainer.ref_model = trainer.accelerator.prepare_model(ref_model, evaluation_mode=True)
-    add_fused_lm_head(trainer.accelerator.unwrap_model(trainer.ref_model), trainer.logprob_temperature,
-                      args.cast_lm_head_to_fp32, ("log_probs",))
-    return trainer
-
-
 def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, TreeReward]:
     """The run's trainer (policy, reward, sampler, tree metrics and, for the explicit PRM, its V(prefix)) and its
     reward. With β > 0 the reference is the initial policy, masked head included."""
@@ -322,13 +298,11 @@ def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, T
     reward = TreeReward(cfg, move_ids)
     prompts = Dataset.from_dict({"prompt": [tokenizer.bos_token] * cfg.steps})
     args = grpo_args(cfg, output_dir)
-    base = split_method(args.method, args.weighting)[0]
-    values = (TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=base == "explicit_prm_exact")
-              if base.startswith("explicit_prm") else None)
-    make = partial(trainer_with_reference, copy.deepcopy(model)) if cfg.beta else LambdaGRPOTrainer
-    trainer = make(
+    kind = args.base.prefix_values  # "exact", "mc" or None
+    values = TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=kind == "exact") if kind else None
+    trainer = LambdaGRPOTrainer(
         model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
-        prefix_values=values, on_batch=BatchRecorder(),
+        prefix_values=values, on_batch=BatchRecorder(), ref_model=copy.deepcopy(model) if cfg.beta else None,
         rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
     )
     return trainer, reward

@@ -14,13 +14,10 @@ import pandas as pd
 from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import save_figure
-from grpo_prm.weights import method_order
+from grpo_prm.methods import method_order
 
 REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
 COST_COLUMNS = ("prm/extra_sampled_tokens", "wall_s")  # kept when present (runs before these columns lack them)
-# The method labels (`weights.METHOD_LABELS`) as the toy tables print them in LaTeX; others go through `tex_escape`.
-TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)",
-              "explicit PRM (MC)": "PRM (MC)", "explicit PRM (exact)": "PRM (exact)"}
 R_DECIMALS = 6  # r_neg is a float key: round before grouping/merging so -1.0 from two files compares equal
 
 

@@ -1,6 +1,6 @@
 """λ-GRPO as a TRL trainer: `LambdaGRPOConfig` + `LambdaGRPOTrainer` (Sullivan & Koller, arXiv 2509.21154).
 
-One trainer serves every method of `grpo_prm.weights.METHODS` (an advantage/normaliser base × a weighting);
+One trainer serves every method of `grpo_prm.methods.METHODS` (an advantage/normaliser base × a weighting);
 `method="grpo"` is plain GRPO (weight 1).
 """
 
@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import torch
 from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import add_fused_lm_head
+from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
+from grpo_prm.methods import DEFAULT_METHOD, check_method, resolve
 from grpo_prm.process_sets import process_set_sizes_grouped
-from grpo_prm.weights import check_method, split_method, token_weights
+from grpo_prm.weights import token_weights
 
 # TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
 NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
@@ -47,9 +48,10 @@ class LambdaGRPOConfig(GRPOConfig):
 
     Parameters:
         method (`str`, defaults to `"lambda_grpo"`):
-            One of `grpo_prm.weights.METHODS`: the advantage/normaliser base (`grpo`, `dr_grpo`, `reinforce_rej`,
-            `explicit_prm_mc`, `explicit_prm_exact`; papers cited in `grpo_prm.weights`), prefixed `lambda_` for
-            weight 1/|λ(i,t)| (paper Eq. 9); `"lambda_grpo_scaled"` is the scale-matched ablation.
+            One of `grpo_prm.methods.METHODS`: the advantage/normaliser base (`grpo`, `dr_grpo`, `reinforce_rej`,
+            `rloo`, `explicit_prm_mc`, `explicit_prm_exact`; papers cited in `grpo_prm.methods`), prefixed `lambda_`
+            for weight 1/|λ(i,t)| (paper Eq. 9); `"lambda_grpo_scaled"` is the scale-matched ablation. Resolved once,
+            here: `base` is its `grpo_prm.methods.Base` entry and `weighting` its weighting.
         weighting (`str` or `None`, defaults to `None`):
             `"none"`, `"lambda"` or `"lambda_scaled"`, to put the weight on a base method without renaming it
             (e.g. `method="dr_grpo", weighting="lambda"`); `None` takes the method name's. A weighting that
@@ -77,7 +79,7 @@ class LambdaGRPOConfig(GRPOConfig):
             it requires `logprob_temperature="sampling"` when `temperature != 1`.
     """
 
-    method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
+    method: str = field(default=DEFAULT_METHOD, metadata={"help": "One of grpo_prm.methods.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
     mc_continuations: int = field(default=4, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
@@ -87,12 +89,13 @@ class LambdaGRPOConfig(GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        base, self.weighting = split_method(self.method, self.weighting)
-        if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
-            raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
-                             f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
-        if base == "reinforce_rej" and self.loss_type == "dr_grpo":
-            raise ValueError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
+        self.base, self.weighting = resolve(self.method, self.weighting)  # not a field: TRL's to_dict skips it
+        base, fixed = self.base, self.base.trl_overrides
+        if any(getattr(self, key) != value for key, value in fixed.items()):
+            raise ValueError(f"method {base.name} needs {' and '.join(f'{k}={v!r}' for k, v in fixed.items())} "
+                             f"({base.label}), got {', '.join(f'{k}={getattr(self, k)!r}' for k in fixed)}")
+        if base.drops_rows and self.loss_type == "dr_grpo":
+            raise ValueError(f"method {base.name} drops groups from the normaliser; loss_type='dr_grpo' has a "
                              "constant one: use loss_type 'dapo' or 'grpo'")
         if self.mc_continuations < 1:
             raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
@@ -122,14 +125,13 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
-    `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these. A `dr_grpo` method
-    brings its own normaliser and advantage (TRL's `loss_type="dr_grpo"`, `scale_rewards="none"`) in place of
-    `loss_normalization`.
+    `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these. A method whose
+    paper fixes TRL settings (`Base.trl_overrides`: Dr. GRPO's `loss_type="dr_grpo"`, `scale_rewards="none"`) brings
+    them in place of `loss_normalization`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
-    if split_method(fields.get("method", "lambda_grpo"))[0] == "dr_grpo":  # its paper's normaliser and advantage
-        fields = {"loss_type": "dr_grpo", "scale_rewards": "none"} | fields
+    fields = resolve(fields.get("method", DEFAULT_METHOD))[0].trl_overrides | fields
     authors = {
         "loss_type": LOSS_TYPE[loss_normalization],
         "bf16": precision == "mixed",
@@ -148,27 +150,34 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
 class LambdaGRPOTrainer(GRPOTrainer):
     """Trainer for λ-GRPO (https://huggingface.co/papers/2509.21154): GRPO with every token's loss term divided by the
-    size of its process set |λ(i,t)| (Eq. 9), and the baselines of `grpo_prm.weights` that change the same terms
+    size of its process set |λ(i,t)| (Eq. 9), and the baselines of `grpo_prm.methods` that change the same terms
     (advantage, normaliser, weight). The weight itself is `grpo_prm.weights.token_weights`.
 
     The changes w.r.t. `GRPOTrainer` are in three methods; everything else (generation, rewards, weight syncing,
     logging) is inherited unchanged:
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
-      across processes when a group is split over them) before TRL shuffles and splits the batch. Reinforce-Rej
-      replaces the advantage by the raw reward and zeroes the weights (and the normaliser's count) of groups whose
-      rewards are all equal; the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token. Here the `on_batch`
+      across processes when a group is split over them) before TRL shuffles and splits the batch. A base with an
+      advantage function (`grpo_prm.methods.Base.advantage`) replaces TRL's advantage by its own, computed on the
+      whole batch, and may drop rows (zero weights, out of the normaliser's count); e.g. Reinforce-Rej's raw reward,
+      RLOO's leave-one-out baseline, the explicit PRM's V(y_{:t+1}) − V(y_{:t}) per token. Here the `on_batch`
       hook sees each whole batch.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
       scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
-    - `__init__` takes `prefix_values` and `on_batch`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
+    - `__init__` takes `prefix_values`, `on_batch` and `ref_model`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
       float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces the fused log-prob
       heads that TRL puts on the policy and its reference by ones at temperature 1, so that policy, old and reference
       log-probs all come from the raw logits as in the authors' loss, while generation keeps `temperature`.
 
     `prefix_values` (optional): `f(model, completion_ids, completion_mask, rewards) -> (V, n_sampled)` with V of shape
     (B, T + 1), V[:, t] the value of the first t completion tokens (V at a row's length is its reward), and
-    n_sampled the tokens sampled to estimate it. Required by `explicit_prm_exact` (the toy enumerates its leaves)
-    and by `explicit_prm_mc`, whose K = `mc_continuations` continuations only the caller can score.
+    n_sampled the tokens sampled to estimate it. Required by the bases with `Base.prefix_values`: `explicit_prm_exact`
+    (the toy enumerates its leaves) and `explicit_prm_mc`, whose K = `mc_continuations` continuations only the
+    caller can score.
+
+    `ref_model` (optional): the β-reference as a model in memory (the toy's masked head, the tests'). TRL builds its
+    reference from the policy's Hub id or folder, which such a model lacks (and which would lose the masked head), so
+    with `ref_model` TRL builds none (it is built at β = 0) and this one is set up as TRL sets up its own: dropout
+    off, prepared for evaluation, a fused log-prob head at the log-prob temperature.
 
     `on_batch` (optional): called once per generated batch, on every process and in training and evaluation alike,
     as `on_batch(trainer, completion_ids, completion_mask, process_set_sizes, weights, group_size)` with all
@@ -179,24 +188,36 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     args: LambdaGRPOConfig
 
-    def __init__(self, *posargs, prefix_values=None, on_batch=None, **kwargs):
+    def __init__(self, *posargs, prefix_values=None, on_batch=None, ref_model=None, **kwargs):
         args = kwargs["args"]
-        self.base_method = split_method(args.method, args.weighting)[0]
-        if self.base_method.startswith("explicit_prm") and prefix_values is None:
+        if args.base.prefix_values and prefix_values is None:
             raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
         self.prefix_values, self.on_batch = prefix_values, on_batch
-        super().__init__(*posargs, **kwargs)
+        beta = args.beta
+        if ref_model is not None:
+            args.beta = 0.0  # TRL then builds no reference of its own
+        try:
+            super().__init__(*posargs, **kwargs)
+        finally:
+            args.beta = beta
         self._check_master_weights()
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
         # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
+        heads = []
         if self.logprob_temperature != self.temperature:
             policy = self.model.get_base_model() if is_peft_model(self.model) else self.model
             heads = [(policy, ("log_probs", "entropy"))]
             if self.ref_model is not None:
                 heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
-            for m, outputs in heads:
-                add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
+        if ref_model is not None:  # set up as TRL sets up its own, head included
+            self.beta = beta
+            if args.disable_dropout:
+                disable_dropout_in_model(ref_model)
+            self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+            heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
+        for m, outputs in heads:
+            add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
 
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
@@ -216,21 +237,24 @@ class LambdaGRPOTrainer(GRPOTrainer):
         start = self.accelerator.process_index * n_local
         local = slice(start, start + n_local)
         kept = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
-        if self.base_method in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact"):
+        base = self.args.base
+        if base.advantage is not None:  # else TRL's group advantage stands (GRPO, Dr. GRPO)
+            metrics = self._metrics["train" if self.model.training else "eval"]
             rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)
-        if self.base_method == "reinforce_rej":  # Xiong et al. 2025: advantage r, groups with one reward dropped
-            grouped = rewards.reshape(-1, k)
-            kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
-            weights = weights * kept[:, None]
-            out["advantages"] = rewards[local]
-            out["num_items_in_batch"] = (mask & kept[:, None]).sum()  # the token normaliser counts kept rows only
-            self._metrics["train" if self.model.training else "eval"]["rej/kept_frac"].append(kept.float().mean().item())
-        elif self.base_method.startswith("explicit_prm"):  # VinePPO: A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1
-            with torch.no_grad():
-                values, n_sampled = self.prefix_values(self.model, ids, mask, rewards)
-            step = (values[:, 1:] - values[:, :-1]) * mask
-            out["advantages"] = step[local, :t_local].to(out["advantages"].dtype)
-            self._metrics["train" if self.model.training else "eval"]["prm/extra_sampled_tokens"].append(n_sampled)
+            values = None
+            if base.prefix_values:
+                with torch.no_grad():
+                    values, n_sampled = self.prefix_values(self.model, ids, mask, rewards)
+                metrics["prm/extra_sampled_tokens"].append(n_sampled)
+            adv = base.advantage(rewards, k, mask, values)
+            a = adv.advantages
+            out["advantages"] = (a[local] if a.dim() == 1 else a[local, :t_local]).to(out["advantages"].dtype)
+            if adv.kept is not None:
+                kept = adv.kept
+                weights = weights * kept[:, None]
+                out["num_items_in_batch"] = (mask & kept[:, None]).sum()  # the token normaliser counts kept rows only
+            for name, value in (adv.metrics or {}).items():
+                metrics[name].append(value)
         out["lambda_weights"] = weights[local, :t_local]
         out["kept_rows"] = kept[local]
         return out

@@ -6,7 +6,7 @@ import sys
 
 from grpo_prm.cli import CPU_ENV, THREADS_ENV
 from grpo_prm.config import ConfigError, math_learning_rate, validate_config
-from grpo_prm.weights import METHODS
+from grpo_prm.methods import METHODS
 
 try:
     config.update(validate_config(config))
@@ -29,7 +29,7 @@ def torch_env(rule):
     return " ".join(f"{k}={v}" for k, v in {THREADS_ENV: THREADS[rule], **CPU_ENV}.items())
 
 
-# grpo_prm.weights.METHODS, longest first (a regex alternation tries its branches in order).
+# grpo_prm.methods.METHODS, longest first (a regex alternation tries its branches in order).
 METHOD_PATTERN = "|".join(sorted(METHODS, key=len, reverse=True))
 
 
