@@ -183,7 +183,8 @@ def test_mc_prefix_values_converge_to_exact():
     assert errors[-1] < 0.02 and errors[-1] < errors[0]
 
 
-@pytest.mark.parametrize("method", ["dr_grpo", "reinforce_rej", "lambda_rloo", "explicit_prm_mc", "lambda_explicit_prm_exact"])
+@pytest.mark.parametrize("method", ["dr_grpo", "reinforce_rej", "lambda_rloo", "explicit_prm_mc",
+                                    "lambda_explicit_prm_exact"])
 def test_every_method_runs_on_the_toy_and_reports_its_cost(method):
     run = run_toy(ToyConfig(model="tiny", method=method, steps=3, group_size=8, seed=1, mc_continuations=2))
     assert list(run.step) == [1, 2, 3] and (run.wall_s > 0).all()

@@ -163,10 +163,11 @@ class LambdaGRPOTrainer(GRPOTrainer):
       hook sees each whole batch.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
       scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
-    - `__init__` takes `prefix_values`, `on_batch` and `ref_model`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
-      float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces the fused log-prob
-      heads that TRL puts on the policy and its reference by ones at temperature 1, so that policy, old and reference
-      log-probs all come from the raw logits as in the authors' loss, while generation keeps `temperature`.
+    - `__init__` takes `prefix_values`, `on_batch` and `ref_model`; refuses trainable weights in bf16/fp16 unless
+      DeepSpeed keeps float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces
+      the fused log-prob heads that TRL puts on the policy and its reference by ones at temperature 1, so that
+      policy, old and reference log-probs all come from the raw logits as in the authors' loss, while generation
+      keeps `temperature`.
 
     `prefix_values` (optional): `f(model, completion_ids, completion_mask, rewards) -> (V, n_sampled)` with V of shape
     (B, T + 1), V[:, t] the value of the first t completion tokens (V at a row's length is its reward), and
@@ -184,6 +185,20 @@ class LambdaGRPOTrainer(GRPOTrainer):
     processes' rows in generation order (whole groups, unshuffled) and the (B, T) |λ| and weights. Metrics it appends
     to `trainer._metrics` are logged with the step's. The runs pass `grpo_prm.recording.BatchRecorder` (tree
     statistics, recorded groups); `logged_rewards` gives it the batch's rewards.
+
+    Design note (issue 27, not implemented): λ at one seam of TRL's own `_compute_loss` instead of a second loss.
+    Every term of TRL's per-token loss ℓ(i,t) (clipped policy term of any loss type, k3 KL with or without bias
+    correction, IS and off-policy masks, tool masks) reaches the parameters only through the per-token log-prob
+    logps[i, t], or the entropy H[i, t] for the entropy bonus. Since w(i,t) is a constant,
+    ∇(w·ℓ)(i,t) = w(i,t)·∂ℓ/∂logps[i,t]·∇logps[i,t], so a backward hook `logps.register_hook(lambda g: g * w)` (and
+    one on H) gives exactly the gradient of Σ w·ℓ / normaliser with TRL's normaliser, for every option at once. The
+    seam: `_compute_loss` keeps `inputs["lambda_weights"]` of its micro-batch, then calls TRL's; the override of
+    `_get_per_token_logps_and_entropies` registers the hooks when its output requires grad (the old and reference
+    passes run without). The advantages stay in `_generate_and_score_completions` (the bases' functions; TRL takes
+    (B, T) advantages), and rows a base drops leave through `completion_mask` (out of loss and normaliser, as now).
+    Not exact where a loss couples a sequence's tokens (`importance_sampling_level="sequence"`, `luspo`, `vespo`'s
+    sequence weight): there the hook scales token t's share of a sequence-level factor, so derive "divide the
+    token's term by |λ|" for it or refuse it. TRL's logged loss is then unweighted; log the weighted one beside it.
     """
 
     args: LambdaGRPOConfig
