@@ -106,9 +106,11 @@ BASES = {b.name: b for b in (
          toy_only=PRM_TOY_ONLY),
 )}
 
-# weighting (`grpo_prm.weights.WEIGHTINGS`) -> (method name, label, TeX label) of a base with it
+# weighting (`grpo_prm.weights.WEIGHTINGS`) -> (method name, label, TeX label) of a base with it. The TeX label of a
+# λ-weighted method is formed from the base's full label, as the toy tables have always printed it (labels hold no
+# TeX special characters).
 NAMES = {
-    "none": ("{}", "{}", "{}"),
+    "none": ("{}", "{}", None),  # the base's own TeX label
     "lambda": ("lambda_{}", "λ-{}", r"$\lambda$-{}"),
     "lambda_scaled": ("lambda_{}_scaled", "λ-{} (scale-matched)", r"$\lambda$-{} (scale-m.)"),
 }
@@ -116,7 +118,7 @@ NAMES = {
 
 def _named(base: Base, weighting: str) -> tuple[str, str, str]:
     name, label, tex = NAMES[weighting]
-    return name.format(base.name), label.format(base.label), tex.format(base.tex_label)
+    return name.format(base.name), label.format(base.label), base.tex_label if tex is None else tex.format(base.label)
 
 
 # method name -> (base, weighting), in the tables' and figures' order
