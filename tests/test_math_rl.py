@@ -85,9 +85,9 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dr_grpo", "lambda_reinforce_rej"])
+@pytest.mark.parametrize("method", ["dr_grpo", "lambda_reinforce_rej", "rloo"])
 def test_baseline_methods_run_in_the_math_matrix(checkpoint, data, tmp_path, method):
-    """Dr. GRPO and Reinforce-Rej (grpo_prm.methods) go through the math run as λ-GRPO does."""
+    """Dr. GRPO, Reinforce-Rej and RLOO (grpo_prm.methods) go through the math run as λ-GRPO does."""
     out = run_math(small_config(checkpoint, data, tmp_path / "run", method=method, steps=2, val_every=2))
     recs = [r for r in records(out) if "loss" in r]
     assert [r["step"] for r in recs] == [1, 2]
