@@ -39,7 +39,7 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
             a = rg - rg.mean()
         elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward; all-equal groups dropped
             a = rg
-        elif base == "rloo":  # Ahmadian et al. 2024, Eq. 6: r_i minus the mean of the k − 1 others
+        elif base == "rloo":  # Ahmadian et al. 2024 (RLOO): r_i minus the mean of the k − 1 others
             a = [rg[j] - sum(rg[o] for o in range(K) if o != j) / (K - 1) for j in range(K)]
         if base == "reinforce_rej" and bool((rg == rg[0]).all()):
             continue
@@ -111,7 +111,7 @@ def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, b
 
 
 def test_rloo_advantage_is_the_leave_one_out_baseline_in_float64():
-    """Ahmadian et al. 2024, Eq. 6, row by row with its own loop: r_i − mean of the group's other scored rewards. An
+    """Ahmadian et al. 2024 (RLOO), row by row with its own loop: r_i − mean of the group's other scored rewards. An
     unscored completion (NaN, as TRL marks it) gets 0 and leaves its neighbours' baselines; so does a row alone."""
     k, nan = 5, float("nan")
     r = torch.rand(4 * k, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

@@ -8,8 +8,8 @@ the per-token weight w(i,t) of the λ-GRPO objective (§4, arXiv 2509.21154; `gr
   (batch size × max completion length); TRL's `scale_rewards="none"`, `loss_type="dr_grpo"`.
 - `reinforce_rej`: Reinforce-Rej (Xiong et al. 2025, arXiv 2504.11343): advantage = the raw reward r (REINFORCE,
   no baseline); groups whose rewards are all equal are dropped from the loss and from its normaliser.
-- `rloo`: RLOO (Ahmadian et al. 2024, arXiv 2402.14740, Eq. 6): advantage r_i − the mean of the group's other k − 1
-  rewards (a leave-one-out baseline, no std scaling), the configured normaliser.
+- `rloo`: REINFORCE leave-one-out, RLOO (Ahmadian et al. 2024, arXiv 2402.14740): advantage r_i − the mean of the
+  group's other k − 1 rewards (no std scaling), the configured normaliser.
 - `explicit_prm_mc`: an explicit Monte-Carlo process reward as in VinePPO (Kazemnejad et al. 2024, arXiv
   2410.01679): token t's advantage is V(y_{:t+1}) − V(y_{:t}) (γ = 1, the outcome reward at the end), V(prefix)
   the mean reward of K fresh continuations of the prefix.
@@ -61,7 +61,7 @@ def reinforce_rej_advantage(rewards, k, mask, values) -> Advantage:
 
 
 def rloo_advantage(rewards, k, mask, values) -> Advantage:
-    """Ahmadian et al. 2024, Eq. 6: r_i − (1/(k−1)) Σ_{j≠i} r_j. An unscored completion (reward NaN, as TRL marks
+    """Ahmadian et al. 2024 (RLOO): r_i − (1/(k−1)) Σ_{j≠i} r_j. An unscored completion (reward NaN, as TRL marks
     it) gets advantage 0 and leaves the other rows' baselines, as in TRL's GRPO; so does a row with no scored
     neighbour."""
     grouped = rewards.reshape(-1, k)
