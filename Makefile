@@ -43,6 +43,6 @@ report: setup
 golden: setup
 	. $(VENV)/bin/activate && python -m tests.golden
 
-# The README's run-derived numbers (its <!-- numbers:NAME --> blocks), rewritten from paper_figures/default/.
+# The run-derived numbers of README.md and docs/*.md (their <!-- numbers:NAME --> blocks), rewritten from paper_figures/default/.
 readme: setup
-	. $(VENV)/bin/activate && python -m grpo_prm.readme --readme README.md --figures paper_figures/default
+	. $(VENV)/bin/activate && python -m grpo_prm.readme --figures paper_figures/default

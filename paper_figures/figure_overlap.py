@@ -4,7 +4,7 @@ Usage:
     python paper_figures/figure_overlap.py --runs results/<profile>/overlap/<model>/k*/ \
         --out-prefix paper_figures/<profile>/figure_overlap
 
-Columns: greedy validation reward; path depth; intermediate proportion (definitions in the README and
+Columns: greedy validation reward; path depth; intermediate proportion (definitions in docs/method.md and
 `grpo_prm.prefix_tree`). Path depth and proportion are drawn per training step (mean and median over the step's
 trajectories) and cumulatively (mean over every trajectory so far), since the paper's monotone curves may be either.
 Each run folder needs config.json, metrics.jsonl and the analysis overlap.{csv,json} (`python -m grpo_prm.overlap`).

@@ -13,7 +13,7 @@ nothing; bad input exits non-zero with a one-line error.
 
 Metric: per cell, accuracy averaged over seeds and samples (avg@n). Its ± is the standard error over problems of
 the per-problem score averaged over seeds and samples, std(ddof=1)/sqrt(n): clustered by problem, so it counts
-both which problems a benchmark holds and which samples were drawn (grpo_prm.sample_stats); with one seed and one
+both which problems a benchmark holds and which samples were drawn (grpo_prm.stats); with one seed and one
 sample it is the paper's (and lm-eval's) sqrt(p(1-p)/(n-1)). Avg is the unweighted mean of the five benchmarks.
 Marking (the paper's colours of λ-GRPO cells, strict inequality): green beats GRPO (same model and β) and Base,
 yellow only GRPO, orange only Base, red neither. A difference is supported by the intervals (marked `*`) where its
@@ -34,7 +34,7 @@ import pandas as pd
 
 from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.io import figure_savefig, write_atomic, write_text
-from grpo_prm.sample_stats import Z95
+from grpo_prm.stats import Z95
 from grpo_prm.weights import METHOD_LABELS
 
 BENCHMARKS = {

@@ -1,4 +1,4 @@
-"""The GPU cost plan (README, "GPU cost plan"): the roofline arithmetic and its precision dependence."""
+"""The GPU cost plan (docs/operations.md, "GPU cost plan"): the roofline arithmetic and its precision dependence."""
 
 from pathlib import Path
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from grpo_prm import stats
 from grpo_prm.cli import InputError
 
 KEYS = ["model", "beta", "method"]
@@ -56,11 +56,7 @@ def load_validation(paths) -> pd.DataFrame:
 
 def seed_band(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Mean over seeds and the `level` Student-t interval of the mean, per (model, β, method, step)."""
-    g = df.groupby([*KEYS, "step"]).accuracy
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    t = stats.t.ppf(0.5 + level / 2, np.maximum(out.n - 1, 1))
-    half = np.where(out.n > 1, t * out.sd / np.sqrt(out.n), 0.0)
-    return out.assign(lo=out["mean"] - half, hi=out["mean"] + half).drop(columns="sd")
+    return stats.seed_band(df.groupby([*KEYS, "step"]).accuracy, level)
 
 
 def peak_table(df: pd.DataFrame) -> pd.DataFrame:

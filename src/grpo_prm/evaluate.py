@@ -10,9 +10,9 @@ problem; `open_rs_query`: Open-RS's query template around the problem, no system
 (`--temperature 0`) or sampled at `--temperature`/`--top-p`, up to `--max-gen-toks` new tokens (EOS ends earlier),
 `--samples` n seeded samples per problem (`--seed` seeds Python, NumPy, torch and vLLM). Every sample is scored by
 `grpo_prm.extractive_match` (lighteval's math-verify extractive match, as Open-RS ran it), not the training reward.
-The config's `eval.protocols` names these settings (README: "Evaluation protocols").
+The config's `eval.protocols` names these settings (docs/evaluation.md: "Evaluation protocols").
 
-Statistics (`grpo_prm.sample_stats`): accuracy is avg@n, the mean over problems of each problem's share of correct
+Statistics (`grpo_prm.stats`): accuracy is avg@n, the mean over problems of each problem's share of correct
 samples; its stderr is clustered by problem, std(ddof=1)/sqrt(N) of those shares (with n = 1 the paper's
 sqrt(p(1-p)/(N-1))), with a normal 95 % interval; pass@k for k in 1, 2, 4, …, n (unbiased, Chen et al. 2021).
 
@@ -38,7 +38,7 @@ ends with one line naming the culprit, a non-zero exit, and nothing written.
 
 Why one module of ~390 lines: it is the whole path of one evaluation, read top to bottom (checks, the lm-eval call,
 the result record, the command line), as a CleanRL file holds one variant. What can be reused elsewhere lives
-apart: the scorer (`extractive_match`), the statistics (`sample_stats`), the tasks (`lm_eval_tasks`), the data
+apart: the scorer (`extractive_match`), the statistics (`stats`), the tasks (`lm_eval_tasks`), the data
 (`data`).
 """
 
@@ -58,7 +58,7 @@ from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
-from grpo_prm.sample_stats import Z95, avg_at_n, pass_at_k, pass_ks
+from grpo_prm.stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
 IDENTITY_KEYS = ("model", "beta", "method", "seed")  # what paper_figures/table2.py groups by

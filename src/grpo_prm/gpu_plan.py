@@ -8,7 +8,7 @@ efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each ste
 sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
 scores the old policy's log-probs), at BF16 peak under `precision: mixed` and FP32 peak under `fp32` (the
 authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every
-completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
+completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (docs/operations.md, "GPU cost plan").
 """
 
 
