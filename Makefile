@@ -25,8 +25,11 @@ reproduce: setup
 test: setup
 	. $(VENV)/bin/activate && python -m pytest -ra
 
+# Lint gates (CI runs them too): ruff's rules and line length, ruff's formatting, snakefmt on the workflow files.
+PY_DIRS := src tests tests_vllm benchmarks paper_figures
 lint: setup
-	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures && snakemake --lint
+	. $(VENV)/bin/activate && ruff check $(PY_DIRS) && ruff format --check $(PY_DIRS) \
+	  && snakefmt --check Snakefile workflow/rules && snakemake --lint
 
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of arXiv 2509.21154)."""
+"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of
+arXiv 2509.21154)."""
 
 import copy
 import functools

@@ -1,4 +1,5 @@
-"""The trainer's gradient against the paper's formula written out by hand (Eq. 2a, the λ-GRPO objective of §4), and Theorem 1."""
+"""The trainer's gradient against the paper's formula written out by hand (Eq. 2a, the λ-GRPO objective of §4), and
+Theorem 1."""
 
 import copy
 

@@ -21,8 +21,9 @@ vllm = pytest.importorskip("vllm")
 
 
 class DigitReward(MathReward):
-    """1 if the completion's character codes sum to an even number: rewards that vary on a random model's completions (math-verify would score
-    them all 0, leaving advantages and loss at 0), so the comparison below has a loss to compare."""
+    """1 if the completion's character codes sum to an even number: rewards that vary on a random model's completions
+    (math-verify would score them all 0, leaving advantages and loss at 0), so the comparison below has a loss to
+    compare."""
 
     def score(self, completion, gold):
         return float(sum(map(ord, completion)) % 2 == 0)

@@ -4,11 +4,12 @@
 
 Not a measurement (no GPU has been lent to this project): a roofline estimate from the H100 SXM5 datasheet
 (NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16, 67 TFLOP/s FP32) at assumed
-efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
-sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
+efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once
+and every sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
 scores the old policy's log-probs), at BF16 peak under `precision: mixed` and FP32 peak under `fp32` (the
 authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every
-completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (docs/operations.md, "GPU cost plan").
+completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived
+from these hours (docs/operations.md, "GPU cost plan").
 """
 
 

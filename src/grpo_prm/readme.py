@@ -2,15 +2,15 @@
 `paper_figures/<profile>/`.
 
     python -m grpo_prm.readme                 # rewrite the number blocks of README.md and docs/*.md (make readme)
-    python -m grpo_prm.readme --check         # exit 1, naming the blocks, if a document differs from what it would write
+    python -m grpo_prm.readme --check         # exit 1, naming the blocks, if a document differs from what it writes
 
 A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers -->`; everything outside the blocks is left
 alone. Each NAME in `BLOCKS` renders one block from the tables (CSV) of the profile's folder.
 
 Claims carry their intervals (all from `grpo_prm.stats`): a table cell is a mean with its 95 % Student-t interval
-over seeds and the seed count, and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval of the difference of two means
-excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are accuracies with a standard error over
-problems; their difference gets the normal interval from the two standard errors.
+over seeds and the seed count, and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval
+of the difference of two means excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are
+accuracies with a standard error over problems; their difference gets the normal interval from the two standard errors.
 
 Every block's renderer sits in this one module (a few lines each, in README order), so a README claim and the code
 that words it are found together; hence its length beyond 350 lines.
@@ -221,7 +221,8 @@ def table2_ours(figures: Path) -> str:
             cells = [f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
                      + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
                      for _, r in got.iterrows()]
-            line = (f"- **{model}, {bench}, {source.removeprefix('ours').lstrip(':, ')} protocol** (mean over seeds and samples ± "
+            protocol = source.removeprefix("ours").lstrip(":, ")
+            line = (f"- **{model}, {bench}, {protocol} protocol** (mean over seeds and samples ± "
                     f"standard error clustered by problem): {', '.join(cells)}.")
             for beta, at_beta in got[got.method != "base"].groupby("beta", sort=False):
                 methods = at_beta.set_index("method")

@@ -1,4 +1,5 @@
-"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (github.com/coli-saar/grpo-prm; arXiv 2509.21154 §5).
+"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (github.com/coli-saar/grpo-prm;
+arXiv 2509.21154 §5).
 
 A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equivalent to the gold answer, else 0.0.
 

@@ -118,7 +118,8 @@ class LambdaGRPOConfig(GRPOConfig):
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
-    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared by the toy and the math runs.
+    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared
+    by the toy and the math runs.
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
