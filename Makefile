@@ -23,7 +23,7 @@ reproduce: setup
 	. $(VENV)/bin/activate && snakemake --cores $(CORES) --forceall $(SNAKEMAKE_ARGS)
 
 test: setup
-	. $(VENV)/bin/activate && python -m pytest -ra
+	. $(VENV)/bin/activate && python -m pytest -ra --runslow
 
 # Lint gates (CI runs them too): ruff's rules and line length, ruff's formatting, snakefmt on the workflow files.
 PY_DIRS := src tests tests_vllm benchmarks paper_figures

@@ -16,7 +16,7 @@ import figure_toy_methods
 import table_toy_seeds
 
 from grpo_prm import toy_runs
-from tests.test_paper_figures import write_run
+from tests.helpers import write_run
 
 
 def seeded_runs(root, steps=60):

@@ -14,7 +14,7 @@ from grpo_prm.recording import BatchRecorder
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import first_boxed_end
 from grpo_prm.trainer import LambdaGRPOTrainer
-from tests.test_math_rl import checkpoint, data, records, small_config  # noqa: F401
+from tests.helpers import checkpoint, data, records, small_config  # noqa: F401 (fixtures)
 from tests_vllm.test_vllm_stop import vllm_checkpoint  # noqa: F401
 
 vllm = pytest.importorskip("vllm")

@@ -11,6 +11,7 @@ from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
+from grpo_prm.errors import SettingError
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
@@ -32,13 +33,13 @@ def check_run_settings(method: str, group_size: int, loss_normalization: str, pr
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
     check_method(method)
     if group_size < 2:
-        raise ValueError(f"group_size must be at least 2, got {group_size}")
+        raise SettingError(f"group_size must be at least 2, got {group_size}")
     if loss_normalization not in LOSS_TYPE:
-        raise ValueError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
+        raise SettingError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if logprob_temperature not in LOGPROB_TEMPERATURES:
-        raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+        raise SettingError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
 
 
 @dataclass
@@ -89,19 +90,19 @@ class LambdaGRPOConfig(GRPOConfig):
         super().__post_init__()
         base, self.weighting = split_method(self.method, self.weighting)
         if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
-            raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
+            raise SettingError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
                              f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
         if base == "reinforce_rej" and self.loss_type == "dr_grpo":
-            raise ValueError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
+            raise SettingError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
                              "constant one: use loss_type 'dapo' or 'grpo'")
         if self.mc_continuations < 1:
-            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
+            raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
-            raise ValueError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
+            raise SettingError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
                              f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
         if (self.use_vllm and self.vllm_importance_sampling_correction and self.temperature != 1.0
                 and self.logprob_temperature == "raw"):
-            raise ValueError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
+            raise SettingError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
                              "sampling log-probs are temperature-scaled, the raw ones are not")
         unsupported = {
             "loss_type": self.loss_type not in NORMALIZATION,
@@ -114,7 +115,7 @@ class LambdaGRPOConfig(GRPOConfig):
         }
         bad = [k for k, v in unsupported.items() if v]
         if bad:
-            raise ValueError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
+            raise SettingError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
@@ -128,7 +129,7 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
     `loss_normalization`.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if split_method(fields.get("method", "lambda_grpo"))[0] == "dr_grpo":  # its paper's normaliser and advantage
         fields = {"loss_type": "dr_grpo", "scale_rewards": "none"} | fields
     authors = {
@@ -184,7 +185,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
         args = kwargs["args"]
         self.base_method = split_method(args.method, args.weighting)[0]
         if self.base_method.startswith("explicit_prm") and prefix_values is None:
-            raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
+            raise SettingError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
         self.prefix_values, self.on_batch = prefix_values, on_batch
         super().__init__(*posargs, **kwargs)
         self._check_master_weights()
@@ -202,7 +203,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
         if low and not self.is_deepspeed_enabled:
-            raise ValueError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
+            raise SettingError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
                              "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights")
 
     def _generate_and_score_completions(self, inputs):
