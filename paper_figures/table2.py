@@ -91,7 +91,10 @@ def read_paper(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    paper = pd.read_csv(path)
+    try:
+        paper = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: unreadable CSV ({type(e).__name__})") from None
     needed = KEYS + [c for b in BENCHMARKS for c in (b, f"{b}_stderr")] + ["avg"]
     missing = [c for c in needed if c not in paper.columns]
     if missing:

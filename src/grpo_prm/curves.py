@@ -38,8 +38,11 @@ def _read_run(config_path: Path) -> pd.DataFrame:
     if not vals:
         raise RunError(f"{folder}/metrics.jsonl: no validation records")
     df = pd.DataFrame(vals, columns=["step", "accuracy"]).drop_duplicates("step", keep="last")
-    identity = {"model": Path(cfg["model"]).name, "beta": float(cfg["beta"]), "method": cfg["method"],
-                "seed": int(cfg["seed"])}
+    try:
+        identity = {"model": Path(cfg["model"]).name, "beta": float(cfg["beta"]), "method": cfg["method"],
+                    "seed": int(cfg["seed"])}
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{config_path}: no run identity ({type(e).__name__}: {e})") from None
     return df.assign(**identity)[[*KEYS, "seed", "step", "accuracy"]]
 
 
