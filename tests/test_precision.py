@@ -97,3 +97,24 @@ def test_config_refuses_importance_correction_with_raw_logprobs():
         validate_config(config)
     config["math"]["train"]["logprob_temperature"] = "sampling"
     validate_config(config)
+
+
+def tiny_llama(attention_dropout: float):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=9, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=16, attention_dropout=attention_dropout,
+                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    return LlamaForCausalLM(config)
+
+
+def test_numeric_attention_dropout_is_switched_off(tokenizer, tmp_path):
+    """Llama/Qwen keep attention dropout as a number (config.attention_dropout), not an nn.Dropout TRL could zero:
+    with 0.1 two train-mode passes differ, and the trainer (disable_dropout) makes them equal, policy and reference."""
+    model = tiny_llama(0.1)
+    assert dropout_active(copy.deepcopy(model))
+    trainer = make_trainer(model, tokenizer, "lambda_grpo", 0.04, "token", tmp=str(tmp_path))
+    assert not dropout_active(trainer.model)
+    assert trainer.model.config.attention_dropout == 0.0
+    assert not dropout_active(trainer.accelerator.unwrap_model(trainer.ref_model))

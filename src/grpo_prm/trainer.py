@@ -27,6 +27,28 @@ PRECISIONS = ("fp32", "mixed")
 LOGPROB_TEMPERATURES = ("raw", "sampling")
 
 
+def _is_dropout_name(name: str) -> bool:
+    return "dropout" in name or name.endswith("pdrop")
+
+
+def disable_numeric_dropout(model: torch.nn.Module) -> None:
+    """Zero the dropout rates that models keep as numbers, not `nn.Dropout` modules (which TRL's `disable_dropout`
+    covers): Llama/Qwen attention passes `self.attention_dropout` to the attention function in train mode, and other
+    configs carry `hidden_dropout`, `attn_pdrop`, ... . Set to 0.0 on every module attribute and on the config, so a
+    user's model with `attention_dropout: 0.1` samples and scores deterministically, as the authors' eval-mode
+    sampling does."""
+    configs = [getattr(model, "config", None)]
+    configs += [getattr(configs[0], k, None) for k in ("text_config", "decoder")] if configs[0] is not None else []
+    for config in (c for c in configs if c is not None and hasattr(c, "to_dict")):
+        for key, value in config.to_dict().items():
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(config, key, 0.0)
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(module, key, 0.0)
+
+
 def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
                        logprob_temperature: str = "raw") -> None:
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
@@ -187,6 +209,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
         self.prefix_values, self.on_batch = prefix_values, on_batch
         super().__init__(*posargs, **kwargs)
         self._check_master_weights()
+        if args.disable_dropout:  # TRL zeroes nn.Dropout modules only
+            disable_numeric_dropout(self.model)
+            if self.ref_model is not None:
+                disable_numeric_dropout(self.accelerator.unwrap_model(self.ref_model))
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
         # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
