@@ -63,6 +63,20 @@ def check_run_settings(method: str, group_size: int, loss_normalization: str, pr
         raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
 
 
+def cpu_attention(bf16: bool):
+    """The attention kernels of a training run: on a CPU in bf16 (`precision: mixed`), SDPA's math backend.
+
+    PyTorch's CPU flash attention packs bf16 blocks with AVX-512 code (`pack_vnni2`) on machines with AMX and refuses
+    under the capability every command pins (`ATEN_CPU_CAPABILITY=avx2`, `grpo_prm.cli.CPU_ENV`): "pack_vnni2 is only
+    supported when avx512 is supported". The math backend computes the same attention with matmuls and a softmax on
+    every machine. Elsewhere (float32, or a GPU) nothing changes, so fp32 results keep their kernels."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH]) if bf16 and not torch.cuda.is_available() else nullcontext()
+
+
 @dataclass
 class LambdaGRPOConfig(GRPOConfig):
     """`GRPOConfig` plus the λ-GRPO method. Only the fields added or changed are documented here.
@@ -223,6 +237,11 @@ class LambdaGRPOTrainer(GRPOTrainer):
                 heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
             for m, outputs in heads:
                 add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
+
+    def train(self, *posargs, **kwargs):
+        """`Trainer.train`; under `precision: mixed` on a CPU, attention takes SDPA's math backend (`cpu_attention`)."""
+        with cpu_attention(self.args.bf16):
+            return super().train(*posargs, **kwargs)
 
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
