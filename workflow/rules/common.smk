@@ -203,6 +203,17 @@ def eval_outputs():
     return expand(f"{FIGURES}/table2.{{ext}}", ext=["md", "csv", "tex", "png", "pdf"])
 
 
+def table2_references(wildcards):
+    """Published rows Table 2 prints beside ours: the paper's, and Hochlehnert et al. 2025's when sober is evaluated."""
+    reference = f"{workflow.basedir}/paper_figures/reference"
+    refs = {"paper": f"{reference}/table2_paper.csv"}
+    return refs | ({"sober": f"{reference}/table2_sober.csv"} if "sober" in EVAL["protocol"] else {})
+
+
+def table2_reference_args(wildcards, input):
+    return cli_args({"paper": input.paper, "sober": input.get("sober")})
+
+
 def comma_pairs(mapping):
     """`k=v,k=v` of a mapping (grpo_prm.evaluate's --revisions / --sha256), None when empty (the flag left out)."""
     return ",".join(f"{k}={v}" for k, v in mapping.items()) or None
