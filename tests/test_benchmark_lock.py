@@ -1,6 +1,7 @@
 """Resolve once and lock (grpo_prm.benchmark_lock) through grpo_prm.evaluate: the Hub is stood in for by the
 huggingface_hub resolution call (mocked) and the local copies in ../shared/data (the loaders' local-folder reader)."""
 
+# ruff: noqa: F811 (the pytest fixtures imported from test_evaluate are the tests' arguments)
 import json
 from pathlib import Path
 from types import SimpleNamespace

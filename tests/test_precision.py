@@ -150,7 +150,7 @@ def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_pat
             "--val-every", "2", "--save-every", "2", "--temperature", "1.0", "--reward-workers", "1",
             "--record-groups", "false", "--beta", "0.04", "--precision", "mixed"]
     env = {k: v for k, v in os.environ.items() if k not in CPU_ENV}  # set by cli.reproducible, as for a user
-    run = subprocess.run([sys.executable, "-c", ON_AMX_UNDER_AVX2, *argv], env=env, capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-c", ON_AMX_UNDER_AVX2, *argv], check=False, env=env, capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((out / "config.json").read_text())["precision"] == "mixed"

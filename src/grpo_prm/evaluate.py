@@ -53,8 +53,16 @@ from pathlib import Path
 
 from grpo_prm.benchmark_lock import locked_revisions, read_lock, write_lock
 from grpo_prm.boxed import first_boxed
-from grpo_prm.cli import (InputError, OneLineParser, _parse_bool, _parse_object, exit_on_error, finite_float,
-                          positive_int, reproducible)
+from grpo_prm.cli import (
+    InputError,
+    OneLineParser,
+    _parse_bool,
+    _parse_object,
+    exit_on_error,
+    finite_float,
+    positive_int,
+    reproducible,
+)
 from grpo_prm.data import SYSTEM_PROMPT, TABLE2, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic

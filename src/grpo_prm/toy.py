@@ -40,8 +40,13 @@ from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_f
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import BatchRecorder
-from grpo_prm.trainer import (LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings,
-                              disable_numeric_dropout)
+from grpo_prm.trainer import (
+    LambdaGRPOConfig,
+    LambdaGRPOTrainer,
+    authors_grpo_config,
+    check_run_settings,
+    disable_numeric_dropout,
+)
 from grpo_prm.weights import split_method
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
