@@ -18,15 +18,21 @@ sqrt(p(1-p)/(N-1))), with a normal 95 % interval; pass@k for k in 1, 2, 4, …, 
 
 Data: each benchmark's row count is checked (the paper's n) and the sha256 of its normalised rows (canonical JSON)
 is recorded, and checked against `--sha256` where given. `--require-revisions` refuses to read a Table-2 benchmark
-from the Hub without a pinned 40-hex `--revisions` commit (the paper profile).
+from the Hub without a pinned 40-hex `--revisions` commit or an entry in the `--lock` file (the paper profile);
+`--resolve-and-lock` resolves such a benchmark once to its current commit and locks it there with its sha256 and
+rows (`grpo_prm.benchmark_lock`); later reads use and check the lock.
+
+`--samples` is one number, or one per task as JSON (the sober protocol: 10 on AIME24/AMC23, 3 on the others);
+sample j of every problem counts as seed j's run (`seed_accuracy`, shown by Table 2 with `--seed-spread`).
 
 Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `minerva_math`, `olympiadbench`,
 `offline`); lm-eval's built-in tasks are not loaded. Writes, all or nothing:
 
 - `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "accuracy_ci95", "pass_at_k", "boxed",
-  "boxed_stderr", "n", "samples", "n_correct", "correct", "scores"}}, "protocol": {"name", "prompt",
-  "chat_template", "system_prompt", "temperature", "top_p", "max_gen_toks", "samples", "seed", "scorer",
-  "interval"}, "data": {name: {"rows", "sha256", "source", "revision"}}, "identity", "model", "backend",
+  "boxed_stderr", "n", "samples", "n_correct", "correct", "scores", "seed_accuracy"}}, "protocol": {"name",
+  "prompt", "chat_template", "system_prompt", "temperature", "top_p", "max_gen_toks", "samples", "seed",
+  "seed_spread", "scorer", "interval"}, "data": {name: {"rows", "sha256", "source", "revision"} (+ "pin",
+  "lock" for a Hub read)}, "identity", "model", "backend",
   "max_gen_toks", "batch_size", "limit", "data_dir", "revisions", "offline_file", "system_prompt",
   "lm_eval_version", "wall_s"}`. `correct` holds each problem's number of correct samples, `scores` its share.
 - `<out>.samples.jsonl`: one line per problem: `task`, `doc_id`, `id`, `prompt` (the rendered chat template),
