@@ -6,7 +6,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce test lint bench report golden readme
+.PHONY: setup reproduce test lint bench gpu-check report golden readme
 
 $(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: setup
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
 		&& python benchmarks/bench_overlap.py && python benchmarks/bench_reward.py && python benchmarks/bench_toy_step.py
+
+# One NVIDIA GPU with the GPU stack (envs/gpu.txt) in the active environment: rollouts, step times and memory of the
+# paper profile's settings in <= 8 minutes, no Hub (README, "GPU check"); refuses in one line without a GPU.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 # HTML report (tables, figures, captions, provenance) of the config's profile, from the results already built:
 # `make report CONFIG=config/paper.yaml` for the paper profile.

@@ -41,7 +41,13 @@ from grpo_prm.config import schema_defaults
 from grpo_prm.errors import SettingError
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import BatchRecorder
-from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
+from grpo_prm.trainer import (
+    LambdaGRPOConfig,
+    LambdaGRPOTrainer,
+    authors_grpo_config,
+    check_run_settings,
+    disable_numeric_dropout,
+)
 from grpo_prm.weights import split_method
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
@@ -310,6 +316,7 @@ def trainer_with_reference(ref_model, cls=LambdaGRPOTrainer, **kwargs) -> Lambda
     trainer.beta = beta
     if args.disable_dropout:
         disable_dropout_in_model(ref_model)
+        disable_numeric_dropout(ref_model)
     trainer.ref_model = trainer.accelerator.prepare_model(ref_model, evaluation_mode=True)
     add_fused_lm_head(trainer.accelerator.unwrap_model(trainer.ref_model), trainer.logprob_temperature,
                       args.cast_lm_head_to_fp32, ("log_probs",))

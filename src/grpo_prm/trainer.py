@@ -28,6 +28,28 @@ PRECISIONS = ("fp32", "mixed")
 LOGPROB_TEMPERATURES = ("raw", "sampling")
 
 
+def _is_dropout_name(name: str) -> bool:
+    return "dropout" in name or name.endswith("pdrop")
+
+
+def disable_numeric_dropout(model: torch.nn.Module) -> None:
+    """Zero the dropout rates that models keep as numbers, not `nn.Dropout` modules (which TRL's `disable_dropout`
+    covers): Llama/Qwen attention passes `self.attention_dropout` to the attention function in train mode, and other
+    configs carry `hidden_dropout`, `attn_pdrop`, ... . Set to 0.0 on every module attribute and on the config, so a
+    user's model with `attention_dropout: 0.1` samples and scores deterministically, as the authors' eval-mode
+    sampling does."""
+    configs = [getattr(model, "config", None)]
+    configs += [getattr(configs[0], k, None) for k in ("text_config", "decoder")] if configs[0] is not None else []
+    for config in (c for c in configs if c is not None and hasattr(c, "to_dict")):
+        for key, value in config.to_dict().items():
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(config, key, 0.0)
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(module, key, 0.0)
+
+
 def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
                        logprob_temperature: str = "raw") -> None:
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
@@ -40,6 +62,20 @@ def check_run_settings(method: str, group_size: int, loss_normalization: str, pr
         raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if logprob_temperature not in LOGPROB_TEMPERATURES:
         raise SettingError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+
+
+def cpu_attention(bf16: bool):
+    """The attention kernels of a training run: on a CPU in bf16 (`precision: mixed`), SDPA's math backend.
+
+    PyTorch's CPU flash attention packs bf16 blocks with AVX-512 code (`pack_vnni2`) on machines with AMX and refuses
+    under the capability every command pins (`ATEN_CPU_CAPABILITY=avx2`, `grpo_prm.cli.CPU_ENV`): "pack_vnni2 is only
+    supported when avx512 is supported". The math backend computes the same attention with matmuls and a softmax on
+    every machine. Elsewhere (float32, or a GPU) nothing changes, so fp32 results keep their kernels."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH]) if bf16 and not torch.cuda.is_available() else nullcontext()
 
 
 @dataclass
@@ -189,6 +225,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
         self.prefix_values, self.on_batch = prefix_values, on_batch
         super().__init__(*posargs, **kwargs)
         self._check_master_weights()
+        if args.disable_dropout:  # TRL zeroes nn.Dropout modules only
+            disable_numeric_dropout(self.model)
+            if self.ref_model is not None:
+                disable_numeric_dropout(self.accelerator.unwrap_model(self.ref_model))
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
         # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
@@ -199,6 +239,11 @@ class LambdaGRPOTrainer(GRPOTrainer):
                 heads.append((self.accelerator.unwrap_model(self.ref_model), ("log_probs",)))
             for m, outputs in heads:
                 add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
+
+    def train(self, *posargs, **kwargs):
+        """`Trainer.train`; under `precision: mixed` on a CPU, attention takes SDPA's math backend (`cpu_attention`)."""
+        with cpu_attention(self.args.bf16):
+            return super().train(*posargs, **kwargs)
 
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
