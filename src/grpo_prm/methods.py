@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 import torch
 
+from grpo_prm.errors import SettingError
 from grpo_prm.weights import WEIGHTINGS
 
 DEFAULT_METHOD = "lambda_grpo"
@@ -95,16 +96,31 @@ class Base:
 
 
 PRM_TOY_ONLY = "the explicit PRM needs V(prefix) of every prefix"
-BASES = {b.name: b for b in (
-    Base("grpo", "GRPO", "GRPO", weightings=("none", "lambda", "lambda_scaled")),
-    Base("dr_grpo", "Dr. GRPO", "Dr. GRPO", trl_overrides={"loss_type": "dr_grpo", "scale_rewards": "none"}),
-    Base("reinforce_rej", "Reinforce-Rej", "Reinforce-Rej", reinforce_rej_advantage, drops_rows=True),
-    Base("rloo", "RLOO", "RLOO", rloo_advantage),
-    Base("explicit_prm_mc", "explicit PRM (MC)", "PRM (MC)", explicit_prm_advantage, prefix_values="mc",
-         toy_only=PRM_TOY_ONLY),
-    Base("explicit_prm_exact", "explicit PRM (exact)", "PRM (exact)", explicit_prm_advantage, prefix_values="exact",
-         toy_only=PRM_TOY_ONLY),
-)}
+BASES = {
+    b.name: b
+    for b in (
+        Base("grpo", "GRPO", "GRPO", weightings=("none", "lambda", "lambda_scaled")),
+        Base("dr_grpo", "Dr. GRPO", "Dr. GRPO", trl_overrides={"loss_type": "dr_grpo", "scale_rewards": "none"}),
+        Base("reinforce_rej", "Reinforce-Rej", "Reinforce-Rej", reinforce_rej_advantage, drops_rows=True),
+        Base("rloo", "RLOO", "RLOO", rloo_advantage),
+        Base(
+            "explicit_prm_mc",
+            "explicit PRM (MC)",
+            "PRM (MC)",
+            explicit_prm_advantage,
+            prefix_values="mc",
+            toy_only=PRM_TOY_ONLY,
+        ),
+        Base(
+            "explicit_prm_exact",
+            "explicit PRM (exact)",
+            "PRM (exact)",
+            explicit_prm_advantage,
+            prefix_values="exact",
+            toy_only=PRM_TOY_ONLY,
+        ),
+    )
+}
 
 # weighting (`grpo_prm.weights.WEIGHTINGS`) -> (method name, label, TeX label) of a base with it. The TeX label of a
 # λ-weighted method is formed from the base's full label, as the toy tables have always printed it (labels hold no
@@ -137,7 +153,7 @@ def method_order(methods) -> list[str]:
 def check_method(method: str) -> str:
     """Return `method` if known, else raise a one-line error naming it."""
     if method not in RESOLVE:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise SettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 
@@ -146,7 +162,7 @@ def resolve(method: str, weighting: str | None = None) -> tuple[Base, str]:
     none (one-line errors)."""
     base, own = RESOLVE[check_method(method)]
     if weighting is not None and weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        raise SettingError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     if own != "none" and weighting not in (None, own):
-        raise ValueError(f"method {method!r} already sets weighting {own!r}; got weighting={weighting!r}")
+        raise SettingError(f"method {method!r} already sets weighting {own!r}; got weighting={weighting!r}")
     return base, weighting or own

@@ -10,6 +10,8 @@ Which method uses which weighting is `grpo_prm.methods`.
 
 import torch
 
+from grpo_prm.errors import SettingError
+
 WEIGHTINGS = ("none", "lambda", "lambda_scaled")
 
 
@@ -25,7 +27,7 @@ def token_weights(n_shared: torch.Tensor, group_size: int, weighting: str) -> to
         `torch.FloatTensor` of shape `(B, T)`: the weight w(i,t), 0 on padding.
     """
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        raise SettingError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     valid = n_shared > 0
     if weighting == "none":
         return valid.float()
