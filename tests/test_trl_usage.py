@@ -2,8 +2,6 @@
 mixture-of-experts policy's router loss, `num_generations_eval=1`, tool masks and vision-language inputs. Where TRL
 defines the result, it is TRL's own `GRPOTrainer` on the same model and batch, at `method="grpo"`."""
 
-import copy
-
 import pytest
 import torch
 from datasets import Dataset
