@@ -26,7 +26,7 @@ test: setup
 	. $(VENV)/bin/activate && python -m pytest -ra
 
 lint: setup
-	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures && snakemake --lint
+	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures examples && snakemake --lint
 
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
