@@ -46,6 +46,7 @@ CASES = {
     "top_p, top_k, min_p, repetition_penalty": {"top_p": 0.9, "top_k": 5, "min_p": 0.05, "repetition_penalty": 1.2},
     "generation_kwargs": {"generation_kwargs": {"do_sample": True, "top_k": 4}},
     "shuffle_dataset": {"shuffle_dataset": False},
+    "gradient_checkpointing": {"gradient_checkpointing": True},
 }
 
 # Options of TRL's tests that LambdaGRPOConfig refuses, and why (the λ weight needs a loss with one term per token
