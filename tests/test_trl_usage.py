@@ -8,6 +8,7 @@ from datasets import Dataset
 from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
+from grpo_prm.recording import BatchRecorder
 from grpo_prm.toy import trainer_with_reference
 from grpo_prm.trainer import MULTIMODAL_INPUTS, LambdaGRPOConfig, LambdaGRPOTrainer
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, WORDS, example_ids, make_tiny_model, make_tokenizer
@@ -30,7 +31,7 @@ def tool_mask_of(row: list[int]) -> list[int]:
     return [0 if 1 <= t <= 2 and len(row) >= 4 else 1 for t in range(len(row))]
 
 
-def build(cls, model, args, tokenizer, ref_model=None, tool_mask=False, eval_prompts=0):
+def build(cls, model, args, tokenizer, ref_model=None, tool_mask=False, eval_prompts=0, **extra):
     """`cls` whose rollout returns the worked example's completions in order (cycling, for any number of prompts)
     and whose reward is the example's, keyed by completion; `tool_mask`: the rollout marks tool tokens (TRL's
     `env_mask`). With β ≠ 0 the reference is `ref_model`."""
@@ -49,7 +50,7 @@ def build(cls, model, args, tokenizer, ref_model=None, tool_mask=False, eval_pro
         return [reward_of[tuple(ids)] for ids in completion_ids]
 
     kwargs = {"model": model, "reward_funcs": reward, "args": args, "processing_class": tokenizer,
-              "train_dataset": Dataset.from_dict({"prompt": ["Q"] * K}), "rollout_func": rollout}
+              "train_dataset": Dataset.from_dict({"prompt": ["Q"] * K}), "rollout_func": rollout, **extra}
     if eval_prompts:
         kwargs["eval_dataset"] = Dataset.from_dict({"prompt": ["Q"] * eval_prompts})
     trainer = trainer_with_reference(ref_model, cls, **kwargs) if args.beta else cls(**kwargs)
@@ -181,10 +182,12 @@ def test_num_generations_eval_one(tmp_path):
 def test_lone_completion_weights_are_one(tmp_path):
     args = LambdaGRPOConfig(**common_fields(tmp_path, num_generations_eval=1, per_device_eval_batch_size=2),
                             method="lambda_grpo")
-    trainer = build(LambdaGRPOTrainer, make_tiny_model(), args, make_tokenizer(), eval_prompts=2)
+    trainer = build(LambdaGRPOTrainer, make_tiny_model(), args, make_tokenizer(), eval_prompts=2,
+                    on_batch=BatchRecorder())
     trainer.model.eval()
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * 2)
     assert torch.equal(inputs["lambda_weights"], inputs["completion_mask"].float())
+    assert trainer._metrics["eval"]["lambda/shared_token_frac"] == [0.0]
 
 
 # ---- Tool masks, vision-language inputs, entropy options ----
