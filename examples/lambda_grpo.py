@@ -9,12 +9,13 @@ from grpo_prm.recording import BatchRecorder
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 
 
-def reward_distinct_words(completions, **kwargs):  # your reward: one float per completion
+def distinct_words(completions, **kwargs):  # your reward: one float per completion
     return [float(len(set(c.split()))) for c in completions]
 
+
 parser = TrlParser((LambdaGRPOConfig, ModelConfig))
-parser.set_defaults(output_dir="lambda-grpo-example", num_generations=4, per_device_train_batch_size=4, max_steps=10,
-                    max_completion_length=12, report_to="none", use_cpu=not torch.cuda.is_available())
+small = {"num_generations": 4, "per_device_train_batch_size": 4, "max_steps": 10, "max_completion_length": 12}
+parser.set_defaults(output_dir="lambda-grpo-example", report_to="none", use_cpu=not torch.cuda.is_available(), **small)
 args, model_args = parser.parse_args_and_config()
 model, tokenizer = model_args.model_name_or_path, None  # a folder or Hub id: TRL loads model and tokenizer
 if model is None:  # offline stand-in: a tiny random Llama over seven words
@@ -22,9 +23,8 @@ if model is None:  # offline stand-in: a tiny random Llama over seven words
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<end>", pad_token="<end>")
     torch.manual_seed(args.seed)  # the policy's initialisation (TRL seeds only after it)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=2, eos_token_id=0, pad_token_id=0))
+    sizes = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=7, eos_token_id=0, pad_token_id=0, **sizes))
 dataset = Dataset.from_dict({"prompt": ["the cat sat on", "the dog ran on"] * 6})
-trainer = LambdaGRPOTrainer(model=model, reward_funcs=reward_distinct_words, args=args, train_dataset=dataset,
-                            processing_class=tokenizer, on_batch=BatchRecorder())  # on_batch logs λ's weights
-trainer.train()
+trainer = LambdaGRPOTrainer(model, distinct_words, args, dataset, processing_class=tokenizer, on_batch=BatchRecorder())
+trainer.train()  # on_batch logs λ's weights (lambda/*) and the groups' prefix trees (tree/*)

@@ -27,8 +27,18 @@ def project() -> dict:
 
 def run_example(python, tmp_path, cwd=ROOT, env=ENV):
     """The example for one optimiser step, logging it; its stdout."""
-    args = [str(python), str(EXAMPLE), "--max_steps", "1", "--logging_steps", "1", "--save_strategy", "no",
-            "--output_dir", str(tmp_path / "out")]
+    args = [
+        str(python),
+        str(EXAMPLE),
+        "--max_steps",
+        "1",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -44,16 +54,19 @@ def test_example_runs_and_logs_lambda(tmp_path):
 def test_readme_library_section_is_the_example():
     """The section "Using the library" (README, or the docs file it moved to) shows the example, verbatim."""
     sources = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    texts = [p.read_text() for p in sources if p.exists() and "## Using the library" in p.read_text()]
+    texts = [
+        p.read_text()
+        for p in sources
+        if p.exists() and re.search(r"^#+ Using the library$", p.read_text(), re.MULTILINE)
+    ]
     assert len(texts) == 1, "exactly one document has the section 'Using the library'"
-    section = texts[0].split("## Using the library", 1)[1]
+    section = re.split(r"^#+ Using the library$", texts[0], maxsplit=1, flags=re.MULTILINE)[1]
     block = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert block and block.group(1) == EXAMPLE.read_text()
 
 
 def test_trainer_import_pulls_no_workflow_or_eval_package():
-    code = ("import sys, grpo_prm.trainer, grpo_prm.recording; "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    code = f"import sys, grpo_prm.trainer, grpo_prm.recording; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -96,8 +109,14 @@ def test_core_install_in_a_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     here = Path(sysconfig.get_paths()["purelib"])
     dists = closure([*project()["dependencies"], "pip", "setuptools>=77"])
     assert not {canonicalize_name(m) for m in ("snakemake", "lm-eval", "math-verify", "matplotlib")} & dists.keys()
@@ -115,13 +134,20 @@ def test_core_install_in_a_fresh_venv(tmp_path):
     shutil.copytree(ROOT / "src", project_copy / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, project_copy / name)
-    done = subprocess.run([*pip, "install", "--no-index", "--no-build-isolation", str(project_copy)], env=ENV,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*pip, "install", "--no-index", "--no-build-isolation", str(project_copy)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     done = subprocess.run([*pip, "check"], env=ENV, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
-    code = ("from importlib.metadata import metadata; m = metadata('grpo-prm'); "
-            "print(m['License-Expression'], m.get_all('License-File'))")
+    code = (
+        "from importlib.metadata import metadata; m = metadata('grpo-prm'); "
+        "print(m['License-Expression'], m.get_all('License-File'))"
+    )
     license_ = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert license_ == "MIT ['LICENSE']"
     out = run_example(python, tmp_path, cwd=tmp_path)

@@ -19,8 +19,12 @@ from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from tests.conftest import WORDS, make_tokenizer
 
 # The fields that make a λ-GRPO config TRL's GRPO (its other defaults are the authors').
-TRL_FIELDS = {"method": "grpo", "use_bias_correction_kl": True, "logprob_temperature": "sampling",
-              "vllm_importance_sampling_correction": True}
+TRL_FIELDS = {
+    "method": "grpo",
+    "use_bias_correction_kl": True,
+    "logprob_temperature": "sampling",
+    "vllm_importance_sampling_correction": True,
+}
 PROMPTS = ["Q", "Q A", "Q B", "Q C"]
 
 # Options exercised by TRL's tests, at values other than the default; each case trains both trainers.
@@ -57,8 +61,10 @@ REFUSED = {
     "loss_type=sapo": ({"loss_type": "sapo"}, "its soft gate is not re-implemented here"),
     "loss_type=luspo": ({"loss_type": "luspo"}, "a sequence-summed loss: what 1/|λ| means there is not derived"),
     "loss_type=vespo": ({"loss_type": "vespo"}, "a sequence-level weight couples a row's tokens"),
-    "importance_sampling_level": ({"importance_sampling_level": "sequence"},
-                                  "GSPO's sequence ratio couples a row's tokens; 1/|λ| is per token"),
+    "importance_sampling_level": (
+        {"importance_sampling_level": "sequence"},
+        "GSPO's sequence ratio couples a row's tokens; 1/|λ| is per token",
+    ),
     "entropy_coef": ({"entropy_coef": 0.01}, "the entropy bonus is not added by this loss"),
     "use_adaptive_entropy": ({"use_adaptive_entropy": True}, "the entropy bonus is not added by this loss"),
     "top_entropy_quantile": ({"top_entropy_quantile": 0.5}, "the entropy filter is not applied by this loss"),
@@ -71,9 +77,18 @@ REFUSED = {
 def tiny_llama():
     """A tiny Llama with an untied head (TRL's fp32-head cast expects the `model.model` layout GPT-2 lacks)."""
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=0,
-                         pad_token_id=0, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -97,15 +112,34 @@ def reward_short(completions, **kwargs):
 def train(cls, config_cls, model_dir, tmp_path, options, **fields):
     """Two logged steps of `cls`; the losses and the weights after. Plain SGD: Adam's first step is lr·g/|g|, which
     would turn float rounding on near-zero gradient components into full-size, unequal steps."""
-    args = config_cls(**{
-        "output_dir": str(tmp_path / cls.__name__), "num_generations": 4, "per_device_train_batch_size": 4,
-        "max_completion_length": 6, "optim": "sgd", "learning_rate": 0.5, "max_steps": 2, "logging_steps": 1,
-        "seed": 3, "use_cpu": True, "bf16": False, "report_to": "none", "save_strategy": "no", "disable_dropout": True,
-        **fields, **copy.deepcopy(options),
-    })
+    args = config_cls(
+        **{
+            "output_dir": str(tmp_path / cls.__name__),
+            "num_generations": 4,
+            "per_device_train_batch_size": 4,
+            "max_completion_length": 6,
+            "optim": "sgd",
+            "learning_rate": 0.5,
+            "max_steps": 2,
+            "logging_steps": 1,
+            "seed": 3,
+            "use_cpu": True,
+            "bf16": False,
+            "report_to": "none",
+            "save_strategy": "no",
+            "disable_dropout": True,
+            **fields,
+            **copy.deepcopy(options),
+        }
+    )
     funcs = [reward_a, reward_short] if args.reward_weights else reward_a
-    trainer = cls(model=model_dir, reward_funcs=funcs, args=args, processing_class=make_tokenizer(),
-                  train_dataset=Dataset.from_dict({"prompt": PROMPTS * 4}))
+    trainer = cls(
+        model=model_dir,
+        reward_funcs=funcs,
+        args=args,
+        processing_class=make_tokenizer(),
+        train_dataset=Dataset.from_dict({"prompt": PROMPTS * 4}),
+    )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     weights = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -127,8 +161,9 @@ def test_grpo_method_trains_as_trl(model_dir, tmp_path, case):
     assert worst <= 1e-5 * moved, f"weights differ by {worst:.3g} (moved {moved:.3g})"
     # λ-GRPO under the same option trains and stays finite (its weights against the formula: tests/test_trainer.py;
     # where no sampled completions share a prefix, all are 1 and its step is GRPO's)
-    lam = train(LambdaGRPOTrainer, LambdaGRPOConfig, model_dir, tmp_path, options,
-                **TRL_FIELDS | {"method": "lambda_grpo"})
+    lam = train(
+        LambdaGRPOTrainer, LambdaGRPOConfig, model_dir, tmp_path, options, **TRL_FIELDS | {"method": "lambda_grpo"}
+    )
     assert all(torch.isfinite(torch.tensor(lam[0]))) and all(w.isfinite().all() for w in lam[1].values())
     assert max((lam[1][n] - initial[n]).abs().max().item() for n in initial) > 1e-3
 

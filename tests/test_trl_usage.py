@@ -12,7 +12,7 @@ from grpo_prm.recording import BatchRecorder
 from grpo_prm.toy import trainer_with_reference
 from grpo_prm.trainer import MULTIMODAL_INPUTS, LambdaGRPOConfig, LambdaGRPOTrainer
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, WORDS, example_ids, make_tiny_model, make_tokenizer
-from tests.test_trainer import grads, perturb
+from tests.helpers import grads, perturb
 
 K = len(EXAMPLE)
 # The fields a λ-GRPO config needs to be TRL's GRPO (its defaults are the authors'); dropout off in both trainers,
@@ -21,9 +21,21 @@ TRL_FIELDS = {"method": "grpo", "use_bias_correction_kl": True, "logprob_tempera
 
 
 def common_fields(tmp_path, **overrides) -> dict:
-    return {"output_dir": str(tmp_path), "num_generations": K, "per_device_train_batch_size": K,
-            "max_completion_length": 8, "use_cpu": True, "bf16": False, "report_to": "none", "save_strategy": "no",
-            "learning_rate": 1e-2, "max_steps": 1, "logging_steps": 1, "disable_dropout": True, **overrides}
+    return {
+        "output_dir": str(tmp_path),
+        "num_generations": K,
+        "per_device_train_batch_size": K,
+        "max_completion_length": 8,
+        "use_cpu": True,
+        "bf16": False,
+        "report_to": "none",
+        "save_strategy": "no",
+        "learning_rate": 1e-2,
+        "max_steps": 1,
+        "logging_steps": 1,
+        "disable_dropout": True,
+        **overrides,
+    }
 
 
 def tool_mask_of(row: list[int]) -> list[int]:
@@ -49,8 +61,15 @@ def build(cls, model, args, tokenizer, ref_model=None, tool_mask=False, eval_pro
     def reward(completions, completion_ids, **kw):
         return [reward_of[tuple(ids)] for ids in completion_ids]
 
-    kwargs = {"model": model, "reward_funcs": reward, "args": args, "processing_class": tokenizer,
-              "train_dataset": Dataset.from_dict({"prompt": ["Q"] * K}), "rollout_func": rollout, **extra}
+    kwargs = {
+        "model": model,
+        "reward_funcs": reward,
+        "args": args,
+        "processing_class": tokenizer,
+        "train_dataset": Dataset.from_dict({"prompt": ["Q"] * K}),
+        "rollout_func": rollout,
+        **extra,
+    }
     if eval_prompts:
         kwargs["eval_dataset"] = Dataset.from_dict({"prompt": ["Q"] * eval_prompts})
     trainer = trainer_with_reference(ref_model, cls, **kwargs) if args.beta else cls(**kwargs)
@@ -85,14 +104,16 @@ def test_constructs_without_args_as_trl_does(tmp_path, monkeypatch):
     def reward(completions, **kw):
         return [float(len(c)) for c in completions]
 
-    trainer = LambdaGRPOTrainer(model=make_tiny_model(), reward_funcs=reward, train_dataset=dataset,
-                                processing_class=tokenizer)
+    trainer = LambdaGRPOTrainer(
+        model=make_tiny_model(), reward_funcs=reward, train_dataset=dataset, processing_class=tokenizer
+    )
     assert type(trainer.args) is LambdaGRPOConfig and trainer.args.method == "lambda_grpo"
     trl_default = GRPOConfig(trainer.args.output_dir, use_cpu=trainer.args.use_cpu)
     own = set(LambdaGRPOConfig.__dataclass_fields__) - set(GRPOConfig.__dataclass_fields__)
     lambda_changed = {"use_bias_correction_kl", "disable_dropout", "vllm_importance_sampling_correction"}
-    differing = {f for f in GRPOConfig.__dataclass_fields__
-                 if getattr(trainer.args, f) != getattr(trl_default, f)} - lambda_changed
+    differing = {
+        f for f in GRPOConfig.__dataclass_fields__ if getattr(trainer.args, f) != getattr(trl_default, f)
+    } - lambda_changed
     assert not differing and own == {"method", "weighting", "mc_continuations", "logprob_temperature"}
     assert trainer.args.output_dir.endswith("-GRPO")
 
@@ -116,10 +137,23 @@ def test_constructs_with_positional_arguments(tmp_path):
 
 def tiny_moe(seed=0, coef=0.5):
     torch.manual_seed(seed)
-    config = Qwen3MoeConfig(vocab_size=len(WORDS), hidden_size=16, intermediate_size=32, moe_intermediate_size=16,
-                            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
-                            num_experts=4, num_experts_per_tok=2, router_aux_loss_coef=coef,
-                            max_position_embeddings=32, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    config = Qwen3MoeConfig(
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        intermediate_size=32,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        num_experts=4,
+        num_experts_per_tok=2,
+        router_aux_loss_coef=coef,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     return Qwen3MoeForCausalLM(config).eval()
 
 
@@ -165,12 +199,15 @@ def test_moe_policy_trains_with_router_loss_logged(tmp_path):
 def test_num_generations_eval_one(tmp_path):
     """`num_generations_eval=1`: evaluation after a training step runs, every token of a lone completion has weight
     1 (|λ| = 1), and its loss and entropy are TRL's."""
-    fields = common_fields(tmp_path, num_generations_eval=1, per_device_eval_batch_size=2, eval_strategy="steps",
-                           eval_steps=1)
+    fields = common_fields(
+        tmp_path, num_generations_eval=1, per_device_eval_batch_size=2, eval_strategy="steps", eval_steps=1
+    )
     logs = {}
-    for name, cls, args in (("lambda", LambdaGRPOTrainer, LambdaGRPOConfig(**fields, method="lambda_grpo")),
-                            ("grpo", LambdaGRPOTrainer, LambdaGRPOConfig(**fields, **TRL_FIELDS)),
-                            ("trl", GRPOTrainer, GRPOConfig(**fields))):
+    for name, cls, args in (
+        ("lambda", LambdaGRPOTrainer, LambdaGRPOConfig(**fields, method="lambda_grpo")),
+        ("grpo", LambdaGRPOTrainer, LambdaGRPOConfig(**fields, **TRL_FIELDS)),
+        ("trl", GRPOTrainer, GRPOConfig(**fields)),
+    ):
         trainer = build(cls, make_tiny_model(), args, make_tokenizer(), eval_prompts=4)
         trainer.train()
         logs[name] = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
@@ -180,10 +217,12 @@ def test_num_generations_eval_one(tmp_path):
 
 
 def test_lone_completion_weights_are_one(tmp_path):
-    args = LambdaGRPOConfig(**common_fields(tmp_path, num_generations_eval=1, per_device_eval_batch_size=2),
-                            method="lambda_grpo")
-    trainer = build(LambdaGRPOTrainer, make_tiny_model(), args, make_tokenizer(), eval_prompts=2,
-                    on_batch=BatchRecorder())
+    args = LambdaGRPOConfig(
+        **common_fields(tmp_path, num_generations_eval=1, per_device_eval_batch_size=2), method="lambda_grpo"
+    )
+    trainer = build(
+        LambdaGRPOTrainer, make_tiny_model(), args, make_tokenizer(), eval_prompts=2, on_batch=BatchRecorder()
+    )
     trainer.model.eval()
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * 2)
     assert torch.equal(inputs["lambda_weights"], inputs["completion_mask"].float())
@@ -243,8 +282,12 @@ def test_vision_inputs_reach_the_logprob_call(tmp_path):
     args = LambdaGRPOConfig(**common_fields(tmp_path), **TRL_FIELDS)
     trainer = build(LambdaGRPOTrainer, make_tiny_model(), args, make_tokenizer())
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * K)
-    vision = {"pixel_values": torch.randn(K * 4, 6), "image_grid_thw": torch.tensor([[1, 2, 2]] * K),
-              "num_images": [1] * K, "token_type_ids": torch.zeros_like(inputs["prompt_ids"])}
+    vision = {
+        "pixel_values": torch.randn(K * 4, 6),
+        "image_grid_thw": torch.tensor([[1, 2, 2]] * K),
+        "num_images": [1] * K,
+        "token_type_ids": torch.zeros_like(inputs["prompt_ids"]),
+    }
     calls = []
     real = trainer._get_per_token_logps_and_entropies
 
@@ -260,8 +303,9 @@ def test_vision_inputs_reach_the_logprob_call(tmp_path):
     assert all(ours[k] is vision[k] for k in vision)
 
 
-@pytest.mark.parametrize("field, value", [("use_adaptive_entropy", True), ("entropy_coef", 0.01),
-                                          ("top_entropy_quantile", 0.5)])
+@pytest.mark.parametrize(
+    "field, value", [("use_adaptive_entropy", True), ("entropy_coef", 0.01), ("top_entropy_quantile", 0.5)]
+)
 def test_entropy_options_refused(tmp_path, field, value):
     """Entropy options that λ-GRPO's loss does not apply are refused in one line naming the field, not ignored."""
     with pytest.raises(ValueError, match=f"does not support {field}="):
