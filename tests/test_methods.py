@@ -24,7 +24,8 @@ def toy_value(prefix):
     return 0.1 * len(prefix) - 0.03 * sum(prefix)
 
 
-def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8):
+def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8,
+              prm_normalization="vineppo"):
     """Σ_{i,t} w(i,t)·(−P·A(i,t) + D(i,t)) / normaliser, one token at a time (μ = 1: P = 1 with ∇ log π)."""
     r = torch.tensor(rewards)
     groups = [list(range(g, g + K)) for g in range(0, len(rows), K)]
@@ -35,10 +36,8 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
             a = (rg - rg.mean()) / (rg.std() + 1e-4)
         elif base == "dr_grpo":  # Liu et al. 2025, Eq. (Dr. GRPO): no std
             a = rg - rg.mean()
-        elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward; all-equal groups dropped
-            a = rg
-        if base == "reinforce_rej" and bool((rg == rg[0]).all()):
-            continue
+        elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward, 0 in all-equal groups (released code)
+            a = rg * 0 if bool((rg == rg[0]).all()) else rg
         kept.update(g)
         for j, i in enumerate(g):
             if base.startswith("explicit_prm"):  # Kazemnejad et al. 2024: V(y_{:t+1}) − V(y_{:t}), V(y) = r
@@ -46,6 +45,10 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
                 adv[i] = [v[t + 1] - v[t] for t in range(len(rows[i]))]
             else:
                 adv[i] = [float(a[j])] * len(rows[i])
+    if base.startswith("explicit_prm") and prm_normalization == "vineppo":  # VinePPO: whitened over the batch
+        flat = torch.tensor([x for i in sorted(adv) for x in adv[i]], dtype=torch.float64)
+        mean, var = flat.mean(), flat.var()
+        adv = {i: [float((x - mean) / torch.sqrt(var + 1e-8)) for x in a_i] for i, a_i in adv.items()}
     sizes = {}
     for g in groups:
         for i, s in zip(g, brute_force_sizes([rows[i] for i in g])):
@@ -81,18 +84,22 @@ def prefix_values(model, ids, mask, rewards):
     return values, 0
 
 
-# Dr. GRPO has one normaliser of its own; the others take either.
-CASES = [("dr_grpo", "token")] + [(b, n) for b in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact")
-                                  for n in ("token", "sequence")]
+# Dr. GRPO has one normaliser of its own; the others take either. The explicit PRM with and without VinePPO's whitening.
+CASES = [("dr_grpo", "token", None)] + [(b, n, None) for b in ("reinforce_rej",) for n in ("token", "sequence")] + [
+    (b, n, p) for b in ("explicit_prm_mc", "explicit_prm_exact") for n in ("token", "sequence")
+    for p in ("vineppo", "none")]
 
 
-@pytest.mark.parametrize("base, normalization", CASES)
+@pytest.mark.parametrize("base, normalization, prm_normalization", CASES)
 @pytest.mark.parametrize("weighting", ["none", "lambda"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
-def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization):
+def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization,
+                                              prm_normalization):
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)
     overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
+    if prm_normalization:
+        overrides["explicit_prm_normalization"] = prm_normalization
     trainer = make_trainer(tiny_model, tokenizer, base, beta, normalization, ref_model, texts=TEXTS, rewards=REWARDS,
                            tmp=str(tmp_path), num_generations=K, weighting=weighting, **overrides,
                            **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
@@ -100,18 +107,20 @@ def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, b
     ours = trainer_gradient(trainer, len(TEXTS))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
     hand_loss(model, ref_model, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
-              normalization).backward()
+              normalization, prm_normalization=prm_normalization).backward()
     expected = grads(model)
     assert expected.norm() > 0
     assert (ours - expected).norm() / expected.norm() < 1e-5
 
 
-def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):
+def test_reinforce_rej_zeroes_the_flat_group_but_keeps_it_in_the_normaliser(tiny_model, tokenizer, tmp_path):
+    """Reinforce-Rej's released code: a rejected group's advantage is 0, its tokens stay in the normaliser."""
     trainer = make_trainer(tiny_model, tokenizer, "reinforce_rej", 0.0, "token", texts=TEXTS, rewards=REWARDS,
                            tmp=str(tmp_path), num_generations=K)
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
-    kept_tokens = sum(len(r) for r in example_ids(tokenizer, EXAMPLE))
-    assert int(inputs["num_items_in_batch"]) == kept_tokens and int(inputs["kept_rows"].sum()) == K
+    all_tokens = sum(len(r) for r in example_ids(tokenizer, TEXTS))
+    assert int(inputs["num_items_in_batch"]) == all_tokens
+    assert sorted(inputs["advantages"].tolist()) == sorted([0.0] * len(FLAT) + EXAMPLE_REWARDS)
     assert trainer._metrics["train"]["rej/kept_frac"] == [0.5]
 
 
@@ -120,7 +129,7 @@ def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):
     ({"method": "dr_grpo"}, "method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none'"),
     ({"method": "grpo", "weighting": "sqrt"}, "unknown weighting 'sqrt'"),
     ({"method": "ppo"}, "unknown method 'ppo'"),
-    ({"method": "reinforce_rej", "loss_type": "dr_grpo"}, "method reinforce_rej drops groups from the normaliser"),
+    ({"method": "explicit_prm_exact", "explicit_prm_normalization": "batch"}, "unknown explicit_prm_normalization"),
 ])
 def test_nonsensical_combinations_are_refused_with_one_line(tmp_path, fields, message):
     with pytest.raises(ValueError, match=message):
