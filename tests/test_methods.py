@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from grpo_prm.trainer import LambdaGRPOConfig, authors_grpo_config
+from grpo_prm.weights import METHODS, split_method
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
 from tests.test_trainer import brute_force_sizes, grads, perturb, trainer_gradient
 
@@ -145,3 +146,43 @@ def test_dr_grpo_brings_trls_pieces_and_weighting_composes(tmp_path):
 def test_explicit_prm_without_values_is_refused(tiny_model, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="needs prefix_values"):
         make_trainer(tiny_model, tokenizer, "explicit_prm_exact", 0.0, "token", tmp=str(tmp_path))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_missing_reward_gives_advantage_zero_and_finite_weights(tiny_model, tokenizer, tmp_path, method):
+    """A completion no reward function scored (None) gets advantage 0 (TRL's rule); nothing turns NaN."""
+    rewards = REWARDS[:2] + [None] + REWARDS[3:]  # "A B D F <e>", the one row that starts "A B D"
+    base = split_method(method)[0]
+    overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
+    trainer = make_trainer(tiny_model, tokenizer, method, 0.04, "token", texts=TEXTS, rewards=rewards,
+                           tmp=str(tmp_path), num_generations=K, **overrides,
+                           **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
+    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
+    assert torch.isfinite(inputs["advantages"]).all()
+    row = [r[:3] for r in inputs["completion_ids"].tolist()].index(example_ids(tokenizer, TEXTS)[2][:3])
+    assert (inputs["advantages"][row] == 0).all()
+    trainer.compute_loss(trainer.model, inputs).backward()
+    trainer.create_optimizer()
+    trainer.optimizer.step()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize("normalization", ["token", "sequence"])
+def test_reinforce_rej_normaliser_is_global_at_accumulation_3(tiny_model, tokenizer, tmp_path, normalization):
+    """Three micro-batches of 4 rows accumulate the gradient of the whole 12-row batch (a rejected group included)."""
+    texts = EXAMPLE + ["A <e>"] + FLAT + ["C <e>"]
+    rewards = EXAMPLE_REWARDS + [0.0] + [1.0] * (len(FLAT) + 1)
+    got = []
+    for per_device, accumulation in ((12, 1), (4, 3)):
+        model = copy.deepcopy(tiny_model)
+        trainer = make_trainer(model, tokenizer, "reinforce_rej", 0.04, normalization, texts=texts, rewards=rewards,
+                               tmp=str(tmp_path), num_generations=6, per_device=12,
+                               per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation)
+        trainer.current_gradient_accumulation_steps = accumulation
+        model.zero_grad()
+        for step in range(accumulation):
+            trainer._step = step
+            trainer.compute_loss(model, trainer._prepare_inputs([{"prompt": "Q"}] * 12)).backward()
+        got.append(grads(model))
+    assert got[0].norm() > 0
+    assert (got[1] - got[0]).norm() / got[0].norm() < 1e-5
