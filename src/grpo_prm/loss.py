@@ -84,13 +84,15 @@ def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, nor
     raise ValueError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
-def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4):
+def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4, scale: bool = True):
     """(value − mean(r)) / (std_unbiased(r) + eps) over one group's outcome rewards r (authors' code, TRL).
 
     `value = r` gives GRPO's advantages a_i; a step reward R̂(λ) (Eq. 5–6) gives the step advantage Â(λ). `value`
-    may be any shape (or a float) that broadcasts with a 0-d tensor; `rewards` is 1-d, one group.
+    may be any shape (or a float) that broadcasts with a 0-d tensor; `rewards` is 1-d, one group. `scale=False`:
+    value − mean(r), Dr. GRPO's advantage (TRL's `scale_rewards="none"`).
     """
-    return (value - rewards.mean()) / (rewards.std() + eps)
+    centred = value - rewards.mean()
+    return centred / (rewards.std() + eps) if scale else centred
 
 
 def reinforce_rej_advantage(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
