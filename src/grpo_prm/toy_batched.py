@@ -31,11 +31,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from grpo_prm.cli import dataclass_parser, exit_on_error, reproducible
+from grpo_prm.cli import dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.io import write_atomic
 from grpo_prm.loss import aggregate, explicit_prm_advantage, group_advantage, per_token_loss, reinforce_rej_advantage
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.toy import MOVES, ToyConfig, grpo_args, load_policy, path_reward, target_path, toy_cell
+from grpo_prm.toy_runs import selected_learning_rate
 from grpo_prm.trainer import NORMALIZATION
 from grpo_prm.weights import split_method, token_weights
 
@@ -162,6 +163,8 @@ class BatchedToy:
                 raise ValueError("the runs of one batch share every setting but n, r_neg and seed")
         self.cfgs, self.k, self.depth = cfgs, first.group_size, first.depth
         self.args = grpo_args(first, "unused")  # the trainer's settings, so that both read the same ones
+        if first.sampler != "leaves":
+            raise ValueError(f"the batched toy samples whole leaves (sampler leaves), got sampler {first.sampler!r}")
         if self.args.max_grad_norm:
             raise ValueError("the batched toy has no gradient clipping (the authors' set-up has none)")
         self.base, self.weighting = split_method(self.args.method, self.args.weighting)
@@ -273,16 +276,31 @@ def main(argv=None) -> None:
     parser = dataclass_parser(ToyConfig, __doc__)
     parser.add_argument("--cells", nargs="+", type=toy_cell, required=True, metavar="N,R_NEG,SEED",
                         help="the runs to train together")
-    parser.add_argument("--out", required=True, nargs="+", help="CSV file to write, one per cell")
+    parser.add_argument("--learning_rates", "--learning-rates", nargs="+", type=finite_float, metavar="LR",
+                        help="a sweep: every cell at each rate (one batch per rate); --out lists rate by rate")
+    parser.add_argument("--learning_rate_from", "--learning-rate-from", metavar="CSV",
+                        help="the method's rate selected by a sweep (table_toy_lr.csv)")
+    parser.add_argument("--out", required=True, nargs="+", help="CSV file to write, one per cell (and rate)")
     parser.set_defaults(n=None, r_neg=None, seed=None)
     args = vars(parser.parse_args(argv))
     outs, cells = [Path(p) for p in args.pop("out")], args.pop("cells")
+    rates, rate_from = args.pop("learning_rates"), args.pop("learning_rate_from")
     if any(args.pop(key) is not None for key in ("n", "r_neg", "seed")):
         parser.error("--cells replaces --n, --r_neg and --seed")
-    if len(outs) != len(cells):
-        parser.error(f"--out: {len(outs)} files for {len(cells)} runs")
+    if rates and rate_from:
+        parser.error("give --learning_rates or --learning_rate_from, not both")
+    if rate_from:
+        rates = [exit_on_error(lambda: selected_learning_rate(rate_from, args["method"]))]
+    rates = rates or [args.pop("learning_rate")]
+    args.pop("learning_rate", None)
+    if len(outs) != len(cells) * len(rates):
+        parser.error(f"--out: {len(outs)} files for {len(cells) * len(rates)} runs")
     reproducible(0)
-    runs = exit_on_error(lambda: BatchedToy([ToyConfig(n=n, r_neg=r, seed=s, **args) for n, r, s in cells]).train())
+    runs = []
+    for lr in rates:
+        cfgs = exit_on_error(lambda lr=lr: [ToyConfig(n=n, r_neg=r, seed=s, learning_rate=lr, **args)
+                                            for n, r, s in cells])
+        runs += exit_on_error(lambda cfgs=cfgs: BatchedToy(cfgs).train())
     for run, out in zip(runs, outs):
         write_atomic(out, {"": partial(run.to_csv, index=False)})
 
