@@ -81,7 +81,7 @@ def read_runs(paths: list[str | Path]) -> list[pd.DataFrame]:
     runs, seen = [], {}
     for p in paths:
         df = read_run(p)
-        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed"]]) + (df["learning_rate"].iloc[0],) * ("learning_rate" in df)
+        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed", *(["learning_rate"] if "learning_rate" in df else [])]])
         if key in seen:
             raise ToyRunError(f"{p}: same (method, n, r_neg, seed[, learning_rate]) = {key} as {seen[key]}")
         seen[key] = p
