@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers.utils import logging as hf_logging
 
-from grpo_prm.readme import t_interval
+from grpo_prm.stats import mean_interval
 from grpo_prm.toy import ToyConfig, build_trainer, run_toy
 from grpo_prm.toy_batched import BatchedToy
 from grpo_prm.toy_runs import final_frequency
@@ -49,8 +49,7 @@ def batched_step(batched) -> float:
 
 
 def interval(values) -> dict:
-    mean, std = statistics.mean(values), statistics.stdev(values)
-    low, high = t_interval(mean, std, len(values))
+    mean, low, high = mean_interval(values)
     return {"mean": mean, "low": low, "high": high}
 
 

@@ -13,7 +13,6 @@ import yaml
 
 from grpo_prm import config as config_cli
 from grpo_prm import evaluate, math_rl, overlap, prepare_data, toy
-from tests.test_math_rl import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, JSONL splits)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +138,7 @@ def test_bad_config_arguments(argv, expected, tmp_path, capsys, monkeypatch):
 
 # ---- math_rl reruns over a finished run: every way to fail at start leaves it as it was
 @pytest.fixture
-def finished(tmp_path, checkpoint, data):  # noqa: F811
+def finished(tmp_path, checkpoint, data):
     """A finished run's folder (the files a run leaves), and private copies of the model and data folders."""
     model, rows = tmp_path / "model", tmp_path / "data"
     shutil.copytree(checkpoint, model)
@@ -288,7 +287,7 @@ def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("keep", [0.9, 0.01])
-def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):  # noqa: F811
+def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(checkpoint, model)
     weights = model / "model.safetensors"

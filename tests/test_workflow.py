@@ -179,3 +179,21 @@ def test_math_and_evaluation_workflow_end_to_end(tmp_path):
     assert {"ours:greedy", "ours:sampled", "paper"} == set(table.source)
     for ext in ("md", "tex", "png", "pdf"):
         assert (tmp_path / f"paper_figures/test/table2.{ext}").stat().st_size > 0
+
+
+def test_paper_profile_plans_open_rs_and_sober_evaluations(tmp_path):
+    """`snakemake -n --configfile config/paper.yaml`: every base model and run is evaluated under both protocols,
+    sober with its seeds per task, unpinned benchmarks resolved once into the profile's lock file."""
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    result = run_snakemake(tmp_path, config, "--dry-run", "--printshellcmds", "evaluation")
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if "grpo_prm.evaluate" in line]
+    for protocol in ("open_rs", "sober"):
+        planned = [c for c in commands if f"--protocol {protocol} " in c]
+        assert len(planned) == 2 * (1 + 2 * 2), protocol  # (qwen, llama) × (base + β × method), one seed
+        assert all("--lock results/paper/eval/benchmarks.lock.json --require-revisions --resolve-and-lock" in c
+                   and "aime24=2fe88a2f1091d5048c0f36abc874fb997b3dd99a" in c for c in planned)
+    sober = next(c for c in commands if "--protocol sober " in c)
+    for flag in ("""--samples '{"aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3, "olympiadbench": 3}'""",
+                 "--temperature 0.8 ", "--top-p 0.9 ", "--max-gen-toks 32768 ", "--seed-spread True "):
+        assert flag in sober, flag

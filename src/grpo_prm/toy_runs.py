@@ -3,7 +3,8 @@
 A toy run (`python -m grpo_prm.toy`) writes one CSV per (method, n, r_neg, seed), one row per training step. This
 module reads and checks those files (`read_run`, `read_runs`), computes Table 1's metric (`final_frequency`,
 `per_seed_frequencies`: the mean target-path frequency over a run's last steps) and picks one (n, r_neg) cell for
-a figure (`select_runs`), and gives the toy figures their one command line (`figure_main`). `table1_toy.py`, `table_toy_seeds.py` and the two toy figures in `paper_figures/` use it.
+a figure (`select_runs`), and gives the toy figures their one command line (`figure_main`). `table1_toy.py`,
+`table_toy_seeds.py` and the two toy figures in `paper_figures/` use it.
 """
 
 from collections.abc import Callable
@@ -129,7 +130,7 @@ def learning_rate_sweep(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFram
     """Per (method, learning_rate) of a sweep: the mean final target frequency over its cells and tuning seeds, with
     a 95 % t-interval over seeds (each seed's mean over the cells), and `selected`: the rate each method reports at,
     the one with the highest mean (the smaller rate on a tie)."""
-    from grpo_prm.readme import t_interval  # the repository's Student-t interval
+    from grpo_prm.stats import mean_interval  # the repository's Student-t interval
 
     finals = per_seed_frequencies(runs, last)
     if "learning_rate" not in finals:
@@ -137,8 +138,8 @@ def learning_rate_sweep(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFram
     rows = []
     for (method, lr), group in finals.groupby(["method", "learning_rate"]):
         per_seed = group.groupby("seed")["final_freq"].mean()
-        mean, std, k = float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"), len(per_seed)
-        low, high = t_interval(mean, std, k) if k > 1 else (float("nan"), float("nan"))
+        mean, low, high = mean_interval(per_seed)
+        k = len(per_seed)
         rows.append({"method": method, "learning_rate": lr, "seeds": k, "cells": group[["n", "r_neg"]].drop_duplicates().shape[0],
                      "mean": mean, "ci_low": low, "ci_high": high})
     table = pd.DataFrame(rows)

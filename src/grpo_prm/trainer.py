@@ -8,13 +8,18 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import is_peft_model
+from transformers.utils import is_torch_bf16_gpu_available
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import add_fused_lm_head
+from trl.trainer.utils import add_fused_lm_head, get_config_model_id
 
+from grpo_prm.errors import SettingError
 from grpo_prm.loss import PRM_NORMALIZATIONS, aggregate, explicit_prm_advantage, kl_k3, per_token_loss, reinforce_rej_advantage
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
 
+# The vision-language fields TRL's `_compute_loss` passes from the batch to the log-prob call.
+MULTIMODAL_INPUTS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
+                     "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
 # TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
 NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
@@ -27,18 +32,54 @@ PRECISIONS = ("fp32", "mixed")
 LOGPROB_TEMPERATURES = ("raw", "sampling")
 
 
+def _is_dropout_name(name: str) -> bool:
+    return "dropout" in name or name.endswith("pdrop")
+
+
+def disable_numeric_dropout(model: torch.nn.Module) -> None:
+    """Zero the dropout rates that models keep as numbers, not `nn.Dropout` modules (which TRL's `disable_dropout`
+    covers): Llama/Qwen attention passes `self.attention_dropout` to the attention function in train mode, and other
+    configs carry `hidden_dropout`, `attn_pdrop`, ... . Set to 0.0 on every module attribute and on the config, so a
+    user's model with `attention_dropout: 0.1` samples and scores deterministically, as the authors' eval-mode
+    sampling does."""
+    configs = [getattr(model, "config", None)]
+    configs += [getattr(configs[0], k, None) for k in ("text_config", "decoder")] if configs[0] is not None else []
+    for config in (c for c in configs if c is not None and hasattr(c, "to_dict")):
+        for key, value in config.to_dict().items():
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(config, key, 0.0)
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(module, key, 0.0)
+
+
 def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
                        logprob_temperature: str = "raw") -> None:
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
     check_method(method)
     if group_size < 2:
-        raise ValueError(f"group_size must be at least 2, got {group_size}")
+        raise SettingError(f"group_size must be at least 2, got {group_size}")
     if loss_normalization not in LOSS_TYPE:
-        raise ValueError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
+        raise SettingError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if logprob_temperature not in LOGPROB_TEMPERATURES:
-        raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+        raise SettingError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+
+
+def cpu_attention(bf16: bool):
+    """The attention kernels of a training run: on a CPU in bf16 (`precision: mixed`), SDPA's math backend.
+
+    PyTorch's CPU flash attention packs bf16 blocks with AVX-512 code (`pack_vnni2`) on machines with AMX and refuses
+    under the capability every command pins (`ATEN_CPU_CAPABILITY=avx2`, `grpo_prm.cli.CPU_ENV`): "pack_vnni2 is only
+    supported when avx512 is supported". The math backend computes the same attention with matmuls and a softmax on
+    every machine. Elsewhere (float32, or a GPU) nothing changes, so fp32 results keep their kernels."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH]) if bf16 and not torch.cuda.is_available() else nullcontext()
 
 
 @dataclass
@@ -54,7 +95,7 @@ class LambdaGRPOConfig(GRPOConfig):
             `"none"`, `"lambda"` or `"lambda_scaled"`, to put the weight on a base method without renaming it
             (e.g. `method="dr_grpo", weighting="lambda"`); `None` takes the method name's. A weighting that
             contradicts the name is refused.
-        mc_continuations (`int`, defaults to `4`):
+        mc_continuations (`int`, defaults to `8`):
             K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
             sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
         explicit_prm_normalization (`str`, defaults to `"vineppo"`):
@@ -82,7 +123,7 @@ class LambdaGRPOConfig(GRPOConfig):
 
     method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
-    mc_continuations: int = field(default=4, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
+    mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     explicit_prm_normalization: str = field(default="vineppo", metadata={"help": "vineppo (batch whitening) or none."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
@@ -93,19 +134,19 @@ class LambdaGRPOConfig(GRPOConfig):
         super().__post_init__()
         base, self.weighting = split_method(self.method, self.weighting)
         if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
-            raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
+            raise SettingError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
                              f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
         if self.explicit_prm_normalization not in PRM_NORMALIZATIONS:
-            raise ValueError(f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
-                             f"choose {' or '.join(PRM_NORMALIZATIONS)}")
+            raise SettingError(f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
+                               f"choose {' or '.join(PRM_NORMALIZATIONS)}")
         if self.mc_continuations < 1:
-            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
+            raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
-            raise ValueError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
+            raise SettingError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
                              f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
         if (self.use_vllm and self.vllm_importance_sampling_correction and self.temperature != 1.0
                 and self.logprob_temperature == "raw"):
-            raise ValueError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
+            raise SettingError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
                              "sampling log-probs are temperature-scaled, the raw ones are not")
         unsupported = {
             "loss_type": self.loss_type not in NORMALIZATION,
@@ -115,14 +156,16 @@ class LambdaGRPOConfig(GRPOConfig):
             "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
             "delta": self.delta is not None,
             "entropy_coef": bool(self.entropy_coef),
+            "use_adaptive_entropy": self.use_adaptive_entropy,  # an entropy bonus, as entropy_coef
         }
         bad = [k for k, v in unsupported.items() if v]
         if bad:
-            raise ValueError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
+            raise SettingError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
-    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared by the toy and the math runs.
+    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared
+    by the toy and the math runs.
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
@@ -131,7 +174,7 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
     `loss_normalization`.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if split_method(fields.get("method", "lambda_grpo"))[0] == "dr_grpo":  # its paper's normaliser and advantage
         fields = {"loss_type": "dr_grpo", "scale_rewards": "none"} | fields
     authors = {
@@ -184,14 +227,22 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     args: LambdaGRPOConfig
 
-    def __init__(self, *posargs, prefix_values=None, on_batch=None, **kwargs):
-        args = kwargs["args"]
+    def __init__(self, model, reward_funcs=None, args=None, *posargs, prefix_values=None, on_batch=None, **kwargs):
+        if args is None:  # TRL's default config, named as TRL names it, with this trainer's fields; where TRL's
+            # would refuse to build (bf16 on a machine without an accelerator), on the CPU instead
+            name = model if isinstance(model, str) else get_config_model_id(model.config)
+            cpu_only = not (torch.cuda.is_available() or is_torch_bf16_gpu_available())
+            args = LambdaGRPOConfig(f"{name.split('/')[-1]}-GRPO", use_cpu=cpu_only)
         self.base_method = split_method(args.method, args.weighting)[0]
         if self.base_method.startswith("explicit_prm") and prefix_values is None:
-            raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
+            raise SettingError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
         self.prefix_values, self.on_batch = prefix_values, on_batch
-        super().__init__(*posargs, **kwargs)
+        super().__init__(model, reward_funcs, args, *posargs, **kwargs)
         self._check_master_weights()
+        if args.disable_dropout:  # TRL zeroes nn.Dropout modules only
+            disable_numeric_dropout(self.model)
+            if self.ref_model is not None:
+                disable_numeric_dropout(self.accelerator.unwrap_model(self.ref_model))
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
         # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
@@ -203,17 +254,23 @@ class LambdaGRPOTrainer(GRPOTrainer):
             for m, outputs in heads:
                 add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
 
+    def train(self, *posargs, **kwargs):
+        """`Trainer.train`; under `precision: mixed` on a CPU, attention takes SDPA's math backend (`cpu_attention`)."""
+        with cpu_attention(self.args.bf16):
+            return super().train(*posargs, **kwargs)
+
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
         if low and not self.is_deepspeed_enabled:
-            raise ValueError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
+            raise SettingError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
                              "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights")
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         k = self.num_generations if self.model.training else self.num_generations_eval
         ids, mask = self._gather_rows(out["completion_ids"]), self._gather_rows(out["completion_mask"]).bool()
-        n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
+        # (B_all, T); a group of one (num_generations_eval=1) shares no token: |λ| = 1
+        n_shared = process_set_sizes_grouped(ids, mask, k) if k > 1 else mask.long()
         weights = token_weights(n_shared, k, self.args.weighting)
         if self.on_batch is not None:
             self.on_batch(self, ids, mask, n_shared, weights, k)
@@ -261,11 +318,13 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     def _compute_loss(self, model, inputs):
         prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
-        mask = inputs["completion_mask"].float()
+        # Tool and environment output tokens (`tool_mask` 0) leave the loss and its normaliser, as in TRL.
+        mask = (inputs["completion_mask"] * inputs.get("tool_mask", 1)).float()
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled, **{k: inputs.get(k) for k in MULTIMODAL_INPUTS},
         )
         old_logps = inputs.get("old_per_token_logps")
         old_logps = logps.detach() if old_logps is None else old_logps  # μ = 1: P = 1 in value, ∇ = ∇log π
@@ -280,6 +339,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
             is_ratio=inputs.get("importance_sampling_ratio") if self.vllm_importance_sampling_correction else None,
             kl_bias_correction=self.args.use_bias_correction_kl,
         )
+        weights = inputs["lambda_weights"] * mask
         mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         if self.loss_type == "dapo":
@@ -287,12 +347,15 @@ class LambdaGRPOTrainer(GRPOTrainer):
             n_tokens = inputs["num_items_in_batch"].clamp(min=1) / self.accelerator.num_processes
             if mode == "train":
                 n_tokens = n_tokens * accumulation / self.args.steps_per_generation
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", n_tokens)
+            loss = aggregate(loss_terms, weights, mask, "token", n_tokens)
         elif self.loss_type == "dr_grpo":  # TRL's constant: micro-batch rows × max_completion_length
             constant = torch.tensor(float(mask.shape[0] * self.max_completion_length), device=mask.device)
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", constant) / accumulation
+            loss = aggregate(loss_terms, weights, mask, "token", constant) / accumulation
         else:  # TRL's: mean over the micro-batch's rows (equal-sized micro-batches: the global mean)
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "sequence") / accumulation
+            loss = aggregate(loss_terms, weights, mask, "sequence") / accumulation
+        if self.aux_loss_enabled:  # MoE load balancing, unweighted and scaled for accumulation as in TRL
+            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
+            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
         self._log_loss_metrics(mode, logps, old_logps, inputs, entropies, mask)
         return loss
 
