@@ -44,7 +44,7 @@ from grpo_prm.errors import SettingError
 from grpo_prm.generation import greedy_completions
 from grpo_prm.io import write_atomic
 from grpo_prm.recording import BatchRecorder, GroupRecorder, parts_dir
-from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
+from grpo_prm.reward import REWARD_MAPPINGS, UNPARSEABLE_GOLD, MappedReward, MathReward
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
@@ -77,6 +77,7 @@ class MathRunConfig:
     save_every: int = TRAIN_DEFAULTS["save_every"]
     stop_at_boxed: bool = TRAIN_DEFAULTS["stop_at_boxed"]
     unparseable_gold: str = TRAIN_DEFAULTS["unparseable_gold"]
+    reward_mapping: str = TRAIN_DEFAULTS["reward_mapping"]  # grpo_prm.reward.REWARD_MAPPINGS
     reward_timeout_s: float = TRAIN_DEFAULTS["reward_timeout_s"]
     precision: str = TRAIN_DEFAULTS["precision"]  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
     # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
@@ -94,6 +95,7 @@ class MathRunConfig:
                            self.logprob_temperature)
         check_fields(self, positive=POSITIVE_FIELDS, nonnegative=("beta", "seed"))
         check_choice("--unparseable_gold", self.unparseable_gold, UNPARSEABLE_GOLD)
+        check_choice("--reward_mapping", self.reward_mapping, tuple(REWARD_MAPPINGS))
 
 
 def _vllm_cpu_keeps_weights() -> None:
@@ -354,7 +356,7 @@ def run_math(cfg: MathRunConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     groups = _recorder(cfg, step)
-    trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
+    trainer = trainer_cls(model=model, reward_funcs=MappedReward(reward, cfg.reward_mapping), args=grpo_args(cfg), processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows), on_batch=BatchRecorder(groups))
     validation = GreedyValidation(cfg, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
