@@ -52,7 +52,15 @@ import time
 from pathlib import Path
 
 from grpo_prm.boxed import first_boxed
-from grpo_prm.cli import InputError, OneLineParser, exit_on_error, finite_float, positive_int, reproducible
+from grpo_prm.cli import (
+    InputError,
+    OneLineParser,
+    exit_on_error,
+    finite_float,
+    nonnegative_int,
+    positive_int,
+    reproducible,
+)
 from grpo_prm.data import SYSTEM_PROMPT, TABLE2, content_sha256
 from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
@@ -351,7 +359,7 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
 
 
 def _batch_size(text: str) -> int | str:
-    return text if text.startswith("auto") else int(text)
+    return text if text.startswith("auto") else positive_int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -371,7 +379,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus mass when sampling")
     p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
     p.add_argument("--samples", type=positive_int, default=1, help="n seeded samples per problem (avg@n, pass@k)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
     p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")
     p.add_argument("--backend", choices=BACKENDS, default="hf", help="hf (CPU) or vllm (GPU, paper profile)")
