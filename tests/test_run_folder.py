@@ -147,18 +147,20 @@ def test_snakemake_killed_then_documented_recovery_keeps_the_completed_run(tmp_p
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     target = "results/test/math/tiny/beta0.0/grpo/seed0/config.json"
-    cmd = [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "test.yaml")]
+
+    def cmd(*extra):  # --configfile takes several values: last
+        return [*SNAKEMAKE, "--directory", str(tmp_path), *extra, "--configfile", str(tmp_path / "test.yaml")]
+
     run = tmp_path / "results/test/math/tiny/beta0.0/grpo/seed0"
-    smk = background([*cmd, target], tmp_path / "snakemake.log", env=env)
+    smk = background(cmd(target), tmp_path / "snakemake.log", env=env)
     wait_for(lambda: (run / "attempt/metrics.jsonl").exists(), smk, tmp_path / "snakemake.log")
     os.kill(smk.pid, signal.SIGKILL)
     smk.wait()
     holder = json.loads((run / ".lock").read_text())["pid"]
 
     def recover():
-        subprocess.run([*cmd, "--unlock"], check=True, capture_output=True, env=env)
-        return subprocess.run([*cmd, "--rerun-incomplete", target], check=False, capture_output=True, text=True,
-                              env=env)
+        subprocess.run(cmd("--unlock"), check=True, capture_output=True, env=env)
+        return subprocess.run(cmd("--rerun-incomplete", target), check=False, capture_output=True, text=True, env=env)
 
     refused = recover()
     log = (tmp_path / "results/test/logs/math/tiny/beta0.0/grpo/seed0.log").read_text()
