@@ -143,7 +143,7 @@ def test_snakemake_killed_then_documented_recovery_keeps_the_completed_run(tmp_p
     refused (one writer), and once the job has finished, the same recovery keeps its run instead of retraining."""
     config = small_math_config()
     config["math"].update(methods=["grpo"], seeds=[0])
-    config["math"]["train"].update(steps=150, save_every=50, val_every=50)  # long enough to outlast a rerun's start
+    config["math"]["train"].update(steps=100, save_every=50, val_every=50)  # outlasts a rerun's start
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     target = "results/test/math/tiny/beta0.0/grpo/seed0/config.json"
@@ -167,6 +167,6 @@ def test_snakemake_killed_then_documented_recovery_keeps_the_completed_run(tmp_p
     assert refused.returncode != 0 and f"is being written by pid {holder}" in log, log[-2000:]
     wait_for(lambda: not (run / ".lock").exists())  # the orphaned job completes on its own
     completed = files(run)
-    assert "config.json" in completed and len([r for r in records(run) if "loss" in r]) == 150
+    assert "config.json" in completed and len([r for r in records(run) if "loss" in r]) == 100
     assert recover().returncode == 0
     assert files(run) == completed
