@@ -34,7 +34,9 @@ Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `m
   0/1), `answer`, `accuracy` (share correct).
 
 Bad input (missing or non-model checkpoint folder, unknown task, unreadable data, a protocol setting out of range)
-ends with one line naming the culprit, a non-zero exit, and nothing written.
+ends with one line naming the culprit, a non-zero exit, and nothing written. Both outputs are written atomically and
+hard-linked into `.kept/` beside them (`grpo_prm.run_folder.keep`): a rerun with the same settings and checkpoint
+files puts them back instead of evaluating again (Snakemake deletes a job's outputs before rerunning it).
 
 Why one module of ~390 lines: it is the whole path of one evaluation, read top to bottom (checks, the lm-eval call,
 the result record, the command line), as a CleanRL file holds one variant. What can be reused elsewhere lives
@@ -66,6 +68,7 @@ from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
+from grpo_prm.run_folder import keep, restore_kept
 from grpo_prm.sample_stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
@@ -335,6 +338,12 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     metadata = {"data_dir": args.data_dir or None, "revisions": revisions, "offline_file": args.offline_file,
                 "sha256": sha256}  # fmt: skip
 
+    suffixes = [".json", ".samples.jsonl"]
+    settings = {k: v for k, v in vars(args).items() if k != "out"} | {"model_files": _files(model)}
+    kept = restore_kept(args.out, suffixes, settings)
+    if kept is not None:  # a rerun of a finished evaluation (Snakemake removed its outputs first): keep it
+        print(f"{args.out}: evaluated before with these settings and this checkpoint; kept")
+        return kept
     start = time.monotonic()
     results, data = run_lm_eval(model, tasks, protocol, args.batch_size, args.backend, args.limit, metadata)
     for t in tasks:
@@ -355,7 +364,15 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     def write_samples(path: str) -> None:
         Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
-    return write_atomic(args.out, {".json": write_json, ".samples.jsonl": write_samples})
+    paths = write_atomic(args.out, {".json": write_json, ".samples.jsonl": write_samples})
+    keep(args.out, suffixes, settings)
+    return paths
+
+
+def _files(folder: Path) -> list:
+    """Name, size and modification time of each file of a checkpoint: a retrained one differs."""
+    return [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def _batch_size(text: str) -> int | str:

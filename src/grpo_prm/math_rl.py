@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 
 from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, parse_bool, reproducible
@@ -337,16 +338,23 @@ def run_math(cfg: MathRunConfig, restart: bool = False, protect_finished: bool =
     out = Path(cfg.out)
     check_paths(cfg)
     train_rows, val_rows = read_problems(cfg.train), read_problems(cfg.val)
-    with locked(out):
-        return _run_locked(cfg, train_rows, val_rows, restart, protect_finished)
+    state = PartialState()  # the processes of an `accelerate launch` (one without): the main one owns the folder
+    with locked(out) if state.is_main_process else contextlib.nullcontext():
+        return _run_locked(cfg, train_rows, val_rows, restart, protect_finished, state)
 
 
-def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect_finished: bool) -> Path:
+def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect_finished: bool, state) -> Path:
     out, folder, wanted = Path(cfg.out), RunFolder(Path(cfg.out)), dataclasses.asdict(cfg)
-    folder.recover()  # an attempt killed while being published: complete it
+
+    def on_main(change):  # the folder changes in one process; every process then sees the result
+        if state.is_main_process:
+            change()
+        state.wait_for_everyone()
+
+    on_main(folder.recover)  # an attempt killed while being published: complete it
     finished = folder.finished()
     if finished is not None and not restart and not differing(finished, wanted):
-        folder.restore_marker()
+        on_main(folder.restore_marker)
         print(f"{out}: holds a finished run with these settings; kept (--restart true trains it again)")
         return out
     if finished is not None and protect_finished:
@@ -364,10 +372,10 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
     if last is not None and step == cfg.steps:
         _, model = load_policy(last)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
-    for path in incomplete:  # killed while being written: TRL would fail on its missing trainer_state.json
-        shutil.rmtree(path, ignore_errors=True)  # every process of a multi-process run does this
+    # A checkpoint killed while being written: TRL would fail on its missing trainer_state.json.
+    on_main(lambda: [shutil.rmtree(path, ignore_errors=True) for path in incomplete])
     if last is None:
-        folder.start_attempt(wanted)  # nothing to resume: a new attempt, apart from any finished run
+        on_main(lambda: folder.start_attempt(wanted))  # nothing to resume: a new attempt, apart from any finished run
     work = dataclasses.replace(cfg, out=str(attempt))  # the attempt's files; config.json records `cfg`
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     groups = _recorder(work, step)
@@ -383,7 +391,7 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
     if groups is not None:
         groups.close()
     reward.close()
-    folder.commit(wanted)  # from here the attempt replaces the finished run; checkpoints/ goes with the attempt
+    on_main(lambda: folder.commit(wanted))  # from here the attempt replaces the finished run, checkpoints/ removed
     return out
 
 

@@ -14,6 +14,11 @@ Layout of `<out>/`:
 - `.lock`: `fcntl.flock`ed by the one process writing the folder, holding its host, pid and start time; removed on
   release. flock is released by the kernel when its holder dies, so a lock left by a killed process is "stale": the
   next writer takes it over and says so.
+
+A command whose outputs are a few files (`grpo_prm.evaluate`) keeps hard links of its finished outputs in `.kept/`
+beside them, with its settings (`keep`): its outputs are written atomically, so a killed rerun leaves them as they
+were, and a rerun with the same settings after Snakemake deleted them puts them back instead of recomputing
+(`restore_kept`).
 """
 
 import contextlib
@@ -178,3 +183,47 @@ class RunFolder:
         """An attempt committed but killed while being published: complete the publishing."""
         if (self.attempt / FINISHED).is_file():
             self.publish()
+
+
+# ---- Outputs of one command (grpo_prm.evaluate): kept through Snakemake's deletion before a rerun
+
+KEPT = ".kept"
+
+
+def _kept(prefix: Path, suffix: str) -> Path:
+    return prefix.parent / KEPT / f"{prefix.name}{suffix}"
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` becomes a hard link to `source` (a copy where the file system has none), atomically."""
+    tmp = target.with_name(f".{target.name}.link-tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
+def restore_kept(prefix: str | Path, suffixes: list[str], settings: dict) -> list[Path] | None:
+    """The outputs `<prefix><suffix>` of an earlier finished run with the same `settings`, put back where Snakemake
+    deleted them before rerunning the job (so a rerun keeps them instead of recomputing); `None` if there are none."""
+    prefix = Path(prefix)
+    kept = [_kept(prefix, s) for s in suffixes]
+    if _read(_kept(prefix, SETTINGS)) != json.loads(json.dumps(settings)) or not all(k.is_file() for k in kept):
+        return None
+    finals = [Path(f"{prefix}{s}") for s in suffixes]
+    for source, target in zip(kept, finals):
+        if not (target.is_file() and os.path.samefile(source, target)):
+            _link(source, target)
+    return finals
+
+
+def keep(prefix: str | Path, suffixes: list[str], settings: dict) -> None:
+    """Hard-link the finished outputs `<prefix><suffix>` into `.kept/` beside them, with the settings that made them."""
+    prefix = Path(prefix)
+    _kept(prefix, "").parent.mkdir(exist_ok=True)
+    _kept(prefix, SETTINGS).unlink(missing_ok=True)  # first: a kill below leaves no match with other outputs
+    for suffix in suffixes:
+        _link(Path(f"{prefix}{suffix}"), _kept(prefix, suffix))
+    _write_json(_kept(prefix, SETTINGS), settings)
