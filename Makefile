@@ -6,7 +6,7 @@ CORES ?= 2
 SNAKEMAKE_ARGS ?=
 CONFIG ?= config/config.yaml
 
-.PHONY: setup reproduce test lint bench report golden readme
+.PHONY: setup reproduce test lint bench gpu-check report golden readme
 
 $(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,14 +26,22 @@ reproduce: setup
 	  && snakemake --cores $(CORES) --forceall --configfile $(CONFIG) $(SNAKEMAKE_ARGS)
 
 test: setup
-	. $(VENV)/bin/activate && python -m pytest -ra
+	. $(VENV)/bin/activate && python -m pytest -ra --runslow
 
+# Lint gates (CI runs them too): ruff's rules and line length, ruff's formatting, snakefmt on the workflow files.
+PY_DIRS := src tests tests_vllm benchmarks paper_figures
 lint: setup
-	. $(VENV)/bin/activate && ruff check src tests benchmarks paper_figures && snakemake --lint
+	. $(VENV)/bin/activate && ruff check $(PY_DIRS) && ruff format --check $(PY_DIRS) \
+	  && snakefmt --check Snakefile workflow/rules && snakemake --lint
 
 bench: setup
 	. $(VENV)/bin/activate && python benchmarks/bench_process_sets.py && python benchmarks/bench_train_step.py \
 		&& python benchmarks/bench_overlap.py && python benchmarks/bench_reward.py && python benchmarks/bench_toy_step.py
+
+# One NVIDIA GPU with the GPU stack (envs/gpu.txt) in the active environment: rollouts, step times and memory of the
+# paper profile's settings in <= 8 minutes, no Hub (README, "GPU check"); refuses in one line without a GPU.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 # HTML report (tables, figures, captions, provenance) of the config's profile, from the results already built:
 # `make report CONFIG=config/paper.yaml` for the paper profile.
@@ -47,6 +55,6 @@ report: setup
 golden: setup
 	. $(VENV)/bin/activate && python -m tests.golden
 
-# The README's run-derived numbers (its <!-- numbers:NAME --> blocks), rewritten from paper_figures/default/.
+# The run-derived numbers of README.md and docs/*.md (their <!-- numbers:NAME --> blocks), rewritten from paper_figures/default/.
 readme: setup
-	. $(VENV)/bin/activate && python -m grpo_prm.readme --readme README.md --figures paper_figures/default
+	. $(VENV)/bin/activate && python -m grpo_prm.readme --figures paper_figures/default

@@ -38,7 +38,7 @@ echo "vllm-cpu: tests_vllm passed after $((SECONDS - start)) s"
 # The paper profile's GPU code paths end to end through Snakemake (config/paper-smoke.yaml): data, tiny checkpoint,
 # two λ-GRPO steps with colocated vLLM rollouts and vLLM validation, Table 2 with `--backend vllm` on three problems
 # of each benchmark. Snakemake runs from the driver environment (.venv, built by `make test`); its jobs call `python`
-# from PATH, the vLLM environment, as on a GPU cluster (README, "The paper profile").
+# from PATH, the vLLM environment, as on a GPU cluster (docs/paper-profile.md).
 DATA=${GRPO_PRM_DATA:-$ROOT/../shared/data}
 [ -d "$DATA" ] || { echo "vllm-cpu: no benchmark copies at $DATA (set GRPO_PRM_DATA)" >&2; exit 1; }
 config="$(mktemp --suffix=.yaml)"  # config/paper-smoke.yaml with the benchmark copies' location on this machine

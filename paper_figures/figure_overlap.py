@@ -4,7 +4,7 @@ Usage:
     python paper_figures/figure_overlap.py --runs results/<profile>/overlap/<model>/k*/ \
         --out-prefix paper_figures/<profile>/figure_overlap
 
-Columns: greedy validation reward; path depth; intermediate proportion (definitions in the README and
+Columns: greedy validation reward; path depth; intermediate proportion (definitions in docs/method.md and
 `grpo_prm.prefix_tree`). Path depth and proportion are drawn per training step (mean and median over the step's
 trajectories) and cumulatively (mean over every trajectory so far), since the paper's monotone curves may be either.
 Each run folder needs config.json, metrics.jsonl and the analysis overlap.{csv,json} (`python -m grpo_prm.overlap`).
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.curves import load_validation
 from grpo_prm.io import save_figure
-from grpo_prm.overlap_runs import load_run
+from grpo_prm.overlap_runs import OverlapRunError, load_run
 
 PANELS = [("path_depth", "path depth"), ("intermediate_proportion", "intermediate proportion")]
 
@@ -29,7 +29,7 @@ def load(folders) -> list[tuple[int, object, object]]:
     runs = [(*load_run(f)[:2], load_validation([f])) for f in folders]
     ks = [k for k, _, _ in runs]
     if len(set(ks)) != len(ks):
-        raise ValueError(f"two runs with the same group size in {ks}")
+        raise OverlapRunError(f"two runs with the same group size in {ks}")
     return sorted(runs, key=lambda run: -run[0])
 
 

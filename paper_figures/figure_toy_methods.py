@@ -16,28 +16,25 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from grpo_prm.stats import seed_band
 from grpo_prm.toy_runs import figure_main
 from grpo_prm.weights import METHOD_LABELS
 
 
-def seed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:
+def smoothed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:
     """Per step: mean over seeds of the smoothed frequency, and the 95 % t-interval (low, high) of that mean."""
     curves = pd.concat([df.set_index("step")["target_freq"].rolling(smooth, min_periods=1).mean() for df in runs],
-                       axis=1)
-    mean, k = curves.mean(axis=1), curves.count(axis=1)
-    sem = curves.std(axis=1, ddof=1) / np.sqrt(k)
-    half = stats.t.ppf(0.975, (k - 1).clip(lower=1)) * sem
-    return pd.DataFrame({"mean": mean, "low": mean - half, "high": mean + half})
+                       axis=1, ignore_index=True)
+    band = seed_band(curves.stack().groupby(level="step")).set_index("step")
+    return band.rename(columns={"lo": "low", "hi": "high"})[["mean", "low", "high"]]
 
 
 def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     for i, (method, runs) in enumerate(by_method.items()):
-        band = seed_band(runs, smooth)
+        band = smoothed_band(runs, smooth)
         ax.plot(band.index, band["mean"], color=f"C{i}", lw=1.6,
                 label=f"{METHOD_LABELS.get(method, method)} ({len(runs)} seeds)")
         if len(runs) > 1:

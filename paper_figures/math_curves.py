@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 
 from grpo_prm.cli import exit_on_error, open_fraction, table_parser
 from grpo_prm.config import schema_defaults
-from grpo_prm.curves import RunError, load_validation, seed_band
+from grpo_prm.curves import MathRunError, load_validation, seed_band
 from grpo_prm.io import save_figure
 from grpo_prm.weights import METHOD_LABELS, method_order
 
@@ -39,7 +39,7 @@ def load_one_cell(paths):
     """Validation records of runs that share one (model, β)."""
     df = load_validation(paths)
     if len(df[["model", "beta"]].drop_duplicates()) != 1:
-        raise RunError("the runs span several (model, beta); give one pair per figure")
+        raise MathRunError("the runs span several (model, beta); give one pair per figure")
     return df
 
 

@@ -33,7 +33,10 @@ def read_paper(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ToyRunError(f"{path}: no such file")
-    paper = pd.read_csv(path)
+    try:
+        paper = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ToyRunError(f"{path}: unreadable CSV ({type(e).__name__})") from None
     missing = [c for c in PAPER_COLUMNS if c not in paper.columns]
     if missing:
         raise ToyRunError(f"{path}: missing required column(s) {', '.join(missing)}")

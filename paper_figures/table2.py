@@ -11,9 +11,14 @@ of rows (`ours:<protocol>`), beside the paper's. Writes <prefix>.md (tables and 
 source × model × β × method), <prefix>.tex (booktabs) and <prefix>.{png,pdf} (a compact bar chart), all or
 nothing; bad input exits non-zero with a one-line error.
 
+With `--sober`, the published rows of Hochlehnert et al. 2025 ("A Sober Look at Progress in Language Model
+Reasoning", its mean ± std over seeds; DeepSeek-R1-Distill-Qwen-1.5B's base row) are a source of their own. A
+protocol with `seed_spread` (sober) shows, beside the clustered ±, the std over seeds (`[seeds ± s]`, ddof 1) of
+the per-seed accuracies (sample j of every problem is seed j's run).
+
 Metric: per cell, accuracy averaged over seeds and samples (avg@n). Its ± is the standard error over problems of
 the per-problem score averaged over seeds and samples, std(ddof=1)/sqrt(n): clustered by problem, so it counts
-both which problems a benchmark holds and which samples were drawn (grpo_prm.sample_stats); with one seed and one
+both which problems a benchmark holds and which samples were drawn (grpo_prm.stats); with one seed and one
 sample it is the paper's (and lm-eval's) sqrt(p(1-p)/(n-1)). Avg is the unweighted mean of the five benchmarks.
 Marking (the paper's colours of λ-GRPO cells, strict inequality): green beats GRPO (same model and β) and Base,
 yellow only GRPO, orange only Base, red neither. A difference is supported by the intervals (marked `*`) where its
@@ -34,7 +39,7 @@ import pandas as pd
 
 from grpo_prm.cli import InputError, exit_on_error, table_parser
 from grpo_prm.io import figure_savefig, write_atomic, write_text
-from grpo_prm.sample_stats import Z95
+from grpo_prm.stats import Z95
 from grpo_prm.weights import METHOD_LABELS
 
 BENCHMARKS = {
@@ -81,18 +86,33 @@ def read_result(path: str | Path) -> dict:
     beta = None if identity["method"] == "base" else float(identity["beta"])
     protocol = data.get("protocol") or {}
     source = f"ours:{protocol['name']}" if protocol.get("name") else "ours"  # results written before protocols
-    return {"source": source, "samples": int(protocol.get("samples", 1)), "model": str(identity["model"]),
+    # with seed_spread (sober), each seed's accuracy per benchmark (grpo_prm.evaluate's seed_accuracy)
+    seeds = {b: t.get("seed_accuracy") for b, t in data["tasks"].items() if b in scores} if protocol.get(
+        "seed_spread") else None
+    return {"source": source, "samples": samples_label(protocol.get("samples", 1)), "model": str(identity["model"]),
             "beta": beta, "method": str(identity["method"]), "seed": int(identity.get("seed", 0)), "scores": scores,
-            "path": str(path)}  # fmt: skip
+            "seed_accuracy": seeds, "path": str(path)}  # fmt: skip
 
 
-def read_paper(path: str | Path) -> pd.DataFrame:
-    """The paper's Table 2 (model, beta, method, per benchmark value and stderr, avg)."""
+def samples_label(samples) -> int | str:
+    """Samples per problem: a number, or for samples per task (sober's 10 and 3) the range, "3–10"."""
+    if not isinstance(samples, dict):
+        return int(samples)
+    low, high = min(samples.values()), max(samples.values())
+    return low if low == high else f"{low}–{high}"
+
+
+def read_paper(path: str | Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The paper's Table 2 (model, beta, method, per benchmark value and stderr, avg), or another published
+    reference in the same columns (plus `extra` ones per benchmark, e.g. `_seed_std`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    paper = pd.read_csv(path)
-    needed = KEYS + [c for b in BENCHMARKS for c in (b, f"{b}_stderr")] + ["avg"]
+    try:
+        paper = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: unreadable CSV ({type(e).__name__})") from None
+    needed = KEYS + [c for b in BENCHMARKS for c in (b, f"{b}_stderr", *(f"{b}{x}" for x in extra))] + ["avg"]
     missing = [c for c in needed if c not in paper.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -131,6 +151,9 @@ def build_ours(results: list[dict]) -> pd.DataFrame:
             if len({len(s) for s in per_seed}) > 1:
                 raise InputError(f"{key}: {b} has a different number of problems across seeds")
             row[b], row[f"{b}_stderr"] = seed_cell(per_seed) if per_seed else (float("nan"), float("nan"))
+            if runs[0]["seed_accuracy"] is not None:  # seed_spread: std over every seed's accuracy (ddof 1)
+                accuracies = [a for r in runs for a in (r["seed_accuracy"].get(b) or [])]
+                row[f"{b}_seed_std"] = pd.Series(accuracies, dtype=float).std(ddof=1)
         rows.append(row)
     ours = pd.DataFrame(rows)
     ours["avg"] = ours[list(BENCHMARKS)].mean(axis=1, skipna=False)  # unweighted; NaN unless all five present
@@ -148,9 +171,16 @@ def _sort_key(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def build_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Ours and the paper's rows, long (column `source`), with each λ row's marking per benchmark and Avg."""
-    table = pd.concat([ours, paper.assign(source="paper", seeds=pd.NA, samples=1)], ignore_index=True)
+SOBER = "Hochlehnert et al. 2025"  # source of the sober protocol's published base-model row (reference/)
+
+
+def build_table2(ours: pd.DataFrame, paper: pd.DataFrame, sober: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Ours and the paper's rows (and, given, the sober paper's), long (column `source`), with each λ row's marking
+    per benchmark and Avg."""
+    references = [paper.assign(source="paper", seeds=pd.NA, samples=1)]
+    if sober is not None:
+        references.append(sober.assign(source=SOBER, seeds=pd.NA, samples=pd.NA))
+    table = pd.concat([ours, *references], ignore_index=True)
     table = _sort_key(table).sort_values(["_m", "_b", "_x", "source"]).drop(columns=["_m", "_b", "_x"])
     table = table.reset_index(drop=True)
     for col in [*COLUMNS, "avg"]:
@@ -213,9 +243,12 @@ def win_counts(table: pd.DataFrame, source: str, method: str = "lambda_grpo") ->
 
 
 def source_label(source: str, samples=1) -> str:
-    """`ours:sampled` with 4 samples -> "ours, sampled, avg@4"; the paper's rows stay "paper"."""
+    """`ours:sampled` with 4 samples -> "ours, sampled, avg@4" (samples per task: "avg@3–10"); the paper's rows
+    stay "paper"."""
     if not source.startswith("ours:"):
         return source
+    if isinstance(samples, str) and not samples.isdigit():
+        return f"ours, {source.removeprefix('ours:')}, avg@{samples}"
     n = 1 if pd.isna(samples) else int(samples)
     return f"ours, {source.removeprefix('ours:')}" + (f", avg@{n}" if n > 1 else "")
 
@@ -226,10 +259,11 @@ def _label(row) -> list[str]:
     return [MODELS.get(row["model"], row["model"]), beta, METHODS.get(row["method"], row["method"]), source]
 
 
-def _cell(value, stderr, mark="") -> str:
+def _cell(value, stderr, mark="", seed_std=float("nan")) -> str:
     if pd.isna(value):
         return "—"
     text = f"{value:.4f}" if pd.isna(stderr) else f"{value:.4f} ± {stderr:.4f}"
+    text += "" if pd.isna(seed_std) else f" [seeds ± {seed_std:.4f}]"
     return f"{text} ({mark})" if mark else text
 
 
@@ -242,7 +276,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """Table 2 as strings: Model, β, Version, Source, one `acc ± se (colour)` column per benchmark, Avg."""
     rows, cols = [], shown(table)
     for _, r in table.iterrows():
-        cells = [_cell(r[b], r[f"{b}_stderr"], r[f"{b}_mark"]) for b in cols]
+        cells = [_cell(r[b], r[f"{b}_stderr"], r[f"{b}_mark"], r.get(f"{b}_seed_std", float("nan"))) for b in cols]
         rows.append(_label(r) + cells + [_cell(r["avg"], float("nan"), r["avg_mark"])])
     return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", *(COLUMNS[b] for b in cols), "Avg."])
 
@@ -347,7 +381,7 @@ def figure(table: pd.DataFrame):
     for ax, model in zip(axes[0], models):
         rows = table[table["model"] == model]
         betas = [None if pd.isna(b) else b for b in rows["beta"]]  # NaN != NaN would split Base in two
-        ours_sources = [s for s in dict.fromkeys(rows["source"]) if s != "paper"] or [None]
+        ours_sources = [s for s in dict.fromkeys(rows["source"]) if s.startswith("ours")] or [None]
         variants = [(b, m, s) for b, m in dict.fromkeys(zip(betas, rows["method"])) for s in ours_sources]
         width = 0.8 / max(len(variants), 1)
         for k, (beta, method, source) in enumerate(variants):
@@ -377,9 +411,12 @@ def figure(table: pd.DataFrame):
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = table_parser(__doc__, "grpo_prm.evaluate result JSONs", "<prefix>.{md,csv,tex,png,pdf}", inputs="--results")
     parser.add_argument("--paper", required=True, help="the paper's Table 2 as CSV (reference/table2_paper.csv)")
+    parser.add_argument("--sober", default=None,
+                        help="Hochlehnert et al. 2025's rows as CSV (reference/table2_sober.csv), beside the sober protocol")
     args = parser.parse_args(argv)
-    table = exit_on_error(lambda: build_table2(build_ours([read_result(p) for p in args.results]),
-                                               read_paper(args.paper)))
+    table = exit_on_error(lambda: build_table2(
+        build_ours([read_result(p) for p in args.results]), read_paper(args.paper),
+        read_paper(args.sober, extra=("_seed_std",)) if args.sober else None))
     texts = render(table)
     fig = figure(table)
     writers = {suffix: partial(write_text, text) for suffix, text in texts.items()}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.io import save_table
-from grpo_prm.overlap_runs import load_run
+from grpo_prm.overlap_runs import OverlapRunError, load_run
 
 PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
 
@@ -36,7 +36,7 @@ def build(folders, paper_csv) -> pd.DataFrame:
     try:
         paper = pd.read_csv(paper_csv)[PAPER_COLUMNS]
     except (OSError, KeyError, pd.errors.ParserError) as e:
-        raise ValueError(f"{paper_csv}: not the paper's overlap counts ({type(e).__name__}: {e})") from None
+        raise OverlapRunError(f"{paper_csv}: not the paper's overlap counts ({type(e).__name__}: {e})") from None
     table = ours.merge(paper.add_prefix("paper_").rename(columns={"paper_k": "k"}), on="k", how="left")
     return table.sort_values("k", ascending=False, ignore_index=True)
 

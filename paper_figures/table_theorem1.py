@@ -15,7 +15,7 @@ import pandas as pd
 
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.io import save_table
-from grpo_prm.overlap_runs import load_run
+from grpo_prm.overlap_runs import OverlapRunError, load_run
 
 COLUMNS = ["theorem1_groups", "theorem1_tokens", "theorem1_max_loss_diff", "theorem1_max_abs_loss",
            "theorem1_max_abs_diff"]
@@ -26,7 +26,7 @@ def build(folders) -> pd.DataFrame:
     for folder in folders:
         k, _, summary = load_run(folder)
         if not summary.get("theorem1_groups"):
-            raise ValueError(f"{folder}: Theorem 1 was not checked (run the analysis with --theorem1-groups N)")
+            raise OverlapRunError(f"{folder}: Theorem 1 was not checked (run the analysis with --theorem1-groups N)")
         rows.append({"k": k, **{c.removeprefix("theorem1_"): summary[c] for c in COLUMNS}})
     return pd.DataFrame(rows).sort_values("k", ascending=False, ignore_index=True)
 

@@ -18,26 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
+from grpo_prm.stats import mean_interval, paired_interval
 from grpo_prm.toy_runs import TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
 from grpo_prm.weights import METHOD_LABELS, method_order
 
 REFERENCE = "lambda_grpo"
-LEVEL = 0.95
-
-
-def t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its two-sided t-interval at `LEVEL`; NaN bounds for fewer than 2 values."""
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def run_costs(runs: list[pd.DataFrame]) -> pd.DataFrame:
@@ -59,13 +48,13 @@ def build_table(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
         ref = cell[cell.method == REFERENCE].set_index("seed")["final_freq"]
         for method in method_order(cell.method.unique()):
             m = cell[cell.method == method]
-            mean, low, high = t_interval(m.final_freq)
-            paired = m.set_index("seed")["final_freq"].align(ref, join="inner")
-            diff = paired[0] - paired[1]
-            d, d_low, d_high = t_interval(diff) if method != REFERENCE and len(diff) else (np.nan,) * 3
+            mean, low, high = mean_interval(m.final_freq)
+            d, d_low, d_high, pairs = paired_interval(m.set_index("seed")["final_freq"], ref)
+            if method == REFERENCE:
+                d, d_low, d_high, pairs = np.nan, np.nan, np.nan, 0
             rows.append({"n": n, "r_neg": r_neg, "method": method, "seeds": len(m), "mean": mean, "ci_low": low,
                          "ci_high": high, "diff": d, "diff_low": d_low, "diff_high": d_high,
-                         "paired_seeds": len(diff) if method != REFERENCE else 0,
+                         "paired_seeds": pairs,
                          "extra_tokens_per_step": m.extra_tokens_per_step.mean()})
     if not rows:
         raise ToyRunError("no runs")

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of arXiv 2509.21154)."""
+"""Shared fixtures: a tiny GPT-2 policy, its tokenizer, and the paper's worked-example group (process sets, §3 of
+arXiv 2509.21154)."""
 
 import copy
 import functools
@@ -14,9 +15,27 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from grpo_prm.toy import trainer_with_reference
 from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
+from tests.helpers import checkpoint, data  # noqa: F401 (fixtures: the math runs' tiny Llama and JSONL splits)
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (make test and CI do)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests (end-to-end workflows, kill-and-resume runs, several processes) are skipped unless --runslow is
+    given or CI=true is set: `make test` and CI run everything, a plain `pytest` the fast part."""
+    if config.getoption("--runslow") or os.environ.get("CI", "").lower() in ("1", "true"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (make test) or CI=true")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 WORDS = ["<e>", "A", "B", "C", "D", "F", "G", "H", "Q"]
 # Completions of the worked example: a duplicate pair, a branch, a strict prefix (leaves at EOS), a disjoint one.

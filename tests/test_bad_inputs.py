@@ -18,27 +18,9 @@ import yaml
 
 from grpo_prm import checkpoints, evaluate, math_rl, overlap, prepare_data, toy
 from grpo_prm import config as config_cli
-from tests.test_math_rl import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, JSONL splits)
+from tests.helpers import refusal, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def snapshot(*folders: Path) -> dict:
-    """Every file and folder below `folders`, with file contents: equal snapshots mean nothing written or removed."""
-    return {str(p): (p.read_bytes() if p.is_file() else None) for f in folders for p in [f, *sorted(f.rglob("*"))]}
-
-
-def refusal(capsys, main, argv) -> tuple[int, str]:
-    """Run a CLI's `main(argv)`; return its exit status and its one-line message."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    code = exit_info.value.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    message = code if isinstance(code, str) else err.strip().splitlines()[-1]
-    status = 1 if isinstance(code, str) else code
-    assert "\n" not in message.strip() and message.strip()
-    return status, message
 
 
 # ---- config files (python -m grpo_prm.config; the workflow runs the same validation)
@@ -148,7 +130,7 @@ def test_bad_config_arguments(argv, expected, tmp_path, capsys, monkeypatch):
 
 # ---- math_rl reruns over a finished run: every way to fail at start leaves it as it was
 @pytest.fixture
-def finished(tmp_path, checkpoint, data):  # noqa: F811
+def finished(tmp_path, checkpoint, data):
     """A finished run's folder (the files a run leaves), and private copies of the model and data folders."""
     model, rows = tmp_path / "model", tmp_path / "data"
     shutil.copytree(checkpoint, model)
@@ -403,7 +385,7 @@ def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("keep", [0.9, 0.01])
-def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):  # noqa: F811
+def test_truncated_weights_for_evaluate(keep, checkpoint, tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(checkpoint, model)
     weights = model / "model.safetensors"

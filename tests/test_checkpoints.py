@@ -20,8 +20,7 @@ from grpo_prm.checkpoints import ALLOW_PATTERNS, extract_smollm2, fetch_hub_chec
 from grpo_prm.data import build_prompt
 from grpo_prm.tiny_model import build_tiny_sft_checkpoint
 from grpo_prm.word_problems import make_arithmetic_problems
-
-from .conftest import make_tokenizer
+from tests.conftest import make_tokenizer
 
 LLAMA = "meta-llama/Llama-3.2-1B-Instruct"
 QWEN = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grpo_prm.curves import RunError, load_validation, peak_summary, peak_table, seed_band
+from grpo_prm.curves import MathRunError, load_validation, peak_summary, peak_table, seed_band
 
 ROOT = Path(__file__).resolve().parents[1]
 T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom
@@ -60,9 +60,9 @@ def test_peak_table_first_peak_final_and_ratio(runs):
 def test_bad_runs_are_named(runs, tmp_path):
     broken = runs[0].parent
     (broken / "metrics.jsonl").unlink()
-    with pytest.raises(RunError, match=str(broken)):
+    with pytest.raises(MathRunError, match=str(broken)):
         load_validation(runs)
-    with pytest.raises(RunError, match="two runs of model=tiny beta=0.0 method=grpo seed=1"):
+    with pytest.raises(MathRunError, match="two runs of model=tiny beta=0.0 method=grpo seed=1"):
         load_validation([runs[1], runs[1]])
 
 

@@ -1,4 +1,5 @@
-"""Tests of `grpo_prm.data`: prompts, OpenRS and its split, offline problems, benchmarks (arXiv 2509.21154 §5, App. C, Table 2).
+"""Tests of `grpo_prm.data`: prompts, OpenRS and its split, offline problems, benchmarks (arXiv 2509.21154 §5,
+App. C, Table 2).
 
 Benchmark mappings are checked on the real local copies in `../shared/data` (from the project root). The Hub code
 path runs against stand-ins: `datasets.load_dataset` is patched to check the Hub id, config, split and revision,

@@ -131,7 +131,8 @@ def test_end_to_end_writes_results_and_samples(shared_data, tiny_model, tmp_path
     assert result["max_gen_toks"] == 6 and result["system_prompt"] == SYSTEM_PROMPT
     assert result["protocol"] | {"scorer": None, "interval": None} == {
         "name": "greedy", "prompt": "system", "chat_template": True, "system_prompt": SYSTEM_PROMPT,
-        "temperature": 0.0, "top_p": None, "max_gen_toks": 6, "samples": 1, "seed": 0, "scorer": None,
+        "temperature": 0.0, "top_p": None, "max_gen_toks": 6, "samples": 1, "seed": 0, "seed_spread": False,
+        "scorer": None,
         "interval": None}  # fmt: skip
     rows = load_benchmark("amc23", local_dir=str(DATA))
     assert result["data"]["amc23"] == {"rows": 40, "sha256": content_sha256(rows), "source": str(DATA),
@@ -255,6 +256,8 @@ def test_missing_data_is_refused_before_the_model_loads(tiny_model, tmp_path):
         (["--temperature", "-1"], "--temperature -1"),
         (["--revisions", "aime24=main"], "aime24=main"),
         (["--require-revisions", "--revisions", f"aime24={'a' * 40}"], "math500 is read from the Hub"),
+        (["--resolve-and-lock"], "--resolve-and-lock needs --lock"),
+        (["--temperature", "0.8", "--samples", '{"aime24": 10}'], "names no count for task math500"),
     ],
 )
 def test_bad_protocol_or_unpinned_data_is_refused(tiny_model, tmp_path, extra, needle):
@@ -292,9 +295,15 @@ def _config(name: str) -> dict:
     return validate_config(yaml.safe_load((Path(__file__).parents[1] / "config" / name).read_text()))
 
 
-def test_paper_profile_evaluates_open_rs_and_refuses_unpinned_hub_data():
+def test_paper_profile_evaluates_open_rs_and_sober_and_refuses_unpinned_hub_data():
     ev = _config("paper.yaml")["eval"]
-    assert ev["protocol"] == ["open_rs"] and ev["samples"] == 1 and ev["require_revisions"] is True
+    assert ev["protocol"] == ["open_rs", "sober"] and ev["samples"] == 1 and ev["require_revisions"] is True
+    assert ev["revisions"] == {"aime24": "2fe88a2f1091d5048c0f36abc874fb997b3dd99a",
+                               "math500": "6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be"}
+    assert ev["protocols"]["sober"] == {"prompt": "open_rs_query", "temperature": 0.8, "top_p": 0.9,
+                                        "max_gen_toks": 32768, "seed_spread": True, "samples": {
+                                            "aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3,
+                                            "olympiadbench": 3}}
     assert ev["protocols"]["open_rs"] == {"prompt": "open_rs_query", "temperature": 0.6, "top_p": 0.95,
                                           "max_gen_toks": 32768}  # fmt: skip
 

@@ -64,7 +64,8 @@ def test_a_boxed_answer_scores_wrong_against_another_problems_gold(golds, benchm
 
 
 def test_the_scorer_accepts_golds_as_math_writes_them_where_the_training_reward_does_not():
-    """MATH-500 writes `\\frac43` and `11\\sqrt2`; the authors' training reward (malformed_operators=False) fails them."""
+    """MATH-500 writes `\\frac43` and `11\\sqrt2`; the authors' training reward (malformed_operators=False) fails
+    them."""
     with MathReward(unparseable_gold="reward_zero") as reward:
         for gold in (r"\frac43", r"11\sqrt2", r"\frac 59", r"\frac9{19}"):
             assert is_correct(f"\\boxed{{{gold}}}", gold)

@@ -1,4 +1,4 @@
-"""The GPU cost plan (README, "GPU cost plan"): the roofline arithmetic and its precision dependence."""
+"""The GPU cost plan (docs/operations.md, "GPU cost plan"): the roofline arithmetic and its precision dependence."""
 
 from pathlib import Path
 
@@ -21,10 +21,16 @@ def test_training_time_follows_the_precision_peak():
 def test_paper_profile_plan_has_every_job_and_its_precision():
     config = validate_config(yaml.safe_load(PAPER.read_text()))
     jobs = {row["job"]: row for row in gpu_plan.plan(config)}
-    assert set(jobs) == {"train_math (qwen, one cell)", "evaluate (qwen, one checkpoint)", "train_math (llama, one cell)",
-                         "evaluate (llama, one checkpoint)", "train_overlap (k = 6)", "train_overlap (k = 36)"}
+    assert set(jobs) == {"train_math (qwen, one cell)", "evaluate open_rs (qwen, one checkpoint)",
+                         "evaluate sober (qwen, one checkpoint)", "train_math (llama, one cell)",
+                         "evaluate open_rs (llama, one checkpoint)", "evaluate sober (llama, one checkpoint)",
+                         "train_overlap (k = 6)", "train_overlap (k = 36)"}
     cell = jobs["train_math (qwen, one cell)"]
     assert cell["rollout_tokens"] == 1000 * 24 * 4096
+    # one sample per problem (open_rs); sober: 10 seeds on AIME24/AMC23, 3 on the others (Hochlehnert et al. 2025)
+    assert jobs["evaluate open_rs (qwen, one checkpoint)"]["validation_tokens"] == 1517 * 32768
+    sober = (10 * (30 + 40) + 3 * (500 + 272 + 675)) * 32768
+    assert jobs["evaluate sober (qwen, one checkpoint)"]["validation_tokens"] == sober
     config["math"]["train"]["precision"] = "fp32"
     assert gpu_plan.plan(config)[0]["h100_hours"] > 2 * cell["h100_hours"]
 

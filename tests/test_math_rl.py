@@ -5,57 +5,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
 
 from grpo_prm import math_rl
 from grpo_prm.data import DataError, read_problems
-from grpo_prm.math_rl import MathRunConfig, run_math
-from grpo_prm.word_problems import offline_splits
-
-CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
-TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
-            "{% if add_generation_prompt %}<assistant>{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A random tiny Llama with a character tokenizer and a chat template, saved like an SFT checkpoint."""
-    out = tmp_path_factory.mktemp("ckpt")
-    specials = ["<pad>", "<eos>", "<system>", "<user>", "<assistant>"]
-    vocab = {t: i for i, t in enumerate(specials + sorted(set(CHARS)))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
-                                        additional_special_tokens=specials[2:])
-    tokenizer.chat_template = TEMPLATE
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=0, eos_token_id=1, bos_token_id=1)
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    train, val, _ = offline_splits(16, 4, 0, seed=0, max_steps=2)
-    for name, rows in (("train", train), ("val", val)):
-        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return d
-
-
-def small_config(checkpoint, data, out, **kw):
-    paths = {"model": str(checkpoint), "train": str(data / "train.jsonl"), "val": str(data / "val.jsonl"), "out": str(out)}
-    small = {"steps": 4, "prompts_per_step": 2, "group_size": 3, "max_new_tokens": 12, "learning_rate": 1e-3,
-             "val_every": 2, "save_every": 2, "temperature": 1.0}
-    return MathRunConfig(**(paths | small | kw))
-
-
-def records(out):
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+from grpo_prm.math_rl import run_math
+from tests.helpers import records, run_killed_after_step_3, small_config
 
 
 def comparable(recs, keys=("step", "loss", "reward", "val/accuracy", "completions/mean_length")):
@@ -94,25 +48,6 @@ def test_baseline_methods_run_in_the_math_matrix(checkpoint, data, tmp_path, met
     assert json.loads((out / "config.json").read_text())["method"] == method
     if method == "lambda_reinforce_rej":
         assert all(0 <= r["rej/kept_frac"] <= 1 for r in recs)  # a random model: every group may be dropped
-
-
-class Kill(TrainerCallback):
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == 3:
-            raise KeyboardInterrupt("simulated kill after step 3")
-
-
-def run_killed_after_step_3(cfg, monkeypatch) -> None:
-    """`run_math(cfg)` killed after step 3 (a `Kill` callback on every trainer it builds)."""
-    original_init = math_rl.BoxedStopTrainer.__init__
-
-    def init_with_kill(self, *a, **kw):
-        original_init(self, *a, **kw)
-        self.add_callback(Kill())
-
-    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
-    with pytest.raises(KeyboardInterrupt):
-        run_math(cfg)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import torch
 
 from grpo_prm.trainer import LambdaGRPOConfig, authors_grpo_config
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
-from tests.test_trainer import brute_force_sizes, grads, perturb, trainer_gradient
+from tests.helpers import brute_force_sizes, grads, perturb, trainer_gradient
 
 # A second group whose rewards are all equal: Reinforce-Rej drops it, the others keep it.
 FLAT = ["A B <e>", "G H <e>", "A <e>", "B C <e>", "D <e>"]

@@ -24,46 +24,10 @@ from grpo_prm.overlap import (
 )
 from grpo_prm.prefix_tree import step_advantages
 from grpo_prm.process_sets import prefix_node_ids, process_set_sizes
-from grpo_prm.recording import GroupRecorder
+from tests.helpers import TREES, encode, random_group, record
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def encode(texts, T=None):
-    """Each character is a token; right-padded with id 0."""
-    T = T or max(map(len, texts))
-    ids = torch.tensor([[ord(c) for c in t] + [0] * (T - len(t)) for t in texts])
-    mask = torch.tensor([[1] * len(t) + [0] * (T - len(t)) for t in texts]).bool()
-    return ids, mask
-
-
-def record(path, steps):
-    """steps: list of lists of groups (lists of strings, one k per step); rewards alternate 0/1."""
-    with GroupRecorder(path, flush_every=2) as rec:
-        for step, groups in enumerate(steps):
-            texts = [t for g in groups for t in g]
-            ids, mask = encode(texts)
-            rewards = torch.tensor([float(i % 2) for i in range(len(texts))])
-            rec.add(step, ids, mask, rewards, torch.zeros(len(texts)), len(groups[0]))
-    return path
-
-
-# The hand-built trees of test_prefix_tree (depth excludes the whole-group root span; ≥ 1).
-TREES = {
-    "flat": (["ab", "cd", "ef"], True, [1, 1, 1], [0, 0, 0]),
-    "shared_root_then_flat": (["xab", "xcd", "xef"], True, [1, 1, 1], [0, 0, 0]),
-    "identical": (["abc", "abc", "abc"], True, [1, 1, 1], [0, 0, 0]),
-    "chain": (["abcd", "abce", "abf", "g"], False, [3, 3, 2, 1], [3 / 4, 3 / 4, 2 / 3, 0]),
-    # identical completions share one leaf (the authors' tree): no step of their own, the tree stays flat
-    "duplicates": (["ab", "ab", "cd"], True, [1, 1, 1], [0, 0, 0]),
-    "duplicates_below_branch": (["abc", "abc", "abd", "e"], False, [2, 2, 2, 1], [2 / 3, 2 / 3, 2 / 3, 0]),
-    "strict_prefix": (["ab", "abc", "d"], False, [1, 2, 1], [1, 2 / 3, 0]),
-    # root span "x" (|λ| = k) is not a step but its tokens count in the proportion's denominator
-    "root_span_then_branch": (["xab", "xac", "xd"], False, [2, 2, 1], [1 / 3, 1 / 3, 0]),
-    "flat_with_eos_only_shared": (["ae", "be", "ce", "de"], True, [1, 1, 1, 1], [0, 0, 0, 0]),
-    "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1 / 2, 1 / 2, 2 / 5, 2 / 3, 0]),
-}
 
 
 @pytest.mark.parametrize("name", TREES)
@@ -116,19 +80,6 @@ def test_running_median_matches_numpy():
     ends = np.array([0, 1, 2, 7, 50, 51, 200])
     expected = [np.nan] + [np.median(values[:e]) for e in ends[1:]]
     assert running_median(values, ends) == pytest.approx(expected, nan_ok=True)
-
-
-def random_group(gen, k, vocab=5, max_len=9):
-    """Completions built from shared random prefixes, so trees have duplicates, strict prefixes and chains."""
-    rows = []
-    for _ in range(k):
-        base = rows[int(gen.integers(len(rows)))] if rows and gen.random() < 0.7 else []
-        body = base[: int(gen.integers(len(base) + 1))]
-        rows.append(body + gen.integers(1, vocab, int(gen.integers(0, max_len - len(body) + 1))).tolist())
-    T = max(map(len, rows)) + 2
-    ids = torch.tensor([r + [int(gen.integers(0, vocab))] * (T - len(r)) for r in rows])  # junk in the padding
-    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows]).bool()
-    return ids, mask
 
 
 def test_prefix_node_ids_give_the_process_set_sizes():

@@ -17,7 +17,7 @@ from grpo_prm.io import save_figure
 from grpo_prm.recording import GroupRecorder
 from paper_figures.figure_overlap_tree import distinct_step_rewards, pick_group, tree_figure
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_tokenizer
-from tests.test_overlap import TREES, encode, random_group, record
+from tests.helpers import TREES, encode, random_group, record
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "paper_figures" / "reference" / "overlap_paper.csv"

@@ -14,6 +14,7 @@ import figure_toy_curves
 import table1_toy
 
 from grpo_prm import toy_runs
+from tests.helpers import write_run
 
 PAPER_CSV = ROOT / "paper_figures" / "reference" / "table1_paper.csv"
 # Table 1 of arXiv 2509.21154: (n, r_neg) -> (GRPO, λ-GRPO)
@@ -25,27 +26,6 @@ PAPER_TABLE1 = {
     (2, -1.0): (0.0488, 0.3612),
     (2, -1.5): (0.0000, 0.3820),
 }
-
-
-def write_run(root: Path, method: str, n: int, r_neg: float, seed: int, freqs, drop: str | None = None) -> Path:
-    """One run CSV in the results layout, one row per step (1-based), with an extra column to be ignored."""
-    df = pd.DataFrame(
-        {
-            "method": method,
-            "n": n,
-            "r_neg": r_neg,
-            "seed": seed,
-            "step": range(1, len(freqs) + 1),
-            "target_freq": freqs,
-            "train/loss": 0.123,
-        }
-    )
-    if drop:
-        df = df.drop(columns=drop)
-    path = root / "toy" / method / f"n{n}_r{r_neg}" / f"seed{seed}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False)
-    return path
 
 
 def constant_grid(root: Path, methods=("grpo", "lambda_grpo"), seeds=(0, 1), steps=60) -> list[Path]:

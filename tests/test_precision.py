@@ -1,6 +1,10 @@
 """The paper profile trains as the authors trained (paper App. C; authors' code in float32, eval-mode sampling)."""
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,9 +13,10 @@ import yaml
 from datasets import Dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from grpo_prm.cli import CPU_ENV
 from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.toy import ToyConfig, grpo_args, load_policy, trainer_with_reference
-from grpo_prm.trainer import PRECISIONS, authors_grpo_config
+from grpo_prm.trainer import PRECISIONS, authors_grpo_config, cpu_attention
 from tests.conftest import make_tiny_model, make_trainer
 
 
@@ -97,3 +102,67 @@ def test_config_refuses_importance_correction_with_raw_logprobs():
         validate_config(config)
     config["math"]["train"]["logprob_temperature"] = "sampling"
     validate_config(config)
+
+
+def tiny_llama(attention_dropout: float):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=9, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, max_position_embeddings=16, attention_dropout=attention_dropout,
+                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    return LlamaForCausalLM(config)
+
+
+def test_numeric_attention_dropout_is_switched_off(tokenizer, tmp_path):
+    """Llama/Qwen keep attention dropout as a number (config.attention_dropout), not an nn.Dropout TRL could zero:
+    with 0.1 two train-mode passes differ, and the trainer (disable_dropout) makes them equal, policy and reference."""
+    model = tiny_llama(0.1)
+    assert dropout_active(copy.deepcopy(model))
+    trainer = make_trainer(model, tokenizer, "lambda_grpo", 0.04, "token", tmp=str(tmp_path))
+    assert not dropout_active(trainer.model)
+    assert trainer.model.config.attention_dropout == 0.0
+    assert not dropout_active(trainer.accelerator.unwrap_model(trainer.ref_model))
+
+
+# math_rl's command line as a run starts it (its main() calls cli.reproducible, which pins ATEN_CPU_CAPABILITY=avx2),
+# on a CPU whose flash attention refuses as PyTorch's does on AMX machines under that pin.
+ON_AMX_UNDER_AVX2 = """
+import sys, torch
+
+def refuse(*args, **kwargs):
+    raise RuntimeError("pack_vnni2 is only supported when avx512 is supported")
+
+library = torch.library.Library("aten", "IMPL")
+library.impl("_scaled_dot_product_flash_attention_for_cpu", refuse, "CPU")
+from grpo_prm import math_rl
+math_rl.main(sys.argv[1:])
+"""
+
+
+def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_path):  # noqa: F811
+    """`--precision mixed` on a CPU through the entry point of every run (and of the workflow's train_math rule):
+    the run finishes, attention on the math backend, with the capability pin the command sets itself."""
+    out = tmp_path / "run"
+    argv = ["--model", str(checkpoint), "--train", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
+            "--out", str(out), "--steps", "2", "--prompts-per-step", "2", "--group-size", "3", "--max-new-tokens", "12",
+            "--val-every", "2", "--save-every", "2", "--temperature", "1.0", "--reward-workers", "1",
+            "--record-groups", "false", "--beta", "0.04", "--precision", "mixed"]
+    env = {k: v for k, v in os.environ.items() if k not in CPU_ENV}  # set by cli.reproducible, as for a user
+    run = subprocess.run([sys.executable, "-c", ON_AMX_UNDER_AVX2, *argv], check=False, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["precision"] == "mixed"
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(losses) == 2
+
+
+def test_cpu_attention_is_math_in_bf16_only():
+    """bf16 on a CPU: SDPA's math backend (no flash kernel); float32 keeps the flash kernel, so fp32 numbers stay."""
+    q = torch.randn(1, 2, 8, 16, requires_grad=True)
+    with cpu_attention(bf16=True):
+        mixed = torch.nn.functional.scaled_dot_product_attention(q.bfloat16(), q.bfloat16(), q.bfloat16())
+    with cpu_attention(bf16=False):
+        fp32 = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert "Flash" not in type(mixed.grad_fn).__name__
+    assert "Flash" in type(fp32.grad_fn).__name__

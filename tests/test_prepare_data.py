@@ -9,8 +9,7 @@ import yaml
 from grpo_prm.config import ConfigError, math_learning_rate, validate_config
 from grpo_prm.data import read_problems
 from grpo_prm.prepare_data import main, prepare_offline, prepare_openrs
-
-from .test_workflow import ROOT
+from tests.helpers import ROOT
 
 
 def test_offline_files_are_disjoint_and_recorded(tmp_path):

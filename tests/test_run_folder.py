@@ -1,65 +1,44 @@
 """A finished run is never lost (grpo_prm.run_folder): a rerun killed with SIGKILL leaves it byte-identical, a second
-trainer on the folder is refused, a resume with other settings is refused, and Snakemake's recovery after its own
-kill keeps a completed run."""
+trainer on the folder is refused, a resume with other settings is refused (Snakemake's recovery after its own kill:
+tests/test_workflow.py)."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from grpo_prm import math_rl
 from grpo_prm.math_rl import run_math
 from grpo_prm.run_folder import RunFolderError, locked
-from tests.test_bad_inputs import refusal
-from tests.test_math_rl import checkpoint, data, records, run_killed_after_step_3, small_config  # noqa: F401
-from tests.test_workflow import SNAKEMAKE, small_math_config
+from tests.helpers import background, records, refusal, run_killed_after_step_3, small_config, wait_for
+from tests.helpers import run_files as files
 
 
-def files(out: Path) -> dict:
-    """The finished run's files and their bytes (the attempt in progress and the lock left out)."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.relative_to(out).parts[0] not in ("attempt", ".lock")}
-
-
-def argv(checkpoint, data, out, **flags) -> list[str]:  # noqa: F811
+def argv(checkpoint, data, out, **flags) -> list[str]:
     cfg = small_config(checkpoint, data, out, **flags)
     names = ("model", "train", "val", "out", "steps", "prompts_per_step", "group_size", "max_new_tokens",
              "learning_rate", "val_every", "save_every", "temperature")
     return [item for k in names for item in (f"--{k}", str(getattr(cfg, k)))]
 
 
-def background(cmd: list[str], log: Path, **kw) -> subprocess.Popen:
-    with log.open("w") as f:  # a file, not a pipe: nobody reads it while the process runs
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f, **kw)
-
-
 def trainer(log: Path, *args: str) -> subprocess.Popen:
     return background([sys.executable, "-m", "grpo_prm.math_rl", *args], log)
 
 
-def wait_for(condition, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 600) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert proc is None or proc.poll() is None, log.read_text()[-2000:] if log else proc.returncode
-        assert time.monotonic() < end
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
-def test_kill_9_of_a_rerun_keeps_the_finished_run(checkpoint, data, tmp_path, capsys):  # noqa: F811
+def test_kill_9_of_a_rerun_keeps_the_finished_run(checkpoint, data, tmp_path, capsys):
     out = tmp_path / "run"
     run_math(small_config(checkpoint, data, out))
     finished = files(out)
     rerun = argv(checkpoint, data, out, learning_rate=5e-4, steps=40, save_every=1)  # other settings: a new attempt
     proc = trainer(tmp_path / "rerun.log", *rerun)
-    wait_for(lambda: (out / "attempt/checkpoints/checkpoint-2/trainer_state.json").exists(), proc, tmp_path / "rerun.log")
+    saved = out / "attempt/checkpoints/checkpoint-2/trainer_state.json"
+    wait_for(saved.exists, proc, tmp_path / "rerun.log")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert files(out) == finished
@@ -76,7 +55,7 @@ def test_kill_9_of_a_rerun_keeps_the_finished_run(checkpoint, data, tmp_path, ca
 
 
 @pytest.mark.slow
-def test_second_trainer_on_a_folder_is_refused(checkpoint, data, tmp_path, capsys):  # noqa: F811
+def test_second_trainer_on_a_folder_is_refused(checkpoint, data, tmp_path, capsys):
     out = tmp_path / "run"
     first = trainer(tmp_path / "first.log", *argv(checkpoint, data, out, steps=12, save_every=4))
     wait_for(lambda: (out / "attempt/metrics.jsonl").exists(), first, tmp_path / "first.log")  # it is training
@@ -90,7 +69,7 @@ def test_second_trainer_on_a_folder_is_refused(checkpoint, data, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_resume_with_another_learning_rate_is_refused(checkpoint, data, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_with_another_learning_rate_is_refused(checkpoint, data, tmp_path, monkeypatch):
     out = tmp_path / "run"
     run_killed_after_step_3(small_config(checkpoint, data, out), monkeypatch)
     monkeypatch.undo()
@@ -135,38 +114,3 @@ def test_stale_lock_is_taken_over(tmp_path, capsys):
             pass
     assert f"taking over the lock of pid {int(dead.stdout)} on {host}" in capsys.readouterr().err
     assert not (out / ".lock").exists()
-
-
-@pytest.mark.slow
-def test_snakemake_killed_then_documented_recovery_keeps_the_completed_run(tmp_path):
-    """kill -9 of snakemake orphans its training job; `--unlock` then `--rerun-incomplete` while the job runs is
-    refused (one writer), and once the job has finished, the same recovery keeps its run instead of retraining."""
-    config = small_math_config()
-    config["math"].update(methods=["grpo"], seeds=[0])
-    config["math"]["train"].update(steps=100, save_every=50, val_every=50)  # outlasts a rerun's start
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    target = "results/test/math/tiny/beta0.0/grpo/seed0/config.json"
-
-    def cmd(*extra):  # --configfile takes several values: last
-        return [*SNAKEMAKE, "--directory", str(tmp_path), *extra, "--configfile", str(tmp_path / "test.yaml")]
-
-    run = tmp_path / "results/test/math/tiny/beta0.0/grpo/seed0"
-    smk = background(cmd(target), tmp_path / "snakemake.log", env=env)
-    wait_for(lambda: (run / "attempt/metrics.jsonl").exists(), smk, tmp_path / "snakemake.log")
-    os.kill(smk.pid, signal.SIGKILL)
-    smk.wait()
-    holder = json.loads((run / ".lock").read_text())["pid"]
-
-    def recover():
-        subprocess.run(cmd("--unlock"), check=True, capture_output=True, env=env)
-        return subprocess.run(cmd("--rerun-incomplete", target), check=False, capture_output=True, text=True, env=env)
-
-    refused = recover()
-    log = (tmp_path / "results/test/logs/math/tiny/beta0.0/grpo/seed0.log").read_text()
-    assert refused.returncode != 0 and f"is being written by pid {holder}" in log, log[-2000:]
-    wait_for(lambda: not (run / ".lock").exists())  # the orphaned job completes on its own
-    completed = files(run)
-    assert "config.json" in completed and len([r for r in records(run) if "loss" in r]) == 100
-    assert recover().returncode == 0
-    assert files(run) == completed

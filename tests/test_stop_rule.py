@@ -7,6 +7,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessor, LogitsPro
 
 from grpo_prm.boxed import first_boxed, truncate_after_first_boxed
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
+from tests.helpers import ScriptedLogitsProcessor
 
 PROMPT = r"Put the answer in \boxed{}: "  # the system prompt's empty box must not stop anything
 
@@ -101,20 +102,6 @@ def test_reused_processor_starts_over_on_a_new_generation(char_tokenizer):
     # Same instance, new prompt one token longer than the last sequence would have been: no stale stop.
     rows = [encode(char_tokenizer, "plain text only")]
     assert run_steps(processor, encode(char_tokenizer, "Q" * 23), rows, vocab, eos) == [None]
-
-
-class ScriptedLogitsProcessor(LogitsProcessor):
-    """Makes greedy decoding emit `scripts[row]` token by token, then EOS."""
-
-    def __init__(self, scripts, prompt_len, eos):
-        self.scripts, self.prompt_len, self.eos = scripts, prompt_len, eos
-
-    def __call__(self, input_ids, scores):
-        position = input_ids.shape[1] - self.prompt_len
-        scores = torch.full_like(scores, -float("inf"))
-        for row, script in enumerate(self.scripts):
-            scores[row, script[position] if position < len(script) else self.eos] = 0.0
-        return scores
 
 
 def test_composes_with_generate(char_tokenizer):

@@ -202,3 +202,36 @@ def test_fractional_scores_outside_0_1_are_refused(tmp_path):
     bad = write_result(tmp_path, {"model": "tiny", "method": "base"}, {"offline": [0.5, 1.5]})
     with pytest.raises(table2.InputError, match="bad scores for offline"):
         table2.read_result(bad)
+
+
+SOBER_CSV = ROOT / "paper_figures" / "reference" / "table2_sober.csv"
+
+
+def test_sober_protocol_shows_std_over_seeds_beside_its_reference(tmp_path):
+    """sober: samples per task (10 on AIME24, 3 on MATH-500), seed_spread: the std over each seed's accuracy shown
+    beside the clustered interval; Hochlehnert et al.'s published base row is a source of its own."""
+    protocol = {"name": "sober", "samples": {"aime24": 10, "math500": 3}, "seed_spread": True}
+    path = write_protocol_result(tmp_path, {"model": "qwen", "method": "base", "seed": 0}, protocol,
+                                 {"aime24": [0.5, 0.25], "math500": [1.0, 0.0]})
+    data = json.loads(path.read_text())
+    data["tasks"]["aime24"]["seed_accuracy"] = [0.5, 0.25, 0.0, 0.75]
+    data["tasks"]["math500"]["seed_accuracy"] = [0.5, 0.5, 0.5]
+    path.write_text(json.dumps(data))
+    prefix = tmp_path / "t2"
+    table2.main(["--results", str(path), "--paper", str(PAPER_CSV), "--sober", str(SOBER_CSV),
+                 "--out-prefix", str(prefix)])
+    table = pd.read_csv(f"{prefix}.csv")
+    ours = table[table.source == "ours:sober"].iloc[0]
+    assert ours.samples == "3–10" and ours.aime24 == pytest.approx(0.375)
+    assert ours.aime24_seed_std == pytest.approx(pd.Series([0.5, 0.25, 0.0, 0.75]).std(ddof=1), abs=1e-6)
+    assert ours.math500_seed_std == 0.0
+    ref = table[table.source == table2.SOBER].iloc[0]
+    assert (ref.model, ref.method, ref.aime24, ref.aime24_seed_std, ref.avg) == ("qwen", "base", 0.287, 0.048, 0.536)
+    md = Path(f"{prefix}.md").read_text()
+    assert "ours, sober, avg@3–10" in md and "0.3750 ± 0.1250 [seeds ± 0.3227]" in md
+    assert "0.2870 [seeds ± 0.0480]" in md and "Hochlehnert et al. 2025" in md
+
+
+def test_sober_reference_averages_its_five_benchmarks():
+    sober = table2.read_paper(SOBER_CSV, extra=("_seed_std",))
+    assert (sober[list(N)].mean(axis=1) - sober["avg"]).abs().max() < 5e-5

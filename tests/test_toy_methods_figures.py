@@ -16,7 +16,7 @@ import figure_toy_methods
 import table_toy_seeds
 
 from grpo_prm import toy_runs
-from tests.test_paper_figures import write_run
+from tests.helpers import write_run
 
 
 def seeded_runs(root, steps=60):
@@ -69,7 +69,7 @@ def test_table_cli_writes_md_csv_tex_and_refuses_bad_input(tmp_path):
 def test_band_is_the_seed_mean_and_its_t_interval(tmp_path):
     runs = toy_runs.read_runs(seeded_runs(tmp_path))
     by_method = toy_runs.select_runs(runs, 1, -1.0)
-    band = figure_toy_methods.seed_band(by_method["lambda_grpo"], smooth=10)
+    band = figure_toy_methods.smoothed_band(by_method["lambda_grpo"], smooth=10)
     x = 0.5 + 0.01 * np.arange(5)
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
     assert band["mean"].iloc[-1] == pytest.approx(x.mean())

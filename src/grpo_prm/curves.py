@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from grpo_prm import stats
 from grpo_prm.cli import InputError
 
 KEYS = ["model", "beta", "method"]
 
 
-class RunError(InputError):
-    """A run folder that is not a finished math run; the message names it."""
+class MathRunError(InputError):
+    """A run folder that is not a finished math run (as ToyRunError and OverlapRunError for theirs); the message
+    names it."""
 
 
 def _read_run(config_path: Path) -> pd.DataFrame:
@@ -33,13 +34,16 @@ def _read_run(config_path: Path) -> pd.DataFrame:
         cfg = json.loads(config_path.read_text())
         records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"{folder}: not a finished math run ({type(e).__name__}: {e})") from None
+        raise MathRunError(f"{folder}: not a finished math run ({type(e).__name__}: {e})") from None
     vals = [(r["step"], r["val/accuracy"]) for r in records if "val/accuracy" in r]
     if not vals:
-        raise RunError(f"{folder}/metrics.jsonl: no validation records")
+        raise MathRunError(f"{folder}/metrics.jsonl: no validation records")
     df = pd.DataFrame(vals, columns=["step", "accuracy"]).drop_duplicates("step", keep="last")
-    identity = {"model": Path(cfg["model"]).name, "beta": float(cfg["beta"]), "method": cfg["method"],
-                "seed": int(cfg["seed"])}
+    try:
+        identity = {"model": Path(cfg["model"]).name, "beta": float(cfg["beta"]), "method": cfg["method"],
+                    "seed": int(cfg["seed"])}
+    except (KeyError, TypeError, ValueError) as e:
+        raise MathRunError(f"{config_path}: no run identity ({type(e).__name__}: {e})") from None
     return df.assign(**identity)[[*KEYS, "seed", "step", "accuracy"]]
 
 
@@ -50,17 +54,13 @@ def load_validation(paths) -> pd.DataFrame:
     dup = df.duplicated([*KEYS, "seed", "step"])
     if dup.any():
         row = df[dup].iloc[0]
-        raise RunError(f"two runs of model={row.model} beta={row.beta} method={row.method} seed={row.seed}")
+        raise MathRunError(f"two runs of model={row.model} beta={row.beta} method={row.method} seed={row.seed}")
     return df.sort_values([*KEYS, "seed", "step"], ignore_index=True)
 
 
 def seed_band(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Mean over seeds and the `level` Student-t interval of the mean, per (model, β, method, step)."""
-    g = df.groupby([*KEYS, "step"]).accuracy
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    t = stats.t.ppf(0.5 + level / 2, np.maximum(out.n - 1, 1))
-    half = np.where(out.n > 1, t * out.sd / np.sqrt(out.n), 0.0)
-    return out.assign(lo=out["mean"] - half, hi=out["mean"] + half).drop(columns="sd")
+    return stats.seed_band(df.groupby([*KEYS, "step"]).accuracy, level)
 
 
 def peak_table(df: pd.DataFrame) -> pd.DataFrame:

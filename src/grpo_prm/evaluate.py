@@ -10,23 +10,29 @@ problem; `open_rs_query`: Open-RS's query template around the problem, no system
 (`--temperature 0`) or sampled at `--temperature`/`--top-p`, up to `--max-gen-toks` new tokens (EOS ends earlier),
 `--samples` n seeded samples per problem (`--seed` seeds Python, NumPy, torch and vLLM). Every sample is scored by
 `grpo_prm.extractive_match` (lighteval's math-verify extractive match, as Open-RS ran it), not the training reward.
-The config's `eval.protocols` names these settings (README: "Evaluation protocols").
+The config's `eval.protocols` names these settings (docs/evaluation.md: "Evaluation protocols").
 
-Statistics (`grpo_prm.sample_stats`): accuracy is avg@n, the mean over problems of each problem's share of correct
+Statistics (`grpo_prm.stats`): accuracy is avg@n, the mean over problems of each problem's share of correct
 samples; its stderr is clustered by problem, std(ddof=1)/sqrt(N) of those shares (with n = 1 the paper's
 sqrt(p(1-p)/(N-1))), with a normal 95 % interval; pass@k for k in 1, 2, 4, …, n (unbiased, Chen et al. 2021).
 
 Data: each benchmark's row count is checked (the paper's n) and the sha256 of its normalised rows (canonical JSON)
 is recorded, and checked against `--sha256` where given. `--require-revisions` refuses to read a Table-2 benchmark
-from the Hub without a pinned 40-hex `--revisions` commit (the paper profile).
+from the Hub without a pinned 40-hex `--revisions` commit or an entry in the `--lock` file (the paper profile);
+`--resolve-and-lock` resolves such a benchmark once to its current commit and locks it there with its sha256 and
+rows (`grpo_prm.benchmark_lock`); later reads use and check the lock.
+
+`--samples` is one number, or one per task as JSON (the sober protocol: 10 on AIME24/AMC23, 3 on the others);
+sample j of every problem counts as seed j's run (`seed_accuracy`, shown by Table 2 with `--seed-spread`).
 
 Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `minerva_math`, `olympiadbench`,
 `offline`); lm-eval's built-in tasks are not loaded. Writes, all or nothing:
 
 - `<out>.json`: `{"tasks": {name: {"accuracy", "accuracy_stderr", "accuracy_ci95", "pass_at_k", "boxed",
-  "boxed_stderr", "n", "samples", "n_correct", "correct", "scores"}}, "protocol": {"name", "prompt",
-  "chat_template", "system_prompt", "temperature", "top_p", "max_gen_toks", "samples", "seed", "scorer",
-  "interval"}, "data": {name: {"rows", "sha256", "source", "revision"}}, "identity", "model", "backend",
+  "boxed_stderr", "n", "samples", "n_correct", "correct", "scores", "seed_accuracy"}}, "protocol": {"name",
+  "prompt", "chat_template", "system_prompt", "temperature", "top_p", "max_gen_toks", "samples", "seed",
+  "seed_spread", "scorer", "interval"}, "data": {name: {"rows", "sha256", "source", "revision"} (+ "pin",
+  "lock" for a Hub read)}, "identity", "model", "backend",
   "max_gen_toks", "batch_size", "limit", "data_dir", "revisions", "offline_file", "system_prompt",
   "lm_eval_version", "wall_s"}`. `correct` holds each problem's number of correct samples, `scores` its share.
 - `<out>.samples.jsonl`: one line per problem: `task`, `doc_id`, `id`, `prompt` (the rendered chat template),
@@ -40,7 +46,7 @@ files puts them back instead of evaluating again (Snakemake deletes a job's outp
 
 Why one module of ~390 lines: it is the whole path of one evaluation, read top to bottom (checks, the lm-eval call,
 the result record, the command line), as a CleanRL file holds one variant. What can be reused elsewhere lives
-apart: the scorer (`extractive_match`), the statistics (`sample_stats`), the tasks (`lm_eval_tasks`), the data
+apart: the scorer (`extractive_match`), the statistics (`stats`), the tasks (`lm_eval_tasks`), the data
 (`data`).
 """
 
@@ -53,13 +59,16 @@ import re
 import time
 from pathlib import Path
 
+from grpo_prm.benchmark_lock import locked_revisions, read_lock, write_lock
 from grpo_prm.boxed import first_boxed
 from grpo_prm.cli import (
     InputError,
     OneLineParser,
+    _parse_object,
     exit_on_error,
     finite_float,
     nonnegative_int,
+    parse_bool,
     positive_int,
     reproducible,
 )
@@ -69,7 +78,7 @@ from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
 from grpo_prm.run_folder import keep, restore_kept
-from grpo_prm.sample_stats import Z95, avg_at_n, pass_at_k, pass_ks
+from grpo_prm.stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
 IDENTITY_KEYS = ("model", "beta", "method", "seed")  # what paper_figures/table2.py groups by
@@ -184,7 +193,7 @@ def run_lm_eval(
     data = {}
     for t in tasks:
         task = loaded[f"grpo_prm_{t}"]
-        task.set_config(key="repeats", value=protocol["samples"])  # n samples per problem (avg@n)
+        task.set_config(key="repeats", value=task_samples(protocol["samples"], t))  # n samples per problem (avg@n)
         rows = [{k: d[k] for k in ("id", "problem", "answer")} for d in task.eval_docs]
         data[t] = {"rows": len(rows), "sha256": content_sha256(rows)}
     seed = protocol["seed"]
@@ -222,9 +231,22 @@ def _responses(sample: dict) -> list[str]:
     return list(kept) if isinstance(kept, list) else [kept]
 
 
-def summarise(results: dict, tasks: list[str], samples: int) -> dict:
+def task_samples(samples: int | dict, task: str) -> int:
+    """A protocol's samples for `task`: one number for every task, or one per task."""
+    return samples[task] if isinstance(samples, dict) else samples
+
+
+def seed_accuracy(logged: list[dict], samples: int) -> list[float]:
+    """Accuracy of each seed: sample j of every problem is seed j's draw (independent seeded samples, so the j-th
+    samples over problems form one seed's run, as in Hochlehnert et al. 2025's per-seed accuracies)."""
+    verdict = [[c for c, _ in verdicts(tuple(_responses(s)), s["doc"]["answer"])] for s in logged]
+    return [sum(v[j] for v in verdict) / len(verdict) for j in range(samples)]
+
+
+def summarise(results: dict, tasks: list[str], samples: int | dict) -> dict:
     """Per short task name: avg@n accuracy with its clustered stderr and 95 % interval, pass@k, boxed rate, n, the
-    number correct, each problem's correct count (`correct`) and share (`scores`), in problem order.
+    number correct, each problem's correct count (`correct`) and share (`scores`), in problem order, and each seed's
+    accuracy (`seed_accuracy`).
 
     The per-problem shares let paper_figures/table2.py average seeds per problem and keep the clustered stderr.
     """
@@ -232,21 +254,23 @@ def summarise(results: dict, tasks: list[str], samples: int) -> dict:
     for t in tasks:
         r = results["results"][f"grpo_prm_{t}"]
         logged = _by_problem(results, t)
+        samples_t = task_samples(samples, t)
         correct = [round(s["accuracy"] * len(_responses(s))) for s in logged]
-        mean, stderr = avg_at_n(correct, samples)
+        mean, stderr = avg_at_n(correct, samples_t)
         stderr = None if math.isnan(stderr) else stderr
         out[t] = {
             "accuracy": mean,
             "accuracy_stderr": stderr,
             "accuracy_ci95": None if stderr is None else [mean - Z95 * stderr, mean + Z95 * stderr],
-            "pass_at_k": {str(k): pass_at_k(correct, samples, k) for k in pass_ks(samples)},
+            "pass_at_k": {str(k): pass_at_k(correct, samples_t, k) for k in pass_ks(samples_t)},
             "boxed": _number(r.get(f"boxed,{FILTER}")),
             "boxed_stderr": _number(r.get(f"boxed_stderr,{FILTER}")),
             "n": len(correct),
-            "samples": samples,
+            "samples": samples_t,
             "n_correct": sum(correct),
             "correct": correct,
-            "scores": [c / samples for c in correct],
+            "scores": [c / samples_t for c in correct],
+            "seed_accuracy": seed_accuracy(logged, samples_t),
         }
     return out
 
@@ -293,12 +317,16 @@ def check_protocol(args: argparse.Namespace, tasks: list[str], revisions: dict) 
     """The protocol settings of `args`, refusing values out of range and (with --require-revisions) unpinned data."""
     if args.max_gen_toks < 1 or (args.limit is not None and args.limit < 1):
         raise EvalError(f"--max-gen-toks {args.max_gen_toks} and --limit {args.limit} must be positive")
-    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.samples < 1:
+    counts = list(args.samples.values()) if isinstance(args.samples, dict) else [args.samples]
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or min(counts) < 1:
         raise EvalError(
             f"--temperature {args.temperature} (>= 0), --top-p {args.top_p} (in (0, 1]) or --samples {args.samples}"
             " (>= 1) out of range"
         )
-    if args.temperature == 0 and args.samples > 1:
+    missing = [t for t in tasks if isinstance(args.samples, dict) and t not in args.samples]
+    if missing:
+        raise EvalError(f"--samples {json.dumps(args.samples)} names no count for task {missing[0]}")
+    if args.temperature == 0 and max(counts) > 1:
         raise EvalError(f"--samples {args.samples} at --temperature 0: greedy decoding draws the same answer n times")
     bad = [f"{t}={v}" for t, v in revisions.items() if t not in TASKS or not COMMIT.fullmatch(v)]
     if bad:
@@ -307,8 +335,9 @@ def check_protocol(args: argparse.Namespace, tasks: list[str], revisions: dict) 
         unpinned = [t for t in tasks if t in TABLE2 and t not in revisions]
         if unpinned:
             raise EvalError(
-                f"{unpinned[0]} is read from the Hub without a pinned revision; set eval.revisions.{unpinned[0]} to "
-                "the dataset's 40-hex commit (config/README.md, 'Pinned benchmark data')"
+                f"{unpinned[0]} is read from the Hub without a pinned or locked revision; set "
+                f"eval.revisions.{unpinned[0]} to the dataset's 40-hex commit, or eval.resolve_and_lock (--lock FILE "
+                "--resolve-and-lock) to lock its current one (docs/evaluation.md, 'Pinned benchmark data')"
             )
     return {
         "name": args.protocol,
@@ -320,6 +349,7 @@ def check_protocol(args: argparse.Namespace, tasks: list[str], revisions: dict) 
         "max_gen_toks": args.max_gen_toks,
         "samples": args.samples,
         "seed": args.seed,
+        "seed_spread": args.seed_spread,
         "scorer": SCORER,
         "interval": "avg@n ± 1.96 × stderr clustered by problem: std(per-problem share correct, ddof=1)/sqrt(N)",
     }
@@ -332,8 +362,14 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     identity = parse_identity(args.identity)
     if "offline" in tasks and not args.offline_file:
         raise EvalError("task offline needs --offline-file (a JSONL of id, problem, answer)")
-    revisions = _pairs(args.revisions, "--revisions")
+    pins = _pairs(args.revisions, "--revisions")
     sha256 = _pairs(args.sha256, "--sha256")
+    if args.resolve_and_lock and not args.lock:
+        raise EvalError("--resolve-and-lock needs --lock FILE (where the resolved commits are kept)")
+    hub = [t for t in tasks if t in TABLE2] if not args.data_dir else []
+    locks = locked_revisions(hub, pins, read_lock(args.lock) if args.lock else {}, args.resolve_and_lock)
+    revisions = pins | {t: lock["revision"] for t, lock in locks.items()}
+    sha256 |= {t: lock["sha256"] for t, lock in locks.items() if lock["sha256"] and t not in sha256}
     protocol = check_protocol(args, tasks, revisions)
     metadata = {"data_dir": args.data_dir or None, "revisions": revisions, "offline_file": args.offline_file,
                 "sha256": sha256}  # fmt: skip
@@ -348,6 +384,8 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     results, data = run_lm_eval(model, tasks, protocol, args.batch_size, args.backend, args.limit, metadata)
     for t in tasks:
         data[t] |= {"source": args.data_dir or "hub", "revision": None if args.data_dir else revisions.get(t)}
+        if t in hub:
+            data[t] |= {"pin": locks[t]["how"] if t in locks else "pinned" if t in pins else None, "lock": args.lock}
     summary = {"tasks": summarise(results, tasks, args.samples), "protocol": protocol, "data": data}
     summary |= {"identity": identity, "model": str(model), "backend": args.backend}
     summary |= {k: getattr(args, k) for k in ("max_gen_toks", "batch_size", "limit")} | metadata
@@ -357,6 +395,11 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
         "wall_s": round(time.monotonic() - start, 1),
     }
     records = sample_records(results, tasks)
+
+    resolved = {t: {"revision": revisions[t], "sha256": data[t]["sha256"], "rows": data[t]["rows"]}
+                for t, lock in locks.items() if lock["how"] == "resolved"}
+    if resolved:
+        write_lock(args.lock, resolved)
 
     def write_json(path: str) -> None:
         Path(path).write_text(json.dumps(summary, indent=2) + "\n")
@@ -375,6 +418,16 @@ def _files(folder: Path) -> list:
             for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
+def _samples(text: str) -> int | dict:
+    """`4`, or per task `{"aime24": 10, "math500": 3}` (the workflow passes a protocol's dict as JSON)."""
+    if text.lstrip().startswith("{"):
+        value = _parse_object(text)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value.values()):
+            raise argparse.ArgumentTypeError(f"{text!r}: every count must be a positive integer")
+        return value
+    return positive_int(text)
+
+
 def _batch_size(text: str) -> int | str:
     return text if text.startswith("auto") else positive_int(text)
 
@@ -388,6 +441,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="", help="root of local benchmark copies; empty: the Hub")
     p.add_argument("--revisions", default="", help="Hub commit per benchmark: aime24=<40-hex sha>,math500=<sha>,...")
     p.add_argument("--require-revisions", action="store_true", help="refuse Table-2 data from the Hub unpinned")
+    p.add_argument("--lock", default=None, help="lock file of resolved Hub commits (results/<profile>/eval/...)")
+    p.add_argument("--resolve-and-lock", action="store_true",
+                   help="resolve an unpinned, unlocked Hub benchmark to its current commit and lock it (--lock)")
     p.add_argument("--sha256", default="", help="expected content sha256 per task: aime24=<hex>,... (checked)")
     p.add_argument("--offline-file", default=None, help="JSONL {id, problem, answer} for the task offline")
     p.add_argument("--protocol", default="greedy", help="the protocol's name, recorded in the result (eval.protocols)")
@@ -395,7 +451,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=finite_float, default=0.0, help="0: greedy; > 0: sampling temperature")
     p.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus mass when sampling")
     p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
-    p.add_argument("--samples", type=positive_int, default=1, help="n seeded samples per problem (avg@n, pass@k)")
+    p.add_argument("--samples", type=_samples, default=1,
+                   help='n seeded samples per problem (avg@n, pass@k), or per task as JSON: {"aime24": 10, ...}')
+    p.add_argument("--seed-spread", type=parse_bool, default=False,
+                   help="Table 2 shows mean ± std over seeds beside the clustered interval (recorded in protocol)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
     p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")

@@ -4,11 +4,12 @@
 
 Not a measurement (no GPU has been lent to this project): a roofline estimate from the H100 SXM5 datasheet
 (NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense BF16, 67 TFLOP/s FP32) at assumed
-efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once and every
-sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
+efficiencies (`BANDWIDTH_EFFICIENCY`, `MFU`). Decoding is memory-bound: each step of a batch reads the weights once
+and every sequence's KV cache. Training is compute-bound: 8 N FLOPs per token (forward + backward, plus the forward that
 scores the old policy's log-probs), at BF16 peak under `precision: mixed` and FP32 peak under `fp32` (the
 authors' float32; PyTorch does not use TF32 for float32 matmuls by default). Token counts are upper bounds (every
-completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived from these hours (README, "GPU cost plan").
+completion runs to the length limit); the stop rule ends most earlier. The Slurm profile's GPU requests are derived
+from these hours (docs/operations.md, "GPU cost plan").
 """
 
 
@@ -28,7 +29,15 @@ MODELS = {
     "meta-llama/Llama-3.2-1B-Instruct": {"params": 1.24e9, "kv_bytes": 2 * 8 * 64 * 2 * 16},
 }
 PROMPT_TOKENS = 300  # a chat-templated OpenRS / Table-2 problem, on average
-TABLE2_PROBLEMS = 30 + 500 + 40 + 272 + 675  # aime24, math500, amc23, minerva_math, olympiadbench
+TABLE2_ROWS = {"aime24": 30, "math500": 500, "amc23": 40, "minerva_math": 272, "olympiadbench": 675}
+
+
+def eval_sequences(evaluation: dict, protocol: dict) -> int:
+    """Completions one checkpoint's evaluation under `protocol` draws: problems × samples (seeds) per task; a
+    protocol's own `samples` (one number or one per task, e.g. sober's 10/3) before eval.samples, greedy one."""
+    samples = protocol.get("samples", evaluation.get("samples", 1)) if protocol["temperature"] > 0 else 1
+    tasks = [t for t in evaluation["tasks"] if t in TABLE2_ROWS]
+    return sum(TABLE2_ROWS[t] * (samples[t] if isinstance(samples, dict) else samples) for t in tasks)
 
 
 # KV-cache memory: colocated with training, vLLM gets a share of the GPU (TRL's vllm_gpu_memory_utilization);
@@ -68,13 +77,12 @@ def plan(config: dict) -> list[dict]:
                         train["val_every"], n_val, train.get("precision", "fp32"))
         rows.append({"job": f"train_math ({name}, one cell)"} | cell)
         evaluation = config["eval"]
-        gen = evaluation.get("max_gen_toks") or max(  # one budget, or one per evaluation protocol
-            evaluation["protocols"][p]["max_gen_toks"] for p in evaluation["protocol"])
-        sequences = TABLE2_PROBLEMS * evaluation.get("samples", 1) * len(evaluation.get("protocol", [None]))
-        eval_tokens = sequences * gen
-        eval_hours = decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600
-        rows.append({"job": f"evaluate ({name}, one checkpoint)", "rollout_tokens": 0, "validation_tokens": eval_tokens,
-                     "h100_hours": eval_hours})
+        for p in evaluation["protocol"]:
+            protocol = evaluation["protocols"][p]
+            sequences, gen = eval_sequences(evaluation, protocol), protocol["max_gen_toks"]
+            rows.append({"job": f"evaluate {p} ({name}, one checkpoint)", "rollout_tokens": 0,
+                         "validation_tokens": sequences * gen,
+                         "h100_hours": decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600})
     overlap = config["overlap"]
     model = MODELS[math["models"][overlap["model"]]["hub_id"]]
     for run in overlap["runs"]:

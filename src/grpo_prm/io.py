@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from grpo_prm.errors import SettingError
+
 
 def default_file_mode() -> int:
     """The mode a plain open() would give (mkstemp makes files 0600)."""
@@ -24,7 +26,7 @@ def check_output_path(path: str | Path, flag: str = "--out") -> None:
     for parent in Path(path).absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise ValueError(f"{flag} {path}: {parent} is not a folder")
+                raise SettingError(f"{flag} {path}: {parent} is not a folder")
             return
 
 

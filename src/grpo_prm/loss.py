@@ -15,6 +15,8 @@ normalisation of a step reward R̂(λ) gives the step advantage Â(λ) of Eq. 5�
 
 import torch
 
+from grpo_prm.errors import SettingError
+
 NORMALIZATIONS = ("token", "sequence")
 
 
@@ -81,7 +83,7 @@ def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, nor
     if normalization == "sequence":
         per_row = (loss * weights).sum(-1) / mask.sum(-1).clamp(min=1)
         return per_row.mean() if n_rows is None else per_row.sum() / n_rows.clamp(min=1)
-    raise ValueError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    raise SettingError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
 def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4):

@@ -42,9 +42,11 @@ import torch
 from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 
+from grpo_prm.checkpoint_folder import CheckpointError
 from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, parse_bool, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
+from grpo_prm.errors import SettingError
 from grpo_prm.generation import greedy_completions
 from grpo_prm.recording import BatchRecorder, GroupRecorder
 from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
@@ -177,7 +179,7 @@ def vllm_greedy_completions(trainer, rows: list[dict], max_new_tokens: int) -> l
 
     generation, tokenizer = trainer.vllm_generation, trainer.processing_class
     if generation.mode != "colocate" or generation.enable_sleep_mode:
-        raise ValueError("validation through vLLM needs vllm_mode='colocate' without vllm_enable_sleep_mode")
+        raise SettingError("validation through vLLM needs vllm_mode='colocate' without vllm_enable_sleep_mode")
     generation.sync_weights()  # the engine holds the weights of the last rollout, one optimiser step behind
     trainer._last_loaded_step = trainer.state.global_step  # so the next rollout does not sync them again
     texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
@@ -283,14 +285,14 @@ def check_paths(cfg: MathRunConfig) -> None:
     """The model is a folder, and neither it nor --out lies inside the other: a run replaces what --out holds."""
     model, out = Path(cfg.model), Path(cfg.out)
     if not model.is_dir():
-        raise ValueError(f"--model: folder not found: {cfg.model}")
+        raise SettingError(f"--model: folder not found: {cfg.model}")
     model, out = model.resolve(), out.resolve()
     if out == model or model in out.parents:
-        raise ValueError(f"--out {cfg.out} is the model folder or inside it; choose a separate run folder")
+        raise SettingError(f"--out {cfg.out} is the model folder or inside it; choose a separate run folder")
     if out in model.parents:
-        raise ValueError(f"--model {cfg.model} lies inside --out {cfg.out}, which a finished run replaces")
+        raise SettingError(f"--model {cfg.model} lies inside --out {cfg.out}, which a finished run replaces")
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {cfg.out} exists and is not a folder")
+        raise SettingError(f"--out {cfg.out} exists and is not a folder")
 
 
 def load_policy(path: str):
@@ -300,7 +302,7 @@ def load_policy(path: str):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except Exception as e:  # transformers/safetensors raise many types (OSError, SafetensorError, ...) for one cause
-        raise ValueError(f"--model {path}: cannot load the checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"--model {path}: cannot load the checkpoint ({type(e).__name__}: {e})") from e
     return tokenizer, model
 
 
@@ -311,8 +313,8 @@ def resume_point(checkpoints: Path, steps: int) -> tuple[str | None, int | None,
                    if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
     complete = [(n, p) for n, p in found if (p / "trainer_state.json").is_file()]
     if complete and complete[-1][0] > steps:
-        raise ValueError(f"--steps {steps}: {complete[-1][1]} is past it (another run's); remove {checkpoints} to "
-                         "start afresh")
+        raise SettingError(f"--steps {steps}: {complete[-1][1]} is past it (another run's); remove {checkpoints} to "
+                           "start afresh")
     incomplete = [p for n, p in found if not (p / "trainer_state.json").is_file()]
     return (str(complete[-1][1]), complete[-1][0], incomplete) if complete else (None, None, incomplete)
 
@@ -363,8 +365,9 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
                              f"({change}); move the folder away to redo it")
     started = folder.attempt_settings()
     if started is not None and not restart and (keys := differing(started, wanted)):
-        raise RunFolderError(f"{folder.attempt} was started with other settings ({describe_change(started, wanted, keys)}"
-                             "); rerun with those, or with --restart true to start a new attempt")
+        change = describe_change(started, wanted, keys)
+        raise RunFolderError(f"{folder.attempt} was started with other settings ({change}); rerun with those, or with "
+                             "--restart true to start a new attempt")
     tokenizer, model = load_policy(cfg.model)
     attempt = folder.attempt
     last, step, incomplete = resume_point(attempt / "checkpoints", cfg.steps) if started and not restart else (

@@ -28,6 +28,8 @@ from itertools import pairwise
 import numpy as np
 import torch
 
+from grpo_prm.errors import SettingError
+
 
 def _sorted_rows(ids: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps 1-2 for k ≥ 1 rows of T ≥ 1 tokens: `(order, lens, adj)`, the rows in lexicographic order, each row's
@@ -132,7 +134,7 @@ def process_set_sizes_grouped(token_ids: torch.Tensor, mask: torch.Tensor, group
     """
     B = token_ids.shape[0]
     if group_size < 2:
-        raise ValueError(f"group_size must be at least 2, got {group_size}")
+        raise SettingError(f"group_size must be at least 2, got {group_size}")
     if B % group_size:
         raise ValueError(f"batch of {B} rows is not a whole number of groups of {group_size}")
     return torch.cat(

@@ -1,15 +1,16 @@
-"""Numbers in prose come from files: the README's run-derived numbers, written from `paper_figures/<profile>/`.
+"""Numbers in prose come from files: the run-derived numbers of README.md and docs/*.md, written from
+`paper_figures/<profile>/`.
 
-    python -m grpo_prm.readme                 # rewrite README.md's number blocks from paper_figures/default/ (make readme)
-    python -m grpo_prm.readme --check         # exit 1, naming the blocks, if README.md differs from what it would write
+    python -m grpo_prm.readme                 # rewrite the number blocks of README.md and docs/*.md (make readme)
+    python -m grpo_prm.readme --check         # exit 1, naming the blocks, if a document differs from what it writes
 
 A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers -->`; everything outside the blocks is left
 alone. Each NAME in `BLOCKS` renders one block from the tables (CSV) of the profile's folder.
 
-Claims carry their intervals: a table cell is a mean with its 95 % Student-t interval over seeds and the seed count,
-and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval of the difference of two means
-excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are accuracies with a standard error over
-problems; their difference gets the normal interval from the two standard errors.
+Claims carry their intervals (all from `grpo_prm.stats`): a table cell is a mean with its 95 % Student-t interval
+over seeds and the seed count, and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval
+of the difference of two means excludes 0 (otherwise "not distinguishable at n seeds"). Table 2's cells are
+accuracies with a standard error over problems; their difference gets the normal interval from the two standard errors.
 
 Every block's renderer sits in this one module (a few lines each, in README order), so a README claim and the code
 that words it are found together; hence its length beyond 350 lines.
@@ -22,44 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.stats import normal_interval, t_interval, welch_interval
 from grpo_prm.weights import METHOD_LABELS
 
-LEVEL = 0.95
 BLOCK = re.compile(r"(<!-- numbers:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /numbers -->)", re.DOTALL)
 
 
-# ---- statistics
-
-
-def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
-    """The `LEVEL` Student-t interval of a mean over `n` seeds (nan bounds below 2 seeds)."""
-    if n < 2 or not math.isfinite(std):
-        return math.nan, math.nan
-    half = stats.t.ppf(0.5 + LEVEL / 2, n - 1) * std / math.sqrt(n)
-    return mean - half, mean + half
-
-
-def welch_interval(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float, float]:
-    """Difference a − b of two means (each `(mean, std, n)`) and its `LEVEL` Welch interval (nan below 2 seeds)."""
-    (ma, sa, na), (mb, sb, nb) = a, b
-    diff = ma - mb
-    if min(na, nb) < 2:
-        return diff, math.nan, math.nan
-    va, vb = sa**2 / na, sb**2 / nb
-    if va + vb == 0:
-        return diff, diff, diff
-    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = stats.t.ppf(0.5 + LEVEL / 2, dof) * math.sqrt(va + vb)
-    return diff, diff - half, diff + half
-
-
-def normal_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float, float]:
-    """Difference a − b of two accuracies (each `(accuracy, stderr)`) and its `LEVEL` normal interval."""
-    diff, half = a[0] - b[0], stats.norm.ppf(0.5 + LEVEL / 2) * math.hypot(a[1], b[1])
-    return diff, diff - half, diff + half
+# ---- verdicts
 
 
 def verdict(lo: float, hi: float, above: str, below: str, n: str) -> str:
@@ -249,7 +221,8 @@ def table2_ours(figures: Path) -> str:
             cells = [f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
                      + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
                      for _, r in got.iterrows()]
-            line = (f"- **{model}, {bench}, {source.removeprefix('ours').lstrip(':, ')} protocol** (mean over seeds and samples ± "
+            protocol = source.removeprefix("ours").lstrip(":, ")
+            line = (f"- **{model}, {bench}, {protocol} protocol** (mean over seeds and samples ± "
                     f"standard error clustered by problem): {', '.join(cells)}.")
             for beta, at_beta in got[got.method != "base"].groupby("beta", sort=False):
                 methods = at_beta.set_index("method")
@@ -320,7 +293,7 @@ def render(readme: str, figures: Path) -> str:
 
     def fill(m: re.Match) -> str:
         if m["name"] not in BLOCKS:
-            raise ValueError(f"README block numbers:{m['name']}: unknown (known: {', '.join(BLOCKS)})")
+            raise InputError(f"block numbers:{m['name']}: unknown (known: {', '.join(BLOCKS)})")
         return m.group(1) + BLOCKS[m["name"]](figures) + m.group(4)
 
     return BLOCK.sub(fill, readme)
@@ -332,27 +305,42 @@ def stale_blocks(readme: str, figures: Path) -> list[str]:
     return [m["name"] for m in BLOCK.finditer(readme) if new[m["name"]] != m["body"]]
 
 
+def documents() -> list[str]:
+    """The documents that hold number blocks: README.md and docs/*.md (of the working directory)."""
+    return ["README.md", *sorted(str(p) for p in Path("docs").glob("*.md"))]
+
+
 def main(argv=None) -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", nargs="+", default=None, metavar="DOC",
+                        help="the documents to rewrite (default: README.md and docs/*.md)")
     parser.add_argument("--figures", default="paper_figures/default", help="the profile's tables")
     parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
     args = parser.parse_args(argv)
-    path, figures = Path(args.readme), Path(args.figures)
-    def blocks() -> tuple[list[str], str]:
-        text = path.read_text(encoding="utf-8")
-        try:
-            return stale_blocks(text, figures), render(text, figures)
-        except KeyError as e:
-            raise InputError(f"{figures}: a table lacks the column {e}") from None
+    paths, figures = [Path(d) for d in args.readme or documents()], Path(args.figures)
 
-    stale, new = exit_on_error(blocks)
+    def blocks() -> list[tuple[Path, list[str], str]]:
+        out = []
+        for path in paths:
+            text = path.read_text(encoding="utf-8")
+            try:
+                out.append((path, stale_blocks(text, figures), render(text, figures)))
+            except KeyError as e:
+                raise InputError(f"{figures}: a table lacks the column {e}") from None
+            except InputError as e:
+                raise InputError(f"{path}: {e}") from None
+        return out
+
+    # Every document is rendered before any is written, so a bad block or table leaves all of them as they were.
+    rendered = exit_on_error(blocks)
     if args.check:
+        stale = [f"{path}: {', '.join(names)}" for path, names, _ in rendered if names]
         if stale:
-            sys.exit(f"{path}: number blocks out of date: {', '.join(stale)} (run `make readme`)")
+            sys.exit(f"number blocks out of date: {'; '.join(stale)} (run `make readme`)")
         return
-    exit_on_error(lambda: path.write_text(new, encoding="utf-8"))
-    print(f"{path}: {len(stale)} block(s) rewritten from {figures}/" + (f": {', '.join(stale)}" if stale else ""))
+    for path, stale, new in rendered:
+        exit_on_error(lambda path=path, new=new: path.write_text(new, encoding="utf-8"))
+        print(f"{path}: {len(stale)} block(s) rewritten from {figures}/" + (f": {', '.join(stale)}" if stale else ""))
 
 
 if __name__ == "__main__":

@@ -30,9 +30,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from grpo_prm.errors import InputError, SettingError
 from grpo_prm.io import write_atomic
 from grpo_prm.prefix_tree import size_statistics
 from grpo_prm.process_sets import duplicate_counts
+
+
+class RecordingError(InputError):
+    """A file that is not a readable group recording; the message names it."""
+
 
 SCHEMA = pa.schema(
     [
@@ -156,7 +162,7 @@ class GroupRecorder:
         offsets = np.zeros(len(cols["length"]) + 1, dtype=np.int64)
         np.cumsum(cols["length"], out=offsets[1:])
         if offsets[-1] > np.iinfo(np.int32).max:
-            raise ValueError("too many tokens for one row group; lower max_buffer_tokens")
+            raise SettingError("too many tokens for one row group; lower max_buffer_tokens")
         arrays = [pa.array(cols[name], type=SCHEMA.field(name).type) for name in SCHEMA.names[:-1]]
         arrays.append(pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(cols["token_ids"])))
         table = pa.Table.from_arrays(arrays, schema=SCHEMA)
@@ -251,11 +257,11 @@ def _checked(read, path):
     try:
         data = read(path)
     except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise ValueError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from e
+        raise RecordingError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from e
     names = (data.schema_arrow if isinstance(data, pq.ParquetFile) else data.schema).names
     missing = [name for name in SCHEMA.names if name not in names]
     if missing:
-        raise ValueError(f"{path}: not a group recording (missing column {missing[0]!r})")
+        raise RecordingError(f"{path}: not a group recording (missing column {missing[0]!r})")
     return data
 
 

@@ -1,4 +1,5 @@
-"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (github.com/coli-saar/grpo-prm; arXiv 2509.21154 §5).
+"""Binary math reward with math-verify, as in the authors' `open_rs_reward.py` (github.com/coli-saar/grpo-prm;
+arXiv 2509.21154 §5).
 
 A completion earns 1.0 if the answer in its first closed `\\boxed{…}` is equivalent to the gold answer, else 0.0.
 
@@ -43,6 +44,7 @@ from latex2sympy2_extended import NormalizationConfig
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from grpo_prm.boxed import truncate_after_first_boxed
+from grpo_prm.errors import SettingError
 
 UNPARSEABLE_GOLD = ("reward_one", "reward_zero", "skip")
 
@@ -177,13 +179,13 @@ class MathReward:
     def __init__(self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy",
                  workers: int = 8):
         if unparseable_gold not in UNPARSEABLE_GOLD:
-            raise ValueError(
+            raise SettingError(
                 f"unknown unparseable_gold {unparseable_gold!r}; choose one of {', '.join(UNPARSEABLE_GOLD)}"
             )
         if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s < math.inf:
-            raise ValueError(f"reward timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
+            raise SettingError(f"reward timeout_s must be a positive finite number of seconds, got {timeout_s!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"reward workers must be a positive integer, got {workers!r}")
+            raise SettingError(f"reward workers must be a positive integer, got {workers!r}")
         self.unparseable_gold = unparseable_gold
         self.timeout_s = timeout_s
         self.__name__ = name

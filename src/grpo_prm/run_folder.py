@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from grpo_prm.cli import InputError
+from grpo_prm.errors import InputError
 from grpo_prm.io import write_atomic
 
 LOCK, FINISHED, SETTINGS, MARKER, ATTEMPT = ".lock", "finished.json", "settings.json", "config.json", "attempt"

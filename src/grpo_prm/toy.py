@@ -38,9 +38,16 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.config import schema_defaults
+from grpo_prm.errors import SettingError
 from grpo_prm.io import check_output_path, write_atomic
 from grpo_prm.recording import BatchRecorder
-from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
+from grpo_prm.trainer import (
+    LambdaGRPOConfig,
+    LambdaGRPOTrainer,
+    authors_grpo_config,
+    check_run_settings,
+    disable_numeric_dropout,
+)
 from grpo_prm.weights import split_method
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # TreeSampler uses TRL's (experimental) rollout_func
@@ -84,11 +91,11 @@ class ToyConfig:
                      nonnegative=("n", "seed", "beta"))
         check_tiny_model(self.tiny_model)
         if not 0 <= self.n < self.depth:
-            raise ValueError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
+            raise SettingError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
+            raise SettingError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
         if self.mc_continuations < 1:
-            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
+            raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
 
 
 TINY_MODEL_KEYS = ("n_layer", "n_head", "n_embd")
@@ -98,9 +105,9 @@ def check_tiny_model(fields: dict) -> None:
     """GPT2Config takes unknown keys silently (a typo would build a 12-layer model): known positive ints only."""
     for key, value in fields.items():
         if key not in TINY_MODEL_KEYS:
-            raise ValueError(f"--tiny_model: unknown key {key!r}; known: {', '.join(TINY_MODEL_KEYS)}")
+            raise SettingError(f"--tiny_model: unknown key {key!r}; known: {', '.join(TINY_MODEL_KEYS)}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"--tiny_model: {key} must be a positive integer, got {value!r}")
+            raise SettingError(f"--tiny_model: {key} must be a positive integer, got {value!r}")
 
 
 def target_path(seed: int, depth: int) -> str:
@@ -160,7 +167,7 @@ def load_policy(cfg: ToyConfig):
         tokenizer.pad_token = tokenizer.eos_token
     move_ids = tokenizer.convert_tokens_to_ids(list(MOVES))
     if tokenizer.unk_token_id in move_ids or len(set(move_ids)) != len(MOVES):
-        raise ValueError(f"tokenizer of {cfg.model!r} has no single tokens for {MOVES}")
+        raise SettingError(f"tokenizer of {cfg.model!r} has no single tokens for {MOVES}")
     restrict_to_tokens(model, move_ids)
     return model, tokenizer, move_ids
 
@@ -309,6 +316,7 @@ def trainer_with_reference(ref_model, cls=LambdaGRPOTrainer, **kwargs) -> Lambda
     trainer.beta = beta
     if args.disable_dropout:
         disable_dropout_in_model(ref_model)
+        disable_numeric_dropout(ref_model)
     trainer.ref_model = trainer.accelerator.prepare_model(ref_model, evaluation_mode=True)
     add_fused_lm_head(trainer.accelerator.unwrap_model(trainer.ref_model), trainer.logprob_temperature,
                       args.cast_lm_head_to_fp32, ("log_probs",))

@@ -3,7 +3,8 @@
 A toy run (`python -m grpo_prm.toy`) writes one CSV per (method, n, r_neg, seed), one row per training step. This
 module reads and checks those files (`read_run`, `read_runs`), computes Table 1's metric (`final_frequency`,
 `per_seed_frequencies`: the mean target-path frequency over a run's last steps) and picks one (n, r_neg) cell for
-a figure (`select_runs`), and gives the toy figures their one command line (`figure_main`). `table1_toy.py`, `table_toy_seeds.py` and the two toy figures in `paper_figures/` use it.
+a figure (`select_runs`), and gives the toy figures their one command line (`figure_main`). `table1_toy.py`,
+`table_toy_seeds.py` and the two toy figures in `paper_figures/` use it.
 """
 
 from collections.abc import Callable

@@ -11,6 +11,7 @@ from accelerate.utils import is_peft_model
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
+from grpo_prm.errors import SettingError
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
@@ -27,18 +28,54 @@ PRECISIONS = ("fp32", "mixed")
 LOGPROB_TEMPERATURES = ("raw", "sampling")
 
 
+def _is_dropout_name(name: str) -> bool:
+    return "dropout" in name or name.endswith("pdrop")
+
+
+def disable_numeric_dropout(model: torch.nn.Module) -> None:
+    """Zero the dropout rates that models keep as numbers, not `nn.Dropout` modules (which TRL's `disable_dropout`
+    covers): Llama/Qwen attention passes `self.attention_dropout` to the attention function in train mode, and other
+    configs carry `hidden_dropout`, `attn_pdrop`, ... . Set to 0.0 on every module attribute and on the config, so a
+    user's model with `attention_dropout: 0.1` samples and scores deterministically, as the authors' eval-mode
+    sampling does."""
+    configs = [getattr(model, "config", None)]
+    configs += [getattr(configs[0], k, None) for k in ("text_config", "decoder")] if configs[0] is not None else []
+    for config in (c for c in configs if c is not None and hasattr(c, "to_dict")):
+        for key, value in config.to_dict().items():
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(config, key, 0.0)
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if _is_dropout_name(key) and isinstance(value, float | int) and not isinstance(value, bool):
+                setattr(module, key, 0.0)
+
+
 def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
                        logprob_temperature: str = "raw") -> None:
     """The checks every training run shares (toy and math), as one-line ValueErrors naming the value."""
     check_method(method)
     if group_size < 2:
-        raise ValueError(f"group_size must be at least 2, got {group_size}")
+        raise SettingError(f"group_size must be at least 2, got {group_size}")
     if loss_normalization not in LOSS_TYPE:
-        raise ValueError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
+        raise SettingError(f"unknown loss_normalization {loss_normalization!r}; choose token or sequence")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if logprob_temperature not in LOGPROB_TEMPERATURES:
-        raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+        raise SettingError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+
+
+def cpu_attention(bf16: bool):
+    """The attention kernels of a training run: on a CPU in bf16 (`precision: mixed`), SDPA's math backend.
+
+    PyTorch's CPU flash attention packs bf16 blocks with AVX-512 code (`pack_vnni2`) on machines with AMX and refuses
+    under the capability every command pins (`ATEN_CPU_CAPABILITY=avx2`, `grpo_prm.cli.CPU_ENV`): "pack_vnni2 is only
+    supported when avx512 is supported". The math backend computes the same attention with matmuls and a softmax on
+    every machine. Elsewhere (float32, or a GPU) nothing changes, so fp32 results keep their kernels."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH]) if bf16 and not torch.cuda.is_available() else nullcontext()
 
 
 @dataclass
@@ -89,19 +126,19 @@ class LambdaGRPOConfig(GRPOConfig):
         super().__post_init__()
         base, self.weighting = split_method(self.method, self.weighting)
         if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
-            raise ValueError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
+            raise SettingError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
                              f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
         if base == "reinforce_rej" and self.loss_type == "dr_grpo":
-            raise ValueError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
+            raise SettingError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
                              "constant one: use loss_type 'dapo' or 'grpo'")
         if self.mc_continuations < 1:
-            raise ValueError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
+            raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
-            raise ValueError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
+            raise SettingError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
                              f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
         if (self.use_vllm and self.vllm_importance_sampling_correction and self.temperature != 1.0
                 and self.logprob_temperature == "raw"):
-            raise ValueError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
+            raise SettingError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
                              "sampling log-probs are temperature-scaled, the raw ones are not")
         unsupported = {
             "loss_type": self.loss_type not in NORMALIZATION,
@@ -114,11 +151,12 @@ class LambdaGRPOConfig(GRPOConfig):
         }
         bad = [k for k, v in unsupported.items() if v]
         if bad:
-            raise ValueError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
+            raise SettingError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
-    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared by the toy and the math runs.
+    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared
+    by the toy and the math runs.
 
     Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
@@ -127,7 +165,7 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
     `loss_normalization`.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if split_method(fields.get("method", "lambda_grpo"))[0] == "dr_grpo":  # its paper's normaliser and advantage
         fields = {"loss_type": "dr_grpo", "scale_rewards": "none"} | fields
     authors = {
@@ -183,10 +221,14 @@ class LambdaGRPOTrainer(GRPOTrainer):
         args = kwargs["args"]
         self.base_method = split_method(args.method, args.weighting)[0]
         if self.base_method.startswith("explicit_prm") and prefix_values is None:
-            raise ValueError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
+            raise SettingError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
         self.prefix_values, self.on_batch = prefix_values, on_batch
         super().__init__(*posargs, **kwargs)
         self._check_master_weights()
+        if args.disable_dropout:  # TRL zeroes nn.Dropout modules only
+            disable_numeric_dropout(self.model)
+            if self.ref_model is not None:
+                disable_numeric_dropout(self.accelerator.unwrap_model(self.ref_model))
         # TRL gave the policy (and its own reference) fused log-prob heads at the sampling temperature; a second
         # patch wraps the first and answers every fused call itself (Eq. 2a: log-probs of the raw logits).
         self.logprob_temperature = self.temperature if args.logprob_temperature == "sampling" else 1.0
@@ -198,10 +240,15 @@ class LambdaGRPOTrainer(GRPOTrainer):
             for m, outputs in heads:
                 add_fused_lm_head(m, self.logprob_temperature, args.cast_lm_head_to_fp32, outputs)
 
+    def train(self, *posargs, **kwargs):
+        """`Trainer.train`; under `precision: mixed` on a CPU, attention takes SDPA's math backend (`cpu_attention`)."""
+        with cpu_attention(self.args.bf16):
+            return super().train(*posargs, **kwargs)
+
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
         if low and not self.is_deepspeed_enabled:
-            raise ValueError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
+            raise SettingError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
                              "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights")
 
     def _generate_and_score_completions(self, inputs):

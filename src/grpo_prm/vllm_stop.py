@@ -1,4 +1,5 @@
-"""The authors' BoxedLP stop rule inside vLLM's V1 engine (github.com/coli-saar/grpo-prm): EOS right after the first closed `\\boxed{}`.
+"""The authors' BoxedLP stop rule inside vLLM's V1 engine (github.com/coli-saar/grpo-prm): EOS right after the first
+closed `\\boxed{}`.
 
 vLLM's V1 engine takes logits processors only when it is built, and TRL's colocate set-up builds its `LLM` without
 any; vLLM also loads every processor that an installed package declares in the entry-point group

@@ -23,6 +23,8 @@ whole per-token loss term (policy and KL); the normaliser is the base's.
 
 import torch
 
+from grpo_prm.errors import SettingError
+
 BASES = ("grpo", "dr_grpo", "reinforce_rej", "explicit_prm_mc", "explicit_prm_exact")
 WEIGHTINGS = ("none", "lambda", "lambda_scaled")
 METHODS = ("grpo", "lambda_grpo", "lambda_grpo_scaled", "dr_grpo", "lambda_dr_grpo", "reinforce_rej",
@@ -43,7 +45,7 @@ def method_order(methods) -> list[str]:
 def check_method(method: str) -> str:
     """Return `method` if known, else raise a one-line error naming it."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise SettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 
@@ -57,9 +59,9 @@ def split_method(method: str, weighting: str | None = None) -> tuple[str, str]:
     else:
         base, own = method, None
     if weighting is not None and weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        raise SettingError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     if own is not None and weighting not in (None, own):
-        raise ValueError(f"method {method!r} already sets weighting {own!r}; got weighting={weighting!r}")
+        raise SettingError(f"method {method!r} already sets weighting {own!r}; got weighting={weighting!r}")
     return base, own or weighting or "none"
 
 

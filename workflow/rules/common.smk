@@ -210,9 +210,25 @@ def eval_outputs():
     return expand(f"{FIGURES}/table2.{{ext}}", ext=["md", "csv", "tex", "png", "pdf"])
 
 
+def table2_references(wildcards):
+    """Published rows Table 2 prints beside ours: the paper's, and Hochlehnert et al. 2025's when sober is evaluated."""
+    reference = f"{workflow.basedir}/paper_figures/reference"
+    refs = {"paper": f"{reference}/table2_paper.csv"}
+    return refs | ({"sober": f"{reference}/table2_sober.csv"} if "sober" in EVAL["protocol"] else {})
+
+
+def table2_reference_args(wildcards, input):
+    return cli_args({"paper": input.paper, "sober": input.get("sober")})
+
+
 def comma_pairs(mapping):
     """`k=v,k=v` of a mapping (grpo_prm.evaluate's --revisions / --sha256), None when empty (the flag left out)."""
     return ",".join(f"{k}={v}" for k, v in mapping.items()) or None
+
+
+# Resolve once and lock (grpo_prm.benchmark_lock): the Hub commits of unpinned benchmarks, shared by every evaluation of
+# the profile. Not a declared output: the first evaluation that reads such a benchmark writes it, later ones read it.
+EVAL_LOCK = f"{RESULTS}/eval/benchmarks.lock.json"
 
 
 def eval_args(wildcards):
@@ -222,10 +238,13 @@ def eval_args(wildcards):
     flags = {"tasks": ",".join(EVAL["tasks"]), "batch_size": EVAL["batch_size"], "backend": EVAL["backend"],
              "limit": EVAL["limit"], "revisions": comma_pairs(EVAL["revisions"]),
              "sha256": comma_pairs(EVAL["sha256"]), "protocol": wildcards.protocol, "samples": samples,
-             "seed": EVAL["seed"]} | protocol
+             "seed": EVAL["seed"]} | protocol  # a protocol's own samples (one per task: sober) override eval.samples
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
+    if not EVAL["data_dir"] and set(EVAL["tasks"]) - {"offline"}:  # the Hub: pins, else the profile's lock
+        flags["lock"] = EVAL_LOCK
     require = " --require-revisions" if EVAL["require_revisions"] else ""
+    require += " --resolve-and-lock" if EVAL["resolve_and_lock"] and "lock" in flags else ""
     return cli_args(flags) + require + f" --data-dir {shlex.quote(EVAL['data_dir'] or '')}"
 
 

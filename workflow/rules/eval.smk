@@ -31,8 +31,8 @@ rule evaluate:
 # Table 2: rows model × β × method plus Base, the five benchmarks (or the offline set) and their average.
 rule table2:
     input:
+        unpack(table2_references),
         results=eval_results(),
-        paper=f"{workflow.basedir}/paper_figures/reference/table2_paper.csv",
     output:
         f"{FIGURES}/table2.md",
         report(f"{FIGURES}/table2.csv", caption="../report/table2.rst", category="Table 2"),
@@ -44,7 +44,8 @@ rule table2:
     params:
         script=f"{workflow.basedir}/paper_figures/table2.py",
         prefix=output_prefix,
+        references=table2_reference_args,
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "python {params.script:q} --results {input.results:q} --paper {input.paper:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        "python {params.script:q} --results {input.results:q} {params.references} --out-prefix {params.prefix:q} > {log:q} 2>&1"
