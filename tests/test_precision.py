@@ -140,7 +140,7 @@ math_rl.main(sys.argv[1:])
 """
 
 
-def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_path):  # noqa: F811
+def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_path):
     """`--precision mixed` on a CPU through the entry point of every run (and of the workflow's train_math rule):
     the run finishes, attention on the math backend, with the capability pin the command sets itself."""
     out = tmp_path / "run"

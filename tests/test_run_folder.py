@@ -21,8 +21,20 @@ from tests.helpers import run_files as files
 
 def argv(checkpoint, data, out, **flags) -> list[str]:
     cfg = small_config(checkpoint, data, out, **flags)
-    names = ("model", "train", "val", "out", "steps", "prompts_per_step", "group_size", "max_new_tokens",
-             "learning_rate", "val_every", "save_every", "temperature")
+    names = (
+        "model",
+        "train",
+        "val",
+        "out",
+        "steps",
+        "prompts_per_step",
+        "group_size",
+        "max_new_tokens",
+        "learning_rate",
+        "val_every",
+        "save_every",
+        "temperature",
+    )
     return [item for k in names for item in (f"--{k}", str(getattr(cfg, k)))]
 
 
@@ -74,8 +86,11 @@ def test_resume_with_another_learning_rate_is_refused(checkpoint, data, tmp_path
     run_killed_after_step_3(small_config(checkpoint, data, out), monkeypatch)
     monkeypatch.undo()
     attempt = sorted(p.name for p in (out / "attempt").rglob("*"))
-    with pytest.raises(RunFolderError, match=r"attempt was started with other settings \(learning_rate 0.001 -> "
-                                             r"0.0005\); rerun with those, or with --restart true"):
+    with pytest.raises(
+        RunFolderError,
+        match=r"attempt was started with other settings \(learning_rate 0.001 -> "
+        r"0.0005\); rerun with those, or with --restart true",
+    ):
         run_math(small_config(checkpoint, data, out, learning_rate=5e-4))
     assert sorted(p.name for p in (out / "attempt").rglob("*")) == attempt
     run_math(small_config(checkpoint, data, out, learning_rate=5e-4), restart=True)  # starts afresh
@@ -93,16 +108,27 @@ def test_protect_finished_holds_without_file_permissions(tmp_path, capsys):
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"id": "1", "problem": "1+1", "answer": "2"}\n')
     before = files(out)
-    args = ["--model", str(tmp_path / "model"), "--train", str(rows), "--val", str(rows), "--out", str(out),
-            "--protect-finished", "true"]
+    args = [
+        "--model",
+        str(tmp_path / "model"),
+        "--train",
+        str(rows),
+        "--val",
+        str(rows),
+        "--out",
+        str(out),
+        "--protect-finished",
+        "true",
+    ]
     status, message = refusal(capsys, math_rl.main, args)
     assert status == 1 and "holds a finished run (protect_finished)" in message and "learning_rate" in message
     assert files(out) == before and not (out / ".lock").exists()
 
 
 def test_stale_lock_is_taken_over(tmp_path, capsys):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                          capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
     out = tmp_path / "run"
     out.mkdir()
     host = os.uname().nodename

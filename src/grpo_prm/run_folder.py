@@ -79,8 +79,10 @@ def locked(out: Path):
         except BlockingIOError:
             holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
             os.close(fd)
-            raise RunFolderError(f"{out} is being written by {_describe(holder)}; wait for it to end or stop it "
-                                 "first (one writer per run folder)") from None
+            raise RunFolderError(
+                f"{out} is being written by {_describe(holder)}; wait for it to end or stop it "
+                "first (one writer per run folder)"
+            ) from None
         # The holder before us may have removed the file after we opened it: then lock the new one.
         if path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino:
             break
@@ -88,8 +90,11 @@ def locked(out: Path):
     stale = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
     if stale:  # a released lock is removed, so a file with content was left by a process that died holding it
         dead = stale.get("host") == socket.gethostname() and not _alive(stale.get("pid"))
-        print(f"{out}: taking over the lock of {_describe(stale)}"
-              + (", which is no longer running" if dead else ", whose lock the kernel has released"), file=sys.stderr)
+        print(
+            f"{out}: taking over the lock of {_describe(stale)}"
+            + (", which is no longer running" if dead else ", whose lock the kernel has released"),
+            file=sys.stderr,
+        )
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
