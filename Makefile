@@ -29,7 +29,7 @@ test: setup
 	. $(VENV)/bin/activate && python -m pytest -ra --runslow
 
 # Lint gates (CI runs them too): ruff's rules and line length, ruff's formatting, snakefmt on the workflow files.
-PY_DIRS := src tests tests_vllm benchmarks paper_figures
+PY_DIRS := src tests tests_vllm benchmarks paper_figures examples
 lint: setup
 	. $(VENV)/bin/activate && ruff check $(PY_DIRS) && ruff format --check $(PY_DIRS) \
 	  && snakefmt --check Snakefile workflow/rules && snakemake --lint

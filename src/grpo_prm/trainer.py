@@ -8,14 +8,18 @@ from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import is_peft_model
+from transformers.utils import is_torch_bf16_gpu_available
 from trl import GRPOConfig, GRPOTrainer
-from trl.trainer.utils import add_fused_lm_head
+from trl.trainer.utils import add_fused_lm_head, get_config_model_id
 
 from grpo_prm.errors import SettingError
 from grpo_prm.loss import aggregate, kl_k3, per_token_loss
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
 
+# The vision-language fields TRL's `_compute_loss` passes from the batch to the log-prob call.
+MULTIMODAL_INPUTS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
+                     "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
 # TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
 NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
@@ -91,7 +95,7 @@ class LambdaGRPOConfig(GRPOConfig):
             `"none"`, `"lambda"` or `"lambda_scaled"`, to put the weight on a base method without renaming it
             (e.g. `method="dr_grpo", weighting="lambda"`); `None` takes the method name's. A weighting that
             contradicts the name is refused.
-        mc_continuations (`int`, defaults to `4`):
+        mc_continuations (`int`, defaults to `8`):
             K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
             sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
         loss_type (`str`, defaults to `"dapo"`):
@@ -116,7 +120,7 @@ class LambdaGRPOConfig(GRPOConfig):
 
     method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
-    mc_continuations: int = field(default=4, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
+    mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
     disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
@@ -148,6 +152,7 @@ class LambdaGRPOConfig(GRPOConfig):
             "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
             "delta": self.delta is not None,
             "entropy_coef": bool(self.entropy_coef),
+            "use_adaptive_entropy": self.use_adaptive_entropy,  # an entropy bonus, as entropy_coef
         }
         bad = [k for k, v in unsupported.items() if v]
         if bad:
@@ -217,13 +222,17 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     args: LambdaGRPOConfig
 
-    def __init__(self, *posargs, prefix_values=None, on_batch=None, **kwargs):
-        args = kwargs["args"]
+    def __init__(self, model, reward_funcs=None, args=None, *posargs, prefix_values=None, on_batch=None, **kwargs):
+        if args is None:  # TRL's default config, named as TRL names it, with this trainer's fields; where TRL's
+            # would refuse to build (bf16 on a machine without an accelerator), on the CPU instead
+            name = model if isinstance(model, str) else get_config_model_id(model.config)
+            cpu_only = not (torch.cuda.is_available() or is_torch_bf16_gpu_available())
+            args = LambdaGRPOConfig(f"{name.split('/')[-1]}-GRPO", use_cpu=cpu_only)
         self.base_method = split_method(args.method, args.weighting)[0]
         if self.base_method.startswith("explicit_prm") and prefix_values is None:
             raise SettingError(f"method {args.method!r} needs prefix_values (V of every prefix); see LambdaGRPOTrainer")
         self.prefix_values, self.on_batch = prefix_values, on_batch
-        super().__init__(*posargs, **kwargs)
+        super().__init__(model, reward_funcs, args, *posargs, **kwargs)
         self._check_master_weights()
         if args.disable_dropout:  # TRL zeroes nn.Dropout modules only
             disable_numeric_dropout(self.model)
@@ -255,7 +264,8 @@ class LambdaGRPOTrainer(GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         k = self.num_generations if self.model.training else self.num_generations_eval
         ids, mask = self._gather_rows(out["completion_ids"]), self._gather_rows(out["completion_mask"]).bool()
-        n_shared = process_set_sizes_grouped(ids, mask, k)  # (B_all, T)
+        # (B_all, T); a group of one (num_generations_eval=1) shares no token: |λ| = 1
+        n_shared = process_set_sizes_grouped(ids, mask, k) if k > 1 else mask.long()
         weights = token_weights(n_shared, k, self.args.weighting)
         if self.on_batch is not None:
             self.on_batch(self, ids, mask, n_shared, weights, k)
@@ -270,7 +280,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
             kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
             weights = weights * kept[:, None]
             out["advantages"] = rewards[local]
-            out["num_items_in_batch"] = (mask & kept[:, None]).sum()  # the token normaliser counts kept rows only
+            loss_mask = out["completion_mask"] * out.get("tool_mask", 1)
+            # the token normaliser counts kept rows only (gathered as TRL gathers its count)
+            out["num_items_in_batch"] = self.accelerator.gather((loss_mask * kept[local, None]).sum()).sum()
             self._metrics["train" if self.model.training else "eval"]["rej/kept_frac"].append(kept.float().mean().item())
         elif self.base_method.startswith("explicit_prm"):  # VinePPO: A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1
             with torch.no_grad():
@@ -307,11 +319,13 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     def _compute_loss(self, model, inputs):
         prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
-        mask = inputs["completion_mask"].float()
+        # Tool and environment output tokens (`tool_mask` 0) leave the loss and its normaliser, as in TRL.
+        mask = (inputs["completion_mask"] * inputs.get("tool_mask", 1)).float()
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled, **{k: inputs.get(k) for k in MULTIMODAL_INPUTS},
         )
         old_logps = inputs.get("old_per_token_logps")
         old_logps = logps.detach() if old_logps is None else old_logps  # μ = 1: P = 1 in value, ∇ = ∇log π
@@ -326,6 +340,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
             is_ratio=inputs.get("importance_sampling_ratio") if self.vllm_importance_sampling_correction else None,
             kl_bias_correction=self.args.use_bias_correction_kl,
         )
+        weights = inputs["lambda_weights"] * mask
         mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         if self.loss_type == "dapo":
@@ -333,13 +348,16 @@ class LambdaGRPOTrainer(GRPOTrainer):
             n_tokens = inputs["num_items_in_batch"].clamp(min=1) / self.accelerator.num_processes
             if mode == "train":
                 n_tokens = n_tokens * accumulation / self.args.steps_per_generation
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", n_tokens)
+            loss = aggregate(loss_terms, weights, mask, "token", n_tokens)
         elif self.loss_type == "dr_grpo":  # TRL's constant: micro-batch rows × max_completion_length
             constant = torch.tensor(float(mask.shape[0] * self.max_completion_length), device=mask.device)
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "token", constant) / accumulation
+            loss = aggregate(loss_terms, weights, mask, "token", constant) / accumulation
         else:
             n_rows = inputs["kept_rows"].sum()  # Reinforce-Rej: dropped rows leave the mean
-            loss = aggregate(loss_terms, inputs["lambda_weights"], mask, "sequence", n_rows=n_rows) / accumulation
+            loss = aggregate(loss_terms, weights, mask, "sequence", n_rows=n_rows) / accumulation
+        if self.aux_loss_enabled:  # MoE load balancing, unweighted and scaled for accumulation as in TRL
+            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
+            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
         self._log_loss_metrics(mode, logps, old_logps, inputs, entropies, mask)
         return loss
 
