@@ -92,7 +92,8 @@ def main(argv=None):
         seeds = range(args.agreement_seeds)
         last = min(50, args.agreement_steps)
         via_trainer = [final_frequency(run_toy(ToyConfig(seed=s, **cell)), last) for s in seeds]
-        via_batched = [final_frequency(run, last) for run in BatchedToy([ToyConfig(seed=s, **cell) for s in seeds]).train()]
+        batched_runs = BatchedToy([ToyConfig(seed=s, **cell) for s in seeds]).train()
+        via_batched = [final_frequency(run, last) for run in batched_runs]
         result["agreement"] = {"trainer": interval(via_trainer), "batched": interval(via_batched),
                                "paired_difference": interval([b - a for a, b in zip(via_trainer, via_batched)])}
         for name, iv in result["agreement"].items():

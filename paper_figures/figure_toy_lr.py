@@ -2,9 +2,11 @@
 
 Usage:
     python paper_figures/figure_toy_lr.py --runs results/<profile>/toy_sweep/*/lr*/n*_r*/seed*.csv --last 50 \
-        --out-prefix paper_figures/<profile>/figure_toy_lr --table-prefix paper_figures/<profile>/table_toy_lr
+        --out-prefix paper_figures/<profile>/figure_toy_lr \
+        --table-prefix paper_figures/<profile>/table_toy_lr
 
-Writes <prefix>.png, <prefix>.pdf, <prefix>.data.csv and the table <table-prefix>.csv / .md. Per method and rate: the mean over tuning seeds (each seed's
+Writes <prefix>.png, <prefix>.pdf, <prefix>.data.csv and the table <table-prefix>.csv / .md. Per method and rate:
+the mean over tuning seeds (each seed's
 mean over the cells) of the final target frequency (Table 1's metric), with its 95 % t-interval as a band; the rate
 each method reports at (`selected`, the highest mean: `grpo_prm.toy_runs.learning_rate_sweep`) is marked. train_toy
 reads the selection from the table's CSV. Nothing is written if any input is bad (one-line error, non-zero exit).

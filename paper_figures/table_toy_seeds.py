@@ -80,7 +80,8 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         "r_neg": table.r_neg.map(lambda r: f"{r:.1f}"),
         "method": table.method.map(lambda m: METHOD_LABELS.get(m, m)),
         "seeds": table.seeds.astype(str),
-        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]" for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
+        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]"
+                           for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
         "− λ-GRPO, paired [95 % CI]": [
             "—" if pd.isna(a) else f"{a:+.3f} [{_num(b, '{:+.3f}')}, {_num(c, '{:+.3f}')}]"
             for a, b, c in zip(table["diff"], table.diff_low, table.diff_high)],

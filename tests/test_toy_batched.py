@@ -1,9 +1,8 @@
 """The batched toy engine (grpo_prm.toy_batched) is the trainer's algorithm: on the same sampled group, each run's
 gradient equals LambdaGRPOTrainer's (grpo_prm.toy.build_trainer), for every method and weighting."""
 
-import tempfile
-
 import itertools
+import tempfile
 
 import pandas as pd
 import pytest

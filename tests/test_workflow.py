@@ -102,7 +102,8 @@ def test_overlap_workflow_end_to_end(tmp_path):
         ({"toy": {"group_size": 1}}, "toy.group_size: 1 is less than the minimum of 2"),
         ({"toy": {"typo_key": 3}}, "unknown config key 'toy.typo_key'"),
         ({"toy": {"steps": "many"}}, "toy.steps: 'many' is not of type 'integer'"),
-        ({"toy": {"sweep": {"learning_rates": [1.0e-4], "seeds": [1, 7]}}}, "toy.sweep.seeds: 1 is also a reporting seed"),
+        ({"toy": {"sweep": {"learning_rates": [1.0e-4], "seeds": [1, 7]}}},
+         "toy.sweep.seeds: 1 is also a reporting seed"),
         ({"toy": {"engine": "fast"}}, "toy.engine: 'fast' is not one of"),
     ],
 )

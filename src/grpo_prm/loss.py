@@ -137,7 +137,8 @@ def explicit_prm_advantage(values: torch.Tensor, mask: torch.Tensor, rewards: to
             valid tokens of the rows that have a reward (unbiased variance), VinePPO's masked whitening.
     """
     if normalization not in PRM_NORMALIZATIONS:
-        raise ValueError(f"unknown explicit_prm_normalization {normalization!r}; choose {' or '.join(PRM_NORMALIZATIONS)}")
+        raise ValueError(f"unknown explicit_prm_normalization {normalization!r}; "
+                         f"choose {' or '.join(PRM_NORMALIZATIONS)}")
     valid = mask.bool() & ~rewards.isnan()[:, None]
     zero = torch.zeros((), dtype=values.dtype, device=values.device)
     step = torch.where(valid, values[:, 1:] - values[:, :-1], zero)

@@ -253,7 +253,8 @@ class BatchedToy:
             "prm/extra_sampled_tokens": extra,
             "mass_target": probs.gather(1, self.target_leaf[:, None])[:, 0],
             "mass_penalised": (probs * self.penalised).sum(1),
-            "mass_other": probs.sum(1) - probs.gather(1, self.target_leaf[:, None])[:, 0] - (probs * self.penalised).sum(1),
+            "mass_other": probs.sum(1) - probs.gather(1, self.target_leaf[:, None])[:, 0]
+            - (probs * self.penalised).sum(1),
         }
 
     def train(self) -> list[pd.DataFrame]:

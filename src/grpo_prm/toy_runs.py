@@ -82,7 +82,8 @@ def read_runs(paths: list[str | Path]) -> list[pd.DataFrame]:
     runs, seen = [], {}
     for p in paths:
         df = read_run(p)
-        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed", *(["learning_rate"] if "learning_rate" in df else [])]])
+        rate = ["learning_rate"] if "learning_rate" in df else []
+        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed", *rate]])
         if key in seen:
             raise ToyRunError(f"{p}: same (method, n, r_neg, seed[, learning_rate]) = {key} as {seen[key]}")
         seen[key] = p
@@ -140,8 +141,9 @@ def learning_rate_sweep(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFram
         per_seed = group.groupby("seed")["final_freq"].mean()
         mean, low, high = mean_interval(per_seed)
         k = len(per_seed)
-        rows.append({"method": method, "learning_rate": lr, "seeds": k, "cells": group[["n", "r_neg"]].drop_duplicates().shape[0],
-                     "mean": mean, "ci_low": low, "ci_high": high})
+        cells = group[["n", "r_neg"]].drop_duplicates().shape[0]
+        rows.append({"method": method, "learning_rate": lr, "seeds": k, "cells": cells, "mean": mean, "ci_low": low,
+                     "ci_high": high})
     table = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(method_order(table.method.unique()))}
     table = table.sort_values(["method", "learning_rate"], key=lambda c: c.map(order) if c.name == "method" else c,

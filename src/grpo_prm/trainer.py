@@ -13,7 +13,14 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, get_config_model_id
 
 from grpo_prm.errors import SettingError
-from grpo_prm.loss import PRM_NORMALIZATIONS, aggregate, explicit_prm_advantage, kl_k3, per_token_loss, reinforce_rej_advantage
+from grpo_prm.loss import (
+    PRM_NORMALIZATIONS,
+    aggregate,
+    explicit_prm_advantage,
+    kl_k3,
+    per_token_loss,
+    reinforce_rej_advantage,
+)
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
 
@@ -204,8 +211,8 @@ class LambdaGRPOTrainer(GRPOTrainer):
       across processes when a group is split over them) before TRL shuffles and splits the batch. Reinforce-Rej
       replaces the advantage by the raw reward, 0 in groups whose rewards are all equal (they stay in the normaliser
       and the KL term, as in its released code); the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token
-      (whitened over the batch, VinePPO's default). A completion without reward gets advantage 0 (TRL's rule). Here the `on_batch`
-      hook sees each whole batch.
+      (whitened over the batch, VinePPO's default). A completion without reward gets advantage 0 (TRL's rule). Here
+      the `on_batch` hook sees each whole batch.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
       scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
     - `__init__` takes `prefix_values` and `on_batch`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
@@ -287,7 +294,8 @@ class LambdaGRPOTrainer(GRPOTrainer):
         elif self.base_method.startswith("explicit_prm"):  # VinePPO: A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1
             with torch.no_grad():
                 values, n_sampled = self.prefix_values(self.model, ids, mask, rewards.nan_to_num(0.0))
-            step = explicit_prm_advantage(values.to(rewards.device), mask, rewards, self.args.explicit_prm_normalization)
+            step = explicit_prm_advantage(values.to(rewards.device), mask, rewards,
+                                          self.args.explicit_prm_normalization)
             out["advantages"] = step[local, :t_local].to(out["advantages"].dtype)
             self._metrics[mode]["prm/extra_sampled_tokens"].append(n_sampled)
         out["lambda_weights"] = weights[local, :t_local]
