@@ -6,9 +6,8 @@ Usage:
         --table-prefix paper_figures/<profile>/table_toy_lr
 
 Writes <prefix>.png, <prefix>.pdf, <prefix>.data.csv and the table <table-prefix>.csv / .md. Per method and rate:
-the mean over tuning seeds (each seed's
-mean over the cells) of the final target frequency (Table 1's metric), with its 95 % t-interval as a band; the rate
-each method reports at (`selected`, the highest mean: `grpo_prm.toy_runs.learning_rate_sweep`) is marked. train_toy
+the mean over tuning seeds (each seed's mean over the cells) of the final target frequency (Table 1's metric), with
+its 95 % t-interval as a band; the rate each method reports at (`selected`, the highest mean: `grpo_prm.toy_runs.learning_rate_sweep`) is marked. train_toy
 reads the selection from the table's CSV. Nothing is written if any input is bad (one-line error, non-zero exit).
 """
 
