@@ -78,6 +78,27 @@ def _non_finite(node, path=()):
     return None
 
 
+def _non_string_key(node, path=()):
+    """(path, key) of the first mapping key that is not a string, else None: YAML 1.1 (PyYAML, Snakemake) reads an
+    unquoted on/off/yes/no/y/n key as a boolean and a number as a number, which no config key is."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(node, dict) and not isinstance(key, str):
+            return path, key
+        found = _non_string_key(value, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_keys(config, source: str = "") -> None:
+    bad_key = _non_string_key(config)
+    if bad_key is not None:
+        where, key = bad_key
+        raise ConfigError(f"{source}{_where(where)}: key {key!r} is not a name (YAML reads unquoted on/off/yes/no as "
+                          "booleans and digits as numbers); quote it")
+
+
 def _get(node, path):
     for key in path:
         node = node[key]
@@ -98,6 +119,7 @@ def validate_config(config: dict) -> dict:
     config = copy.deepcopy(config)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    _check_keys(config)
     bad = _non_finite(config)
     if bad is not None:
         raise ConfigError(f"{_where(bad)}: {_get(config, bad)} is not a finite number")
@@ -116,6 +138,12 @@ def validate_config(config: dict) -> dict:
     toy = config["toy"]
     if max(toy["n"]) >= toy["depth"]:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
+    shared = sorted(set(toy["sweep"]["seeds"]) & set(toy["seeds"]))
+    if shared:
+        raise ConfigError(f"toy.sweep.seeds: {shared[0]} is also a reporting seed (toy.seeds); tuning seeds must "
+                          "differ")
+    if bool(toy["sweep"]["learning_rates"]) != bool(toy["sweep"]["seeds"]):
+        raise ConfigError("toy.sweep: give both learning_rates and seeds, or neither")
     _check_math(config["math"])
     _check_overlap(config["overlap"], config["math"])
     _check_eval(config["eval"])
@@ -186,6 +214,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     config = _read_yaml(path.read_bytes(), str(path)) or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: not a mapping of config keys")
+    _check_keys(config, f"{path}: ")
     for item in overrides:
         key, eq, value = item.partition("=")
         if not eq or not key:

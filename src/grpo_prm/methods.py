@@ -7,12 +7,14 @@ the per-token weight w(i,t) of the λ-GRPO objective (§4, arXiv 2509.21154; `gr
 - `dr_grpo`: Dr. GRPO (Liu et al. 2025, arXiv 2503.20783): advantage r − mean (no std), constant normaliser
   (batch size × max completion length); TRL's `scale_rewards="none"`, `loss_type="dr_grpo"`.
 - `reinforce_rej`: Reinforce-Rej (Xiong et al. 2025, arXiv 2504.11343): advantage = the raw reward r (REINFORCE,
-  no baseline); groups whose rewards are all equal are dropped from the loss and from its normaliser.
+  no baseline), 0 in groups whose rewards are all equal; as in its released code those groups stay in the normaliser
+  and the KL term (`grpo_prm.loss.reinforce_rej_advantage`).
 - `rloo`: REINFORCE leave-one-out, RLOO (Ahmadian et al. 2024, arXiv 2402.14740): advantage r_i − the mean of the
   group's other k − 1 rewards (no std scaling), the configured normaliser.
 - `explicit_prm_mc`: an explicit Monte-Carlo process reward as in VinePPO (Kazemnejad et al. 2024, arXiv
   2410.01679): token t's advantage is V(y_{:t+1}) − V(y_{:t}) (γ = 1, the outcome reward at the end), V(prefix)
-  the mean reward of K fresh continuations of the prefix.
+  the mean reward of K fresh continuations of the prefix, whitened over the batch as VinePPO's released code does
+  (`explicit_prm_normalization`, `grpo_prm.loss.explicit_prm_advantage`).
 - `explicit_prm_exact`: the same with V exact (only where the policy's leaves can be enumerated: the toy).
 
 Weightings: `none` (weight 1), `lambda` (1/|λ(i,t)|, so every process step counts once whatever its frequency;
@@ -36,6 +38,7 @@ from typing import NamedTuple
 import torch
 
 from grpo_prm.errors import SettingError
+from grpo_prm.loss import explicit_prm_advantage, reinforce_rej_advantage
 from grpo_prm.weights import WEIGHTINGS
 
 DEFAULT_METHOD = "lambda_grpo"
@@ -45,23 +48,22 @@ class Advantage(NamedTuple):
     """What a base's advantage function returns for a whole generated batch (all processes, generation order)."""
 
     advantages: torch.Tensor  # (B,) per completion or (B, T) per token
-    kept: torch.Tensor | None = None  # (B,) bool: rows left in the loss and its normaliser (None: all)
     metrics: dict[str, float] | None = None  # logged with the step's metrics
 
 
-# An advantage function: (rewards (B,), group size k, completion mask (B, T) bool, V (B, T + 1) or None) -> Advantage.
-# Rows come in consecutive groups of k; V[:, t] is the value of a row's first t tokens (given when the base asks).
-AdvantageFn = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor | None], Advantage]
+# An advantage function: (rewards (B,), group size k, completion mask (B, T) bool, V (B, T + 1) or None, the
+# LambdaGRPOConfig) -> Advantage. Rows come in consecutive groups of k; a NaN reward means none (TRL's mark);
+# V[:, t] is the value of a row's first t tokens (given when the base asks).
+AdvantageFn = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor | None, object], Advantage]
 
 
-def reinforce_rej_advantage(rewards, k, mask, values) -> Advantage:
-    """Xiong et al. 2025: the raw reward; groups whose rewards are all equal are dropped (no learning signal)."""
-    grouped = rewards.reshape(-1, k)
-    kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
-    return Advantage(rewards, kept, {"rej/kept_frac": kept.float().mean().item()})
+def reinforce_rej(rewards, k, mask, values, args) -> Advantage:
+    """Xiong et al. 2025 (`grpo_prm.loss.reinforce_rej_advantage`); logs the share of groups not rejected."""
+    advantages, kept = reinforce_rej_advantage(rewards, k)
+    return Advantage(advantages, {"rej/kept_frac": kept.float().mean().item()})
 
 
-def rloo_advantage(rewards, k, mask, values) -> Advantage:
+def rloo_advantage(rewards, k, mask, values=None, args=None) -> Advantage:
     """Ahmadian et al. 2024 (RLOO): r_i − (1/(k−1)) Σ_{j≠i} r_j. An unscored completion (reward NaN, as TRL marks
     it) gets advantage 0 and leaves the other rows' baselines, as in TRL's GRPO; so does a row with no scored
     neighbour."""
@@ -73,9 +75,9 @@ def rloo_advantage(rewards, k, mask, values) -> Advantage:
     return Advantage(torch.where(scored & (others > 0), r - baseline, 0.0).reshape(-1))
 
 
-def explicit_prm_advantage(rewards, k, mask, values) -> Advantage:
-    """VinePPO (Kazemnejad et al. 2024): A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1 (V of the whole row is r)."""
-    return Advantage((values[:, 1:] - values[:, :-1]) * mask)
+def explicit_prm(rewards, k, mask, values, args) -> Advantage:
+    """VinePPO (Kazemnejad et al. 2024; `grpo_prm.loss.explicit_prm_advantage`): A(i,t) = V(y_{:t+1}) − V(y_{:t})."""
+    return Advantage(explicit_prm_advantage(values, mask, rewards, args.explicit_prm_normalization))
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,6 @@ class Base:
     prefix_values: str | None = None  # "exact" or "mc": needs V(prefix) of every prefix (the trainer's prefix_values)
     toy_only: str | None = None  # why the math runs cannot train it (None: they can)
     trl_overrides: dict = field(default_factory=dict)  # GRPOConfig fields its paper fixes (and the config requires)
-    drops_rows: bool = False  # its advantage drops rows from the normaliser: a constant normaliser is refused
     weightings: tuple[str, ...] = ("none", "lambda")  # the weightings that have a method name (`METHODS`)
 
 
@@ -101,13 +102,13 @@ BASES = {
     for b in (
         Base("grpo", "GRPO", "GRPO", weightings=("none", "lambda", "lambda_scaled")),
         Base("dr_grpo", "Dr. GRPO", "Dr. GRPO", trl_overrides={"loss_type": "dr_grpo", "scale_rewards": "none"}),
-        Base("reinforce_rej", "Reinforce-Rej", "Reinforce-Rej", reinforce_rej_advantage, drops_rows=True),
+        Base("reinforce_rej", "Reinforce-Rej", "Reinforce-Rej", reinforce_rej),
         Base("rloo", "RLOO", "RLOO", rloo_advantage),
         Base(
             "explicit_prm_mc",
             "explicit PRM (MC)",
             "PRM (MC)",
-            explicit_prm_advantage,
+            explicit_prm,
             prefix_values="mc",
             toy_only=PRM_TOY_ONLY,
         ),
@@ -115,7 +116,7 @@ BASES = {
             "explicit_prm_exact",
             "explicit PRM (exact)",
             "PRM (exact)",
-            explicit_prm_advantage,
+            explicit_prm,
             prefix_values="exact",
             toy_only=PRM_TOY_ONLY,
         ),

@@ -38,7 +38,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.errors import SettingError
-from grpo_prm.io import write_atomic
+from grpo_prm.io import check_output_path, write_atomic
 from grpo_prm.methods import DEFAULT_METHOD
 from grpo_prm.recording import BatchRecorder
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
@@ -73,6 +73,7 @@ class ToyConfig:
     model: str = "gpt2"  # Hub id or folder, or "tiny"
     # K of explicit_prm_mc (ours; the paper has no explicit PRM)
     mc_continuations: int = TOY_DEFAULTS["mc_continuations"]
+    explicit_prm_normalization: str = TOY_DEFAULTS["explicit_prm_normalization"]  # VinePPO's batch whitening
     # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
     sampler: str = TOY_DEFAULTS["sampler"]
     revision: str | None = TOY_DEFAULTS["revision"]
@@ -277,6 +278,7 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
         output_dir=output_dir,
         method=cfg.method,
         mc_continuations=cfg.mc_continuations,
+        explicit_prm_normalization=cfg.explicit_prm_normalization,
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,
         num_generations=cfg.group_size,
@@ -341,8 +343,14 @@ def main(argv=None) -> None:
     parser.add_argument("--cells", nargs="+", type=toy_cell, metavar="N,R_NEG,SEED",
                         help="several runs in place of --n, --r_neg and --seed, one --out file each")
     parser.add_argument("--out", required=True, nargs="+", help="CSV file to write (one per cell with --cells)")
+    parser.add_argument("--learning_rate_from", "--learning-rate-from", metavar="CSV",
+                        help="the method's rate selected by a learning-rate sweep (table_toy_lr.csv)")
     parser.set_defaults(n=None, r_neg=None, seed=None)  # so that --cells can refuse them
     args = vars(parser.parse_args(argv))
+    rate_from = args.pop("learning_rate_from")
+    if rate_from:
+        from grpo_prm.toy_runs import selected_learning_rate
+        args["learning_rate"] = exit_on_error(lambda: selected_learning_rate(rate_from, args["method"]))
     outs, cells = [Path(p) for p in args.pop("out")], args.pop("cells")
     single = {key: args.pop(key) for key in ("n", "r_neg", "seed")}
     if cells is None:
@@ -352,10 +360,12 @@ def main(argv=None) -> None:
         parser.error("--cells replaces --n, --r_neg and --seed; give either")
     if len(outs) != len(cells):
         parser.error(f"--out: {len(outs)} files for {len(cells)} runs")
+    exit_on_error(lambda: [check_output_path(out) for out in outs])  # before any training
     for (n, r_neg, seed), out in zip(cells, outs):
         reproducible(seed)
         run = exit_on_error(lambda: run_toy(ToyConfig(n=n, r_neg=r_neg, seed=seed, **args)))  # noqa: B023 (called at once)
-        write_atomic(out, {"": partial(run.to_csv, index=False)})
+        run["learning_rate"] = args["learning_rate"]
+        exit_on_error(lambda: write_atomic(out, {"": partial(run.to_csv, index=False)}))  # noqa: B023 (called at once)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model, get_config_model_id
 
 from grpo_prm.errors import SettingError
-from grpo_prm.loss import aggregate, kl_k3, per_token_loss
+from grpo_prm.loss import PRM_NORMALIZATIONS, aggregate, kl_k3, per_token_loss
 from grpo_prm.methods import DEFAULT_METHOD, check_method, resolve
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import token_weights
@@ -100,6 +100,9 @@ class LambdaGRPOConfig(GRPOConfig):
         mc_continuations (`int`, defaults to `8`):
             K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
             sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
+        explicit_prm_normalization (`str`, defaults to `"vineppo"`):
+            `"vineppo"` whitens the explicit PRM's step advantages over the batch's tokens, as VinePPO's released
+            code does by default; `"none"` uses them raw (`grpo_prm.loss.explicit_prm_advantage`).
         loss_type (`str`, defaults to `"dapo"`):
             Only `"dapo"` (token-level over the batch: the paper's equations), `"grpo"` (per-sequence: the authors'
             code default) and `"dr_grpo"` (constant B × max_completion_length) are supported. `method="dr_grpo"`
@@ -123,6 +126,7 @@ class LambdaGRPOConfig(GRPOConfig):
     method: str = field(default=DEFAULT_METHOD, metadata={"help": "One of grpo_prm.methods.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
     mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
+    explicit_prm_normalization: str = field(default="vineppo", metadata={"help": "vineppo (batch whitening) or none."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
     disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
@@ -134,10 +138,10 @@ class LambdaGRPOConfig(GRPOConfig):
         base, fixed = self.base, self.base.trl_overrides
         if any(getattr(self, key) != value for key, value in fixed.items()):
             raise SettingError(f"method {base.name} needs {' and '.join(f'{k}={v!r}' for k, v in fixed.items())} "
-                             f"({base.label}), got {', '.join(f'{k}={getattr(self, k)!r}' for k in fixed)}")
-        if base.drops_rows and self.loss_type == "dr_grpo":
-            raise SettingError(f"method {base.name} drops groups from the normaliser; loss_type='dr_grpo' has a "
-                             "constant one: use loss_type 'dapo' or 'grpo'")
+                               f"({base.label}), got {', '.join(f'{k}={getattr(self, k)!r}' for k in fixed)}")
+        if self.explicit_prm_normalization not in PRM_NORMALIZATIONS:
+            raise SettingError(f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
+                               f"choose {' or '.join(PRM_NORMALIZATIONS)}")
         if self.mc_continuations < 1:
             raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
@@ -201,9 +205,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
       across processes when a group is split over them) before TRL shuffles and splits the batch. A base with an
       advantage function (`grpo_prm.methods.Base.advantage`) replaces TRL's advantage by its own, computed on the
-      whole batch, and may drop rows (zero weights, out of the normaliser's count); e.g. Reinforce-Rej's raw reward,
-      RLOO's leave-one-out baseline, the explicit PRM's V(y_{:t+1}) − V(y_{:t}) per token. Here the `on_batch`
-      hook sees each whole batch.
+      whole batch: Reinforce-Rej's raw reward (0 in groups whose rewards are all equal, which stay in the normaliser
+      and the KL term, as in its released code), RLOO's leave-one-out baseline, the explicit PRM's
+      V(y_{:t+1}) − V(y_{:t}) per token (whitened over the batch, VinePPO's default). A completion without reward
+      gets advantage 0 (TRL's rule). Here the `on_batch` hook sees each whole batch.
     - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
       scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
     - `__init__` takes `prefix_values`, `on_batch` and `ref_model`; refuses trainable weights in bf16/fp16 unless
@@ -308,29 +313,22 @@ class LambdaGRPOTrainer(GRPOTrainer):
         n_local, t_local = out["completion_ids"].shape
         start = self.accelerator.process_index * n_local
         local = slice(start, start + n_local)
-        kept = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
         base = self.args.base
         if base.advantage is not None:  # else TRL's group advantage stands (GRPO, Dr. GRPO)
             metrics = self._metrics["train" if self.model.training else "eval"]
-            rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)
+            rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)  # NaN: no reward
             values = None
             if base.prefix_values:
                 with torch.no_grad():
-                    values, n_sampled = self.prefix_values(self.model, ids, mask, rewards)
+                    values, n_sampled = self.prefix_values(self.model, ids, mask, rewards.nan_to_num(0.0))
+                values = values.to(rewards.device)
                 metrics["prm/extra_sampled_tokens"].append(n_sampled)
-            adv = base.advantage(rewards, k, mask, values)
+            adv = base.advantage(rewards, k, mask, values, self.args)
             a = adv.advantages
             out["advantages"] = (a[local] if a.dim() == 1 else a[local, :t_local]).to(out["advantages"].dtype)
-            if adv.kept is not None:
-                kept = adv.kept
-                weights = weights * kept[:, None]
-                loss_mask = out["completion_mask"] * out.get("tool_mask", 1)
-                # the token normaliser counts kept rows only (gathered as TRL gathers its count)
-                out["num_items_in_batch"] = self.accelerator.gather((loss_mask * kept[local, None]).sum()).sum()
             for name, value in (adv.metrics or {}).items():
                 metrics[name].append(value)
         out["lambda_weights"] = weights[local, :t_local]
-        out["kept_rows"] = kept[local]
         return out
 
     def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -391,9 +389,8 @@ class LambdaGRPOTrainer(GRPOTrainer):
         elif self.loss_type == "dr_grpo":  # TRL's constant: micro-batch rows × max_completion_length
             constant = torch.tensor(float(mask.shape[0] * self.max_completion_length), device=mask.device)
             loss = aggregate(loss_terms, weights, mask, "token", constant) / accumulation
-        else:
-            n_rows = inputs["kept_rows"].sum()  # Reinforce-Rej: dropped rows leave the mean
-            loss = aggregate(loss_terms, weights, mask, "sequence", n_rows=n_rows) / accumulation
+        else:  # TRL's: mean over the micro-batch's rows (equal-sized micro-batches: the global mean)
+            loss = aggregate(loss_terms, weights, mask, "sequence") / accumulation
         if self.aux_loss_enabled:  # MoE load balancing, unweighted and scaled for accumulation as in TRL
             loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
             self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
