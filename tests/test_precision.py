@@ -18,7 +18,7 @@ from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.toy import ToyConfig, grpo_args, load_policy, trainer_with_reference
 from grpo_prm.trainer import PRECISIONS, authors_grpo_config, cpu_attention
 from tests.conftest import make_tiny_model, make_trainer
-from tests.test_math_rl import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, offline problems)
+from tests.helpers import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, offline problems)
 
 
 def moved_fraction(tokenizer, tmp_path, precision, model=None, lr=1e-6):
