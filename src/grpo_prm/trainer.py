@@ -206,9 +206,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
       masks (TRL's mask) and the MoE aux loss (unweighted: it is no token's term) come from TRL unchanged.
       Sequence-level importance sampling (GSPO, luspo's recommended set-up) is refused with a weighting: its ratio
       couples a row's tokens, so a token's gradient is not its own term's (see `LambdaGRPOConfig`).
-      The forward value is TRL's: the logged `loss` is the *unweighted* objective (λ acts on the gradient);
-      `lambda/mean_weight` (mean w over loss tokens, < 1 where λ acts) and `lambda/shared_frac` (share of tokens
-      with |λ| > 1) show the weighting.
+      The forward value is TRL's: the logged `loss` is the *unweighted* objective (λ acts on the gradient only);
+      `lambda/weight_mean` (mean w over loss tokens, < 1 where λ acts) and `lambda/shared_token_frac` (share of
+      tokens with |λ| > 1) show the weighting (logged here, or by `BatchRecorder` when it is the `on_batch`).
     - `__init__` takes `prefix_values` and `on_batch`; refuses trainable weights in bf16/fp16 unless DeepSpeed keeps
       float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces the fused log-prob
       heads that TRL puts on the policy and its reference by ones at temperature 1, so that policy, old and reference
@@ -332,9 +332,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
             # the per-sequence mean runs over the kept rows (Xiong et al.: dropped groups leave the batch); TRL's
             # divides by all B rows, so the kept rows' weight carries B / n_kept
             weights = weights * len(mask) / inputs["kept_rows"].sum().clamp(min=1)
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["lambda/mean_weight"].append(self._global_mean(inputs["lambda_weights"], mask))
-        self._metrics[mode]["lambda/shared_frac"].append(self._global_mean(inputs["lambda_weights"] < 1, mask))
+        if self.on_batch is None:  # λ shows in the logs by default; a BatchRecorder logs these names per batch
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["lambda/weight_mean"].append(self._global_mean(inputs["lambda_weights"], mask))
+            self._metrics[mode]["lambda/shared_token_frac"].append(self._global_mean(inputs["lambda_weights"] < 1, mask))
         self._token_weights = weights
         try:
             return super()._compute_loss(model, inputs)
