@@ -18,9 +18,12 @@ $(VENV)/.installed: envs/cpu.txt envs/cpu-nodeps.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
-# --forceall: the committed tables and figures are regenerated from scratch, not taken as up to date.
+# --forceall: the committed tables and figures are regenerated from scratch, not taken as up to date (finished math
+# runs with unchanged settings are kept: README, "Long jobs"). The config file is validated first, so that a read
+# error names it (Snakemake's own parse of --configfile does not).
 reproduce: setup
-	. $(VENV)/bin/activate && snakemake --cores $(CORES) --forceall $(SNAKEMAKE_ARGS)
+	. $(VENV)/bin/activate && python -m grpo_prm.config $(CONFIG) > /dev/null \
+	  && snakemake --cores $(CORES) --forceall --configfile $(CONFIG) $(SNAKEMAKE_ARGS)
 
 test: setup
 	. $(VENV)/bin/activate && python -m pytest -ra --runslow
@@ -43,7 +46,8 @@ gpu-check:
 # HTML report (tables, figures, captions, provenance) of the config's profile, from the results already built:
 # `make report CONFIG=config/paper.yaml` for the paper profile.
 report: setup
-	. $(VENV)/bin/activate && profile=$$(python -m grpo_prm.config $(CONFIG) | sed -n 's/^profile: //p') \
+	. $(VENV)/bin/activate && python -m grpo_prm.config $(CONFIG) > /dev/null \
+	  && profile=$$(python -m grpo_prm.config $(CONFIG) | sed -n 's/^profile: //p') \
 	  && mkdir -p results/$$profile && snakemake --configfile $(CONFIG) --report results/$$profile/report.html $(SNAKEMAKE_ARGS)
 
 # Golden copies of the cut-down workflow's tables and figure data (config/ci.yaml -> tests/golden/ci/), rebuilt from

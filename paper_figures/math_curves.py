@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from grpo_prm.cli import exit_on_error, table_parser
+from grpo_prm.cli import exit_on_error, open_fraction, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.curves import MathRunError, load_validation, seed_band
 from grpo_prm.io import save_figure
@@ -45,7 +45,7 @@ def load_one_cell(paths):
 
 def main(argv=None) -> None:
     parser = table_parser(__doc__, "finished run folders or their config.json", "<prefix>.png, .pdf and .data.csv")
-    parser.add_argument("--interval", type=float, default=schema_defaults("math")["figure"]["interval"],
+    parser.add_argument("--interval", type=open_fraction, default=schema_defaults("math")["figure"]["interval"],
                         help="confidence level of the band")
     args = parser.parse_args(argv)
     df = exit_on_error(lambda: load_one_cell(args.runs))

@@ -3,15 +3,18 @@ Llama checkpoint and data (fixtures, registered in conftest.py), the trainer's g
 synthetic toy run CSVs, a scripted logits processor."""
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessor, PreTrainedTokenizerFast, TrainerCallback
 
-from grpo_prm.math_rl import MathRunConfig
+from grpo_prm import math_rl
+from grpo_prm.math_rl import MathRunConfig, run_math
 from grpo_prm.recording import GroupRecorder
 from grpo_prm.word_problems import offline_splits
 
@@ -188,3 +191,67 @@ class ScriptedLogitsProcessor(LogitsProcessor):
         for row, script in enumerate(self.scripts):
             scores[row, script[position] if position < len(script) else self.eos] = 0.0
         return scores
+
+
+# ---- from test_bad_inputs and the modules that share it: refusals and what they leave
+
+
+def snapshot(*folders: Path) -> dict:
+    """Every file and folder below `folders`, with file contents: equal snapshots mean nothing written or removed."""
+    return {str(p): (p.read_bytes() if p.is_file() else None) for f in folders for p in [f, *sorted(f.rglob("*"))]}
+
+
+def refusal(capsys, main, argv) -> tuple[int, str]:
+    """Run a CLI's `main(argv)`; return its exit status and its one-line message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    code = exit_info.value.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = code if isinstance(code, str) else err.strip().splitlines()[-1]
+    status = 1 if isinstance(code, str) else code
+    assert "\n" not in message.strip() and message.strip()
+    return status, message
+
+
+# ---- from test_math_rl and test_run_folder: kills
+
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == 3:
+            raise KeyboardInterrupt("simulated kill after step 3")
+
+
+def run_killed_after_step_3(cfg, monkeypatch) -> None:
+    """`run_math(cfg)` killed after step 3 (a `Kill` callback on every trainer it builds)."""
+    original_init = math_rl.BoxedStopTrainer.__init__
+
+    def init_with_kill(self, *a, **kw):
+        original_init(self, *a, **kw)
+        self.add_callback(Kill())
+
+    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
+    with pytest.raises(KeyboardInterrupt):
+        run_math(cfg)
+
+
+def run_files(out: Path) -> dict:
+    """A run folder's finished run: its files and their bytes (the attempt in progress and the lock left out)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.relative_to(out).parts[0] not in ("attempt", ".lock")}
+
+
+def background(cmd: list[str], log: Path, **kw) -> subprocess.Popen:
+    """`cmd` started in the background, its output to `log` (a file, not a pipe: nobody reads it while it runs)."""
+    with log.open("w") as f:
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, **kw)
+
+
+def wait_for(condition, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 600) -> None:
+    """Poll until `condition()`; fail if `proc` ends first (showing the end of `log`) or after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert proc is None or proc.poll() is None, log.read_text()[-2000:] if log else proc.returncode
+        assert time.monotonic() < end
+        time.sleep(0.05)

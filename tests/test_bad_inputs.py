@@ -4,35 +4,23 @@ Each case must end with one line naming the culprit (no traceback), a non-zero e
 removed: a math_rl rerun that fails leaves the earlier finished run, its model and its data exactly as they were.
 """
 
+import dataclasses
+import errno
+import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from grpo_prm import checkpoints, evaluate, math_rl, overlap, prepare_data, toy
 from grpo_prm import config as config_cli
-from grpo_prm import evaluate, math_rl, overlap, prepare_data, toy
+from tests.helpers import refusal, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def snapshot(*folders: Path) -> dict:
-    """Every file and folder below `folders`, with file contents: equal snapshots mean nothing written or removed."""
-    return {str(p): (p.read_bytes() if p.is_file() else None) for f in folders for p in [f, *sorted(f.rglob("*"))]}
-
-
-def refusal(capsys, main, argv) -> tuple[int, str]:
-    """Run a CLI's `main(argv)`; return its exit status and its one-line message."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    code = exit_info.value.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    message = code if isinstance(code, str) else err.strip().splitlines()[-1]
-    status = 1 if isinstance(code, str) else code
-    assert "\n" not in message.strip() and message.strip()
-    return status, message
 
 
 # ---- config files (python -m grpo_prm.config; the workflow runs the same validation)
@@ -89,6 +77,8 @@ CONFIG_CASES = {
                              "math.methods[0]: 'lambda_explicit_prm_mc' is toy-only"),
     "overlap_method_toy_only": (_with(["overlap", "method"], "explicit_prm_exact"),
                                 "overlap.method: 'explicit_prm_exact' is toy-only"),
+    "model_named_on_yaml11": (lambda c: c["math"]["models"].update({True: c["math"]["models"]["tiny"]}) or c,
+                              "math.models: key True is not a name (YAML reads unquoted on/off/yes/no as booleans"),
 }
 
 
@@ -109,6 +99,8 @@ CONFIG_FILE_CASES = {
     "not_utf8": (b"profile: d\xe9faut\n", "not UTF-8 text (byte 10)"),
     "top_level_list": (b"- profile\n- toy\n", "not a mapping of config keys"),
     "tab_indented": (b"toy:\n\tsteps: 3\n", "malformed YAML"),
+    "key_on_yaml11": (b"math:\n  models:\n    on: {source: tiny}\n", "math.models: key True is not a name"),
+    "not_utf8_in_a_comment": (b"# r\xe9sum\xe9\nprofile: x\n", "not UTF-8 text (byte 3)"),
 }
 
 
@@ -184,11 +176,50 @@ def _broken_json(root):
     return {}
 
 
+def _attempt(root, **settings) -> Path:
+    """An attempt in the run folder started with the settings `_math_argv` asks for, changed by `settings`."""
+    cfg = math_rl.MathRunConfig(model=str(root / "model"), train=str(root / "data" / "train.jsonl"),
+                                val=str(root / "data" / "val.jsonl"), out=str(root / "run"), steps=4, save_every=2,
+                                val_every=2, max_new_tokens=8)
+    attempt = root / "run" / "attempt"
+    (attempt / "checkpoints").mkdir(parents=True)
+    (attempt / "settings.json").write_text(json.dumps(dataclasses.asdict(cfg) | settings))
+    return attempt
+
+
 def _checkpoint_past_steps(root):
-    past = root / "run" / "checkpoints" / "checkpoint-9"
+    past = _attempt(root) / "checkpoints" / "checkpoint-9"
     past.mkdir(parents=True)
     (past / "trainer_state.json").write_text("{}")
     return {}
+
+
+def _attempt_other_settings(root):
+    _attempt(root, learning_rate=0.5, method="grpo")
+    return {}
+
+
+def _finished_with_settings(root):
+    (root / "run" / "finished.json").write_text((root / "run" / "config.json").read_text())
+    return {"protect_finished": "true"}
+
+
+HOLD_LOCK = """
+import fcntl, sys, time
+f = open(sys.argv[1], "w")
+f.write('{"pid": 7, "host": "elsewhere"}')
+f.flush()
+fcntl.flock(f, fcntl.LOCK_EX)
+print(1, flush=True)
+time.sleep(60)
+"""
+
+
+def _locked(root):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(root / "run" / ".lock")], stdout=subprocess.PIPE,
+                              text=True)
+    holder.stdout.readline()  # it holds the lock
+    return {"_holder": holder}
 
 
 MATH_CASES = {
@@ -216,6 +247,11 @@ MATH_CASES = {
     "method_unknown": (lambda r: {"method": "ppo"}, "ppo"),
     "group_size_one": (lambda r: {"group_size": 1}, "group_size must be at least 2"),
     "checkpoint_past_steps": (_checkpoint_past_steps, "--steps 4: "),
+    "resume_other_settings": (_attempt_other_settings, ("attempt was started with other settings (method 'grpo' -> "
+                                                       "'lambda_grpo', learning_rate 0.5 -> 1e-06); rerun with those")),
+    "protect_finished": (_finished_with_settings, "holds a finished run (protect_finished) and this run would replace"),
+    "second_writer": (_locked, "run is being written by pid 7 on elsewhere"),
+    "restart_typo": (lambda r: {"restart": "yes"}, "argument --restart: 'yes' is neither true nor false"),
 }
 
 
@@ -223,8 +259,14 @@ MATH_CASES = {
 def test_failed_math_rerun_keeps_the_finished_run(case, finished, capsys):
     prepare, expected = MATH_CASES[case]
     flags = prepare(finished) or {}
+    holder = flags.pop("_holder", None)
     before = snapshot(finished)
-    status, message = refusal(capsys, math_rl.main, _math_argv(finished, **flags))
+    try:
+        status, message = refusal(capsys, math_rl.main, _math_argv(finished, **flags))
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
     assert status != 0 and expected in message, message
     assert snapshot(finished) == before
 
@@ -240,6 +282,59 @@ def test_failed_math_rerun_keeps_the_finished_run(case, finished, capsys):
 def test_bad_toy_arguments(argv, expected, tmp_path, capsys):
     status, message = refusal(capsys, toy.main, [*argv, "--model", "tiny", "--out", str(tmp_path / "run.csv")])
     assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+def test_toy_out_under_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    before = snapshot(tmp_path)
+    status, message = refusal(capsys, toy.main, ["--model", "tiny", "--out", str(tmp_path / "file" / "run.csv")])
+    assert status != 0 and f"--out {tmp_path / 'file' / 'run.csv'}: {tmp_path / 'file'} is not a folder" in message
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
+    (["--lr", "0"], "--lr: must be positive, got 0.0"),
+    (["--sft-steps", "0"], "--sft_steps: must be positive, got 0"),
+    (["--answer-slip-rate", "2"], "--answer_slip_rate: 2.0 is not a share in [0, 1]"),
+    (["--answer-slip-rate", "nan"], "--answer-slip-rate: 'nan' is not a finite number"),
+    (["--n-train", "0"], "--n-train: '0' is not a positive integer"),
+    (["--data-seed", "-1"], "--data-seed: '-1' is not a non-negative integer"),
+])
+def test_bad_tiny_checkpoint_arguments(flags, expected, tmp_path, capsys):
+    status, message = refusal(capsys, checkpoints.main, ["tiny", *flags, "--out", str(tmp_path / "ckpt")])
+    assert status != 0 and expected in message, message
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+def test_full_disk_is_one_line_naming_the_output(tmp_path, capsys, monkeypatch):
+    def full(self, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no file name
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "data"
+    argv = ["offline", "--n-train", "4", "--n-val", "1", "--n-test", "1", "--seed", "0", "--min-steps", "1",
+            "--max-steps", "2", "--max-operand", "9", "--out-dir", str(out)]
+    status, message = refusal(capsys, prepare_data.main, argv)
+    assert status == 1 and message == f"error: {out / 'train.jsonl'}: no space left on device; free some and rerun"
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("interval", ["nan", "1.5", "0", "-0.5"])
+def test_bad_curve_interval(interval, tmp_path):
+    script = ROOT / "paper_figures" / "math_curves.py"
+    result = subprocess.run([sys.executable, str(script), "--runs", str(tmp_path), "--interval", interval,
+                             "--out-prefix", str(tmp_path / "fig")], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"--interval: '{interval}' is not" in result.stderr
+    assert snapshot(tmp_path) == {str(tmp_path): None}
+
+
+def test_negative_theorem1_groups(tmp_path, capsys):
+    status, message = refusal(capsys, overlap.main, [str(tmp_path / "groups.parquet"), "--out", str(tmp_path / "o"),
+                                                     "--theorem1-groups", "-1"])
+    assert status == 2 and "--theorem1-groups: '-1' is not a non-negative integer" in message, message
     assert snapshot(tmp_path) == {str(tmp_path): None}
 
 
@@ -275,6 +370,9 @@ def test_openrs_copy_without_expected_columns(tmp_path, capsys):
 @pytest.mark.parametrize("flags, expected", [
     (["--limit", "0"], "--limit: '0' is not a positive integer"),
     (["--max-gen-toks", "-5"], "--max-gen-toks: '-5' is not a positive integer"),
+    (["--batch-size", "0"], "--batch-size: '0' is not a positive integer"),
+    (["--batch-size", "many"], "--batch-size: 'many' is not an integer"),
+    (["--seed", "-1"], "--seed: '-1' is not a non-negative integer"),
     ([], "checkpoint folder not found"),
 ])
 def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):

@@ -11,6 +11,7 @@ from grpo_prm.checkpoints import TINY_DATA
 from grpo_prm.config import schema_defaults
 from grpo_prm.math_rl import MathRunConfig
 from grpo_prm.toy import ToyConfig
+from grpo_prm.trainer import LambdaGRPOConfig
 from grpo_prm.weights import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +72,39 @@ def test_schema_defaults_are_fresh_copies():
     first["tiny_model"]["n_layer"] = 99
     assert schema_defaults("toy")["tiny_model"]["n_layer"] == 2
     assert ToyConfig().tiny_model is not ToyConfig().tiny_model
+
+
+def test_trainer_config_takes_the_schema_default_of_mc_continuations():
+    field = LambdaGRPOConfig.__dataclass_fields__["mc_continuations"]
+    assert field.default == schema_defaults("toy")["mc_continuations"] == ToyConfig().mc_continuations
+
+
+def _key_rows() -> dict[str, list[str]]:
+    rows = [line.split(" | ") for line in config_module.keys_table(ROOT / "config").splitlines()[2:]]
+    return {r[0].strip("| `"): r[1:] for r in rows}
+
+
+def test_key_table_lists_every_schema_key_with_default_and_profile_values():
+    rows = _key_rows()
+
+    def keys(node, prefix=""):
+        for key, sub in node.get("properties", {}).items():
+            yield prefix + key
+            yield from keys(sub, prefix + key + ".")
+
+    assert set(keys(_schema())) <= set(rows)
+    # type, schema default, config.yaml where it differs from the default, paper.yaml where it differs from config.yaml
+    assert rows["toy.mc_continuations"][:4] == ["integer ≥ 1", "`8`", "", ""]
+    assert rows["toy.learning_rate"][:4] == ["number > 0", "*required*", "`0.0001`", "`1.0e-05`"]
+    assert rows["math.data.offline.n_train"][1:4] == ["`2000`", "`4000`", ""]
+    assert rows["math.train.use_vllm"][1:4] == ["`false`", "", "`true`"]
+    assert rows["math.models.<name>.learning_rates[].lr"][0] == "number > 0"
+    assert "1/\\|λ\\|" in rows["toy.methods"][4]  # a bar inside a cell is escaped
+
+
+def test_key_table_follows_the_schema(tmp_path, monkeypatch):
+    """A changed schema default shows in the table, so config/README.md (tests/test_readme.py) goes stale."""
+    schema = _schema()
+    schema["properties"]["toy"]["properties"]["depth"]["default"] = 5
+    monkeypatch.setattr(config_module, "_schema", lambda: schema)
+    assert _key_rows()["toy.depth"][1:3] == ["`5`", "`4`"]  # config.yaml still sets 4

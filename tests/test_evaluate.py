@@ -121,7 +121,7 @@ def test_end_to_end_writes_results_and_samples(shared_data, tiny_model, tmp_path
     out = tmp_path / "eval" / "tiny_amc23"
     paths = run_cli(tiny_model, out, "--identity", "model=tiny", "beta=0.04", "method=lambda_grpo", "seed=1")
     assert [p.name for p in paths] == ["tiny_amc23.json", "tiny_amc23.samples.jsonl"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny_amc23.json", "tiny_amc23.samples.jsonl"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [".kept", "tiny_amc23.json", "tiny_amc23.samples.jsonl"]
 
     result = json.loads(Path(f"{out}.json").read_text())
     amc = result["tasks"]["amc23"]
@@ -149,6 +149,29 @@ def test_end_to_end_writes_results_and_samples(shared_data, tiny_model, tmp_path
         assert s["prompt"].endswith("<|assistant|>\n") and "Cities $A$ and $B$" in samples[0]["prompt"]
         assert s["gen_kwargs"]["max_gen_toks"] == 6 and s["gen_kwargs"]["do_sample"] is False
         assert 0 < len(tokenizer(s["responses"][0], add_special_tokens=False)["input_ids"]) <= 6
+
+
+def test_rerun_keeps_a_finished_evaluation(shared_data, tiny_model, tmp_path, monkeypatch):
+    """Snakemake removes the outputs before it reruns the job: a rerun with the same settings and checkpoint puts
+    them back byte-identical without evaluating; one with other settings that is killed leaves them as they were."""
+    out = tmp_path / "eval" / "tiny_amc23"
+    paths = run_cli(tiny_model, out)
+    before = {p: p.read_bytes() for p in paths}
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt("simulated kill during the evaluation")
+
+    monkeypatch.setattr("grpo_prm.evaluate.run_lm_eval", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(tiny_model, out, max_gen_toks=5)  # other settings: evaluated anew, killed
+    assert {p: p.read_bytes() for p in paths} == before
+    for p in paths:
+        p.unlink()  # as Snakemake does
+    assert run_cli(tiny_model, out) == paths  # no evaluation (it would be killed)
+    assert {p: p.read_bytes() for p in paths} == before
+    (tiny_model / "model.safetensors").touch()  # a retrained checkpoint: evaluated again
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(tiny_model, out)
 
 
 SAMPLED = ["--protocol", "sampled", "--temperature", "0.6", "--top-p", "0.95", "--samples", "4"]

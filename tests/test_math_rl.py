@@ -5,12 +5,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from grpo_prm import math_rl
 from grpo_prm.data import DataError, read_problems
 from grpo_prm.math_rl import run_math
-from tests.helpers import records, small_config
+from tests.helpers import records, run_killed_after_step_3, small_config
 
 
 def comparable(recs, keys=("step", "loss", "reward", "val/accuracy", "completions/mean_length")):
@@ -26,7 +25,7 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
     assert [r["step"] for r in recs if "val/accuracy" in r] == [0, 2, 4]
     assert all("tree/path_depth" in r and "lambda/weight_mean" in r for r in recs if "loss" in r)
     assert (out / "best" / "config.json").exists() and (out / "final" / "config.json").exists()
-    assert not (out / "checkpoints").exists()
+    assert not (out / "attempt").exists() and not (out / ".lock").exists()
     groups = pq.read_table(out / "groups.parquet")
     assert sorted(set(zip(groups["step"].to_pylist(), groups["group"].to_pylist()))) == [
         (s, g) for s in range(4) for g in range(2)]  # 4 steps × 2 prompts, k = 3 rows each
@@ -51,30 +50,11 @@ def test_baseline_methods_run_in_the_math_matrix(checkpoint, data, tmp_path, met
         assert all(0 <= r["rej/kept_frac"] <= 1 for r in recs)  # a random model: every group may be dropped
 
 
-class Kill(TrainerCallback):
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == 3:
-            raise KeyboardInterrupt("simulated kill after step 3")
-
-
-def run_killed_after_step_3(cfg, monkeypatch) -> None:
-    """`run_math(cfg)` killed after step 3 (a `Kill` callback on every trainer it builds)."""
-    original_init = math_rl.BoxedStopTrainer.__init__
-
-    def init_with_kill(self, *a, **kw):
-        original_init(self, *a, **kw)
-        self.add_callback(Kill())
-
-    monkeypatch.setattr(math_rl.BoxedStopTrainer, "__init__", init_with_kill)
-    with pytest.raises(KeyboardInterrupt):
-        run_math(cfg)
-
-
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monkeypatch):
     reference = records(run_math(small_config(checkpoint, data, tmp_path / "ref")))
     run_killed_after_step_3(small_config(checkpoint, data, tmp_path / "run"), monkeypatch)
-    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir()
+    assert (tmp_path / "run" / "attempt" / "checkpoints" / "checkpoint-2").is_dir()
     monkeypatch.undo()
     resumed = records(run_math(small_config(checkpoint, data, tmp_path / "run")))
     assert comparable(resumed) == comparable(reference)
@@ -82,10 +62,15 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, data, tmp_path, monke
 
 
 @pytest.mark.slow
-def test_rerun_without_checkpoint_starts_afresh(checkpoint, data, tmp_path):
+def test_rerun_keeps_a_finished_run_or_restarts_it(checkpoint, data, tmp_path):
     first = records(run_math(small_config(checkpoint, data, tmp_path / "run", steps=2)))
-    second = records(run_math(small_config(checkpoint, data, tmp_path / "run", steps=2)))
-    assert comparable(second) == comparable(first)  # not appended to the first run's metrics
+    (tmp_path / "run" / "config.json").unlink()  # as Snakemake does before it reruns the job
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "config.json"}
+    run_math(small_config(checkpoint, data, tmp_path / "run", steps=2))  # the same settings: kept, not retrained
+    assert {p: p.read_bytes() for p in before} == before
+    assert (tmp_path / "run" / "config.json").read_bytes() == (tmp_path / "run" / "finished.json").read_bytes()
+    second = records(run_math(small_config(checkpoint, data, tmp_path / "run", steps=2), restart=True))
+    assert comparable(second) == comparable(first)  # retrained afresh, not appended to the first run's metrics
 
 
 def test_bad_rows_are_named(tmp_path):
@@ -115,7 +100,7 @@ def assert_same_run(out, reference):
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
     config, expected = (json.loads((run / "config.json").read_text()) for run in (out, reference))
     assert config | {"out": None} == expected | {"out": None}  # the recorded settings, steps included
-    assert not (out / "checkpoints").exists()
+    assert not (out / "attempt").exists() and not (out / ".lock").exists()
 
 
 @pytest.mark.slow
@@ -133,7 +118,7 @@ def test_kill_during_checkpoint_save_resumes_from_the_previous_one(checkpoint, d
     monkeypatch.setattr(TrainerState, "save_to_json", killed_at_4)
     with pytest.raises(KeyboardInterrupt):
         run_math(small_config(checkpoint, data, tmp_path / "run"))
-    partial = tmp_path / "run" / "checkpoints" / "checkpoint-4"
+    partial = tmp_path / "run" / "attempt" / "checkpoints" / "checkpoint-4"
     assert (partial / "model.safetensors").exists() and not (partial / "trainer_state.json").exists()
     monkeypatch.setattr(TrainerState, "save_to_json", save_to_json)
     assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
@@ -150,7 +135,7 @@ def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, refe
         def killed(self, output_dir=None, *a, **kw):
             save_model(self, output_dir, *a, **kw)
             if str(output_dir).endswith("final"):
-                weights_file = tmp_path / "run" / "final" / "model.safetensors"
+                weights_file = tmp_path / "run" / "attempt" / "final" / "model.safetensors"
                 weights_file.write_bytes(weights_file.read_bytes()[:100])  # half-written weights
                 raise KeyboardInterrupt("simulated kill while final/ is saved")
 
@@ -166,7 +151,7 @@ def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, refe
         monkeypatch.setattr(GroupRecorder, "close", killed)
     with pytest.raises(KeyboardInterrupt):
         run_math(small_config(checkpoint, data, tmp_path / "run"))
-    assert (tmp_path / "run" / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists()
+    assert (tmp_path / "run" / "attempt" / "checkpoints" / "checkpoint-4" / "trainer_state.json").exists()
     assert not (tmp_path / "run" / "config.json").exists()
     monkeypatch.undo()
     assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
@@ -176,7 +161,7 @@ def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, refe
 def test_mid_step_kill_matches_the_uninterrupted_run(checkpoint, data, reference, tmp_path, monkeypatch):
     run_killed_after_step_3(small_config(checkpoint, data, tmp_path / "run"), monkeypatch)
     monkeypatch.undo()
-    with (tmp_path / "run" / "metrics.jsonl").open("a") as f:
+    with (tmp_path / "run" / "attempt" / "metrics.jsonl").open("a") as f:
         f.write('{"step": 4, "lo')  # a metrics line cut by the kill
     assert_same_run(run_math(small_config(checkpoint, data, tmp_path / "run")), reference)
 

@@ -18,7 +18,6 @@ from grpo_prm.config import ConfigError, validate_config
 from grpo_prm.toy import ToyConfig, grpo_args, load_policy, trainer_with_reference
 from grpo_prm.trainer import PRECISIONS, authors_grpo_config, cpu_attention
 from tests.conftest import make_tiny_model, make_trainer
-from tests.helpers import checkpoint, data  # noqa: F401 (fixtures: a tiny Llama checkpoint, offline problems)
 
 
 def moved_fraction(tokenizer, tmp_path, precision, model=None, lr=1e-6):
@@ -141,7 +140,7 @@ math_rl.main(sys.argv[1:])
 """
 
 
-def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_path):  # noqa: F811
+def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_path):
     """`--precision mixed` on a CPU through the entry point of every run (and of the workflow's train_math rule):
     the run finishes, attention on the math backend, with the capability pin the command sets itself."""
     out = tmp_path / "run"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from tests.helpers import background, records, run_files, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"]
@@ -194,3 +197,38 @@ def test_paper_profile_plans_open_rs_and_sober_evaluations(tmp_path):
     for flag in ("""--samples '{"aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3, "olympiadbench": 3}'""",
                  "--temperature 0.8 ", "--top-p 0.9 ", "--max-gen-toks 32768 ", "--seed-spread True "):
         assert flag in sober, flag
+
+
+@pytest.mark.slow
+def test_snakemake_killed_then_documented_recovery_keeps_the_completed_run(tmp_path):
+    """kill -9 of snakemake orphans its training job; `--unlock` then `--rerun-incomplete` while the job runs is
+    refused (one writer), and once the job has finished, the same recovery keeps its run instead of retraining."""
+    config = small_math_config()
+    config["math"].update(methods=["grpo"], seeds=[0])
+    config["math"]["train"].update(steps=100, save_every=50, val_every=50)  # outlasts a rerun's start
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(config))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    target = "results/test/math/tiny/beta0.0/grpo/seed0/config.json"
+
+    def cmd(*extra):  # --configfile takes several values: last
+        return [*SNAKEMAKE, "--directory", str(tmp_path), *extra, "--configfile", str(tmp_path / "test.yaml")]
+
+    run = tmp_path / "results/test/math/tiny/beta0.0/grpo/seed0"
+    smk = background(cmd(target), tmp_path / "snakemake.log", env=env)
+    wait_for(lambda: (run / "attempt/metrics.jsonl").exists(), smk, tmp_path / "snakemake.log")
+    os.kill(smk.pid, signal.SIGKILL)
+    smk.wait()
+    holder = json.loads((run / ".lock").read_text())["pid"]
+
+    def recover():
+        subprocess.run(cmd("--unlock"), check=True, capture_output=True, env=env)
+        return subprocess.run(cmd("--rerun-incomplete", target), check=False, capture_output=True, text=True, env=env)
+
+    refused = recover()
+    log = (tmp_path / "results/test/logs/math/tiny/beta0.0/grpo/seed0.log").read_text()
+    assert refused.returncode != 0 and f"is being written by pid {holder}" in log, log[-2000:]
+    wait_for(lambda: not (run / ".lock").exists())  # the orphaned job completes on its own
+    completed = run_files(run)
+    assert "config.json" in completed and len([r for r in records(run) if "loss" in r]) == 100
+    assert recover().returncode == 0
+    assert run_files(run) == completed

@@ -32,7 +32,15 @@ from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNot
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo_prm.checkpoint_folder import CheckpointError, publish, read_marker, reusable
-from grpo_prm.cli import OneLineParser, exit_on_error, reproducible
+from grpo_prm.cli import (
+    OneLineParser,
+    exit_on_error,
+    finite_float,
+    nonnegative_int,
+    parse_int,
+    positive_int,
+    reproducible,
+)
 from grpo_prm.config import schema_defaults
 from grpo_prm.data import read_problems
 from grpo_prm.tiny_model import TinyRecipe, build_tiny_sft_checkpoint
@@ -180,9 +188,11 @@ def _parser() -> argparse.ArgumentParser:
     smol.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     tiny = sub.add_parser("tiny", help="tiny Llama, local tokenizer, short SFT on offline problems")
     for name, default in TINY_DATA.items():  # offline_splits(n_train, n_eval, 0): train and held-out rows
-        tiny.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, help=f"default {default}")
+        kind = nonnegative_int if name == "data_seed" else positive_int
+        tiny.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=f"default {default}")
     for field in dataclasses.fields(TinyRecipe):  # unset: the recipe's default
-        tiny.add_argument(f"--{field.name.replace('_', '-')}", type=field.type, help=f"default {field.default}")
+        kind = {float: finite_float, int: parse_int}[field.type]  # bounds: TinyRecipe's own check
+        tiny.add_argument(f"--{field.name.replace('_', '-')}", type=kind, help=f"default {field.default}")
     tiny.add_argument("--train", help="JSONL training rows (grpo_prm.prepare_data) instead of generating them")
     tiny.add_argument("--eval", help="JSONL held-out rows scored after SFT (with --train)")
     for p in (hub, smol, tiny):

@@ -7,6 +7,7 @@ numbers, non-positive counts and mistyped values (also when a dataclass is built
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -22,7 +23,7 @@ THREADS_ENV = "GRPO_PRM_THREADS"
 CPU_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     """Only true/false (any case): a typo such as `ture` must not read as False."""
     if text.strip().lower() not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"{text!r} is neither true nor false")
@@ -40,7 +41,7 @@ def finite_float(text: str) -> float:
     return value
 
 
-def _parse_int(text: str) -> int:
+def parse_int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -49,9 +50,25 @@ def _parse_int(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """argparse type of a count or interval: an integer ≥ 1."""
-    value = _parse_int(text)
+    value = parse_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type of a seed or an optional count: an integer ≥ 0."""
+    value = parse_int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """argparse type of a confidence level or a share: a number strictly between 0 and 1."""
+    value = finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
     return value
 
 
@@ -97,7 +114,7 @@ def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
         else:
             parser.add_argument(*_flags(f.name), required=True)
             continue
-        kind = {bool: _parse_bool, dict: _parse_object, float: finite_float, int: _parse_int,
+        kind = {bool: parse_bool, dict: _parse_object, float: finite_float, int: parse_int,
                 type(None): str}.get(type(default), type(default))
         parser.add_argument(*_flags(f.name), type=kind, default=default, help=f"(default: {default})")
     return parser
@@ -130,10 +147,14 @@ def check_choice(flag: str, value, choices) -> None:
 
 
 def exit_on_error(fn):
-    """Run `fn()`; bad settings or unreadable inputs end the process with one line naming the culprit."""
+    """Run `fn()`; bad settings, unreadable inputs or a full disk end the process with one line naming the culprit."""
     try:
         return fn()
-    except (InputError, OSError) as e:
+    except OSError as e:
+        if e.errno == errno.ENOSPC:  # finished outputs are written atomically, so they are still whole
+            sys.exit(f"error: {e.filename or 'an output'}: no space left on device; free some and rerun")
+        sys.exit(f"error: {e}".splitlines()[0])
+    except InputError as e:
         sys.exit(f"error: {e}".splitlines()[0])
 
 

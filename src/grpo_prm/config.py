@@ -6,6 +6,9 @@ Snakemake's own `validate` reports a failing key in a multi-line dump; here the 
 names the key, e.g. `error: toy.methods[0]: 'ppo' is not one of ['grpo', ...]`.
 
     python -m grpo_prm.config config/config.yaml [--set toy.steps=10 ...]
+
+`keys_table` writes config/README.md's key table from the schema (its `<!-- numbers:config_keys -->` block, kept
+current by `make readme` and tests/test_readme.py).
 """
 
 import copy
@@ -74,6 +77,27 @@ def _non_finite(node, path=()):
     return None
 
 
+def _non_string_key(node, path=()):
+    """(path, key) of the first mapping key that is not a string, else None: YAML 1.1 (PyYAML, Snakemake) reads an
+    unquoted on/off/yes/no/y/n key as a boolean and a number as a number, which no config key is."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(node, dict) and not isinstance(key, str):
+            return path, key
+        found = _non_string_key(value, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _check_keys(config, source: str = "") -> None:
+    bad_key = _non_string_key(config)
+    if bad_key is not None:
+        where, key = bad_key
+        raise ConfigError(f"{source}{_where(where)}: key {key!r} is not a name (YAML reads unquoted on/off/yes/no as "
+                          "booleans and digits as numbers); quote it")
+
+
 def _get(node, path):
     for key in path:
         node = node[key]
@@ -94,6 +118,7 @@ def validate_config(config: dict) -> dict:
     config = copy.deepcopy(config)
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    _check_keys(config)
     bad = _non_finite(config)
     if bad is not None:
         raise ConfigError(f"{_where(bad)}: {_get(config, bad)} is not a finite number")
@@ -181,6 +206,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     config = _read_yaml(path.read_bytes(), str(path)) or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: not a mapping of config keys")
+    _check_keys(config, f"{path}: ")
     for item in overrides:
         key, eq, value = item.partition("=")
         if not eq or not key:
@@ -206,6 +232,106 @@ def _read_yaml(data: bytes, source: str):
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ConfigError(f"{source}:{where}: malformed YAML ({problem})") from None
+
+
+def merge_configs(base: dict, over: dict) -> dict:
+    """`over` merged over `base` key by key, nested mappings included, lists replaced: Snakemake's `--configfile`."""
+    return {k: merge_configs(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            for k, v in (base | over).items()}
+
+
+# ---- config/README.md's key table, generated from the schema
+
+_NONE = object()  # no value at this key (a per-name or per-item field, or a key the profile lacks)
+
+
+def _md_value(value) -> str:
+    if value is _NONE:
+        return "—"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False, allow_unicode=True)
+    return "`" + text.removesuffix("\n").removesuffix("\n...").replace("|", "\\|") + "`"
+
+
+def _md_text(text: str) -> str:
+    """One table cell of prose: whitespace collapsed, `|` escaped, `<` outside code spans kept from being HTML."""
+    parts = " ".join(text.split()).replace("|", "\\|").split("`")
+    return "`".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
+
+
+def _md_type(node: dict) -> str:
+    if "$ref" in node or "allOf" in node:
+        return "protocol"
+    if "enum" in node:
+        return "one of " + ", ".join(_md_value(v) for v in node["enum"])
+    if "anyOf" in node:
+        return " or ".join(_md_type(sub) for sub in node["anyOf"])
+    kinds = node.get("type", "object")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    out = " or ".join(f"list of {_md_type(node.get('items', {}))}" if k == "array" else "mapping" if k == "object"
+                      else k for k in kinds)
+    bounds = [f"{sign} {node[bound]}" for bound, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
+                                                          ("exclusiveMaximum", "<")) if bound in node]
+    return " ".join([out, ", ".join(bounds)]) if bounds else out
+
+
+def _at(config, path):
+    for key in path:
+        if not isinstance(config, dict) or key not in config:
+            return _NONE
+        config = config[key]
+    return config
+
+
+def keys_table(config_dir: str | Path = "config") -> str:
+    """config/README.md's key table: every key of the schema with its type, the schema's default, the value of
+    `config.yaml` where it differs from that default and of `paper.yaml` (resolved over `config.yaml`) where it differs
+    from `config.yaml`'s, and the schema's description."""
+    config_dir = Path(config_dir)
+    base = yaml.safe_load((config_dir / "config.yaml").read_text(encoding="utf-8"))
+    default = validate_config(base)
+    paper = yaml.safe_load((config_dir / "paper.yaml").read_text(encoding="utf-8"))
+    paper = validate_config(merge_configs(base, paper))
+    schema, rows = _schema(), []
+
+    def row(path: list[str], node: dict, fallback, required: bool) -> None:
+        key = ".".join(path).replace(".[]", "[]")
+        has_value = not any(p.startswith("<") or p == "[]" for p in path)
+        ours, theirs = (_at(default, path), _at(paper, path)) if has_value else (_NONE, _NONE)
+        schema_default = node.get("default", fallback)
+        if schema_default is _NONE and "default" not in node:
+            default_cell = "*required*" if required else "—"
+        else:
+            default_cell = _md_value(schema_default)
+        if isinstance(ours, dict) and ("additionalProperties" in node or "properties" in node) and node.get(
+                "type", "object") == "object" and "propertyNames" in node and "enum" not in node["propertyNames"]:
+            ours, theirs = list(ours), list(theirs)  # a mapping of named entries: their names
+        shown = (_md_value(ours) if ours is not _NONE and ours != schema_default else "",
+                 _md_value(theirs) if theirs is not _NONE and theirs != ours else "")
+        if "properties" in node and "allOf" not in node and "propertyNames" not in node:
+            shown = ("", "")  # a section: its keys carry the values
+        rows.append([f"`{key}`", _md_type(node), default_cell, *shown, _md_text(node.get("description", ""))])
+
+    def walk(node: dict, path: list[str], fallback) -> None:
+        for key, sub in node.get("properties", {}).items():
+            sub_fallback = fallback.get(key, _NONE) if isinstance(fallback, dict) else _NONE
+            row([*path, key], sub, sub_fallback, key in node.get("required", ()))
+            if "allOf" not in sub:
+                walk(sub, [*path, key], sub.get("default", sub_fallback))
+        entry = node.get("additionalProperties")
+        if isinstance(entry, dict) and ("properties" in entry or "$ref" in entry):
+            entry = schema["$defs"][entry["$ref"].split("/")[-1]] if "$ref" in entry else entry
+            for key, sub in entry["properties"].items():
+                row([*path, "<name>", key], sub, _NONE, key in entry.get("required", ()))
+                walk(sub, [*path, "<name>", key], sub.get("default", _NONE))
+        if node.get("type") == "array" and "properties" in node.get("items", {}):
+            items = node["items"]
+            for key, sub in items["properties"].items():
+                row([*path, "[]", key], sub, _NONE, key in items.get("required", ()))
+
+    walk(schema, [], _NONE)
+    header = ["Key", "Type", "Default (schema)", "`config.yaml`", "`paper.yaml`", "Meaning"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
 def main(argv=None) -> None:

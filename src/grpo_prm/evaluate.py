@@ -40,7 +40,9 @@ Tasks are `grpo_prm.lm_eval_tasks` (short names `aime24`, `math500`, `amc23`, `m
   0/1), `answer`, `accuracy` (share correct).
 
 Bad input (missing or non-model checkpoint folder, unknown task, unreadable data, a protocol setting out of range)
-ends with one line naming the culprit, a non-zero exit, and nothing written.
+ends with one line naming the culprit, a non-zero exit, and nothing written. Both outputs are written atomically and
+hard-linked into `.kept/` beside them (`grpo_prm.run_folder.keep`): a rerun with the same settings and checkpoint
+files puts them back instead of evaluating again (Snakemake deletes a job's outputs before rerunning it).
 
 Why one module of ~390 lines: it is the whole path of one evaluation, read top to bottom (checks, the lm-eval call,
 the result record, the command line), as a CleanRL file holds one variant. What can be reused elsewhere lives
@@ -62,10 +64,11 @@ from grpo_prm.boxed import first_boxed
 from grpo_prm.cli import (
     InputError,
     OneLineParser,
-    _parse_bool,
     _parse_object,
     exit_on_error,
     finite_float,
+    nonnegative_int,
+    parse_bool,
     positive_int,
     reproducible,
 )
@@ -74,6 +77,7 @@ from grpo_prm.extractive_match import SCORER
 from grpo_prm.io import write_atomic
 from grpo_prm.lm_eval_tasks import TASK_DIR
 from grpo_prm.lm_eval_tasks.utils import PROMPTS, TASKS, verdicts
+from grpo_prm.run_folder import keep, restore_kept
 from grpo_prm.stats import Z95, avg_at_n, pass_at_k, pass_ks
 
 BACKENDS = ("hf", "vllm")
@@ -370,6 +374,12 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     metadata = {"data_dir": args.data_dir or None, "revisions": revisions, "offline_file": args.offline_file,
                 "sha256": sha256}  # fmt: skip
 
+    suffixes = [".json", ".samples.jsonl"]
+    settings = {k: v for k, v in vars(args).items() if k != "out"} | {"model_files": _files(model)}
+    kept = restore_kept(args.out, suffixes, settings)
+    if kept is not None:  # a rerun of a finished evaluation (Snakemake removed its outputs first): keep it
+        print(f"{args.out}: evaluated before with these settings and this checkpoint; kept")
+        return kept
     start = time.monotonic()
     results, data = run_lm_eval(model, tasks, protocol, args.batch_size, args.backend, args.limit, metadata)
     for t in tasks:
@@ -397,7 +407,15 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     def write_samples(path: str) -> None:
         Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
-    return write_atomic(args.out, {".json": write_json, ".samples.jsonl": write_samples})
+    paths = write_atomic(args.out, {".json": write_json, ".samples.jsonl": write_samples})
+    keep(args.out, suffixes, settings)
+    return paths
+
+
+def _files(folder: Path) -> list:
+    """Name, size and modification time of each file of a checkpoint: a retrained one differs."""
+    return [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def _samples(text: str) -> int | dict:
@@ -411,7 +429,7 @@ def _samples(text: str) -> int | dict:
 
 
 def _batch_size(text: str) -> int | str:
-    return text if text.startswith("auto") else int(text)
+    return text if text.startswith("auto") else positive_int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -435,9 +453,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
     p.add_argument("--samples", type=_samples, default=1,
                    help='n seeded samples per problem (avg@n, pass@k), or per task as JSON: {"aime24": 10, ...}')
-    p.add_argument("--seed-spread", type=_parse_bool, default=False,
+    p.add_argument("--seed-spread", type=parse_bool, default=False,
                    help="Table 2 shows mean ± std over seeds beside the clustered interval (recorded in protocol)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
     p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")
     p.add_argument("--backend", choices=BACKENDS, default="hf", help="hf (CPU) or vllm (GPU, paper profile)")

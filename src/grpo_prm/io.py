@@ -11,12 +11,23 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from grpo_prm.errors import SettingError
+
 
 def default_file_mode() -> int:
     """The mode a plain open() would give (mkstemp makes files 0600)."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def check_output_path(path: str | Path, flag: str = "--out") -> None:
+    """Refuse, before any work, an output whose folder cannot be made: an existing ancestor that is not a folder."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SettingError(f"{flag} {path}: {parent} is not a folder")
+            return
 
 
 def write_atomic(prefix: str | Path, writers: dict[str, Callable[[str], object]]) -> list[Path]:
@@ -37,7 +48,12 @@ def write_atomic(prefix: str | Path, writers: dict[str, Callable[[str], object]]
             fd, tmp = tempfile.mkstemp(dir=prefix.parent, prefix=f".{prefix.name}", suffix=f"{suffix}.tmp")
             os.close(fd)
             tmps.append((tmp, Path(f"{prefix}{suffix}")))
-            write(tmp)
+            try:
+                write(tmp)
+            except OSError as e:
+                if e.filename is None:  # a failed write() names no file (a full disk): name the output
+                    raise OSError(e.errno, e.strerror, f"{prefix}{suffix}") from e
+                raise
             os.chmod(tmp, default_file_mode())
         for tmp, final in tmps:
             os.replace(tmp, final)

@@ -12,11 +12,16 @@ Pieces:
 - Metrics: every step's TRL metrics (including `lambda/*` and `tree/*`) and validation go to `<out>/metrics.jsonl`.
 - Groups: with `record_groups`, every training group goes to `<out>/groups.parquet` for the overlap analyses (§3);
   `grpo_prm.recording.BatchRecorder` (the trainer's `on_batch` hook) writes them and logs `lambda/*` and `tree/*`.
-- Resuming: TRL checkpoints go to `<out>/checkpoints/` (not a declared output); a rerun continues from the last
-  complete one (a checkpoint killed mid-save, without trainer_state.json, is removed) and never trains past `steps`.
-  Without a checkpoint a rerun starts afresh: earlier metrics, recordings and models in `<out>` are removed, but only
-  after the arguments, data and model have been checked, so a rerun that fails at start destroys nothing.
-- `<out>/config.json` is written last: it marks a finished run (the workflow's declared output).
+- The run folder (`grpo_prm.run_folder`): one writer at a time (`<out>/.lock`); training happens in `<out>/attempt/`
+  and replaces a finished run in `<out>` only once complete, so a failed or killed rerun leaves it byte-identical.
+  A folder that already holds a finished run with the requested settings is kept, not retrained (its `config.json`
+  put back if Snakemake removed it); `--restart true` trains it again (in a new attempt).
+- Resuming: TRL checkpoints go to `<out>/attempt/checkpoints/`; a rerun continues from the last complete one (a
+  checkpoint killed mid-save, without trainer_state.json, is removed) and never trains past `steps`. The attempt
+  records its settings: a rerun with other ones (bar `run_folder.NOT_FINGERPRINTED`) is refused, naming them, unless
+  `--restart true`.
+- `<out>/config.json` is written last: it marks a finished run (the workflow's declared output). With
+  `--protect-finished true` (`math.protect_finished`) a finished run is never replaced, whoever runs the job.
 
 One module for one training cell, read top to bottom (the run's checks, the trainer, validation, resuming, the
 command line), as a CleanRL file holds one variant; hence its length beyond 350 lines. λ-GRPO itself is not here:
@@ -34,17 +39,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TrainerCallback
 
 from grpo_prm.checkpoint_folder import CheckpointError
-from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, reproducible
+from grpo_prm.cli import check_choice, check_fields, dataclass_parser, exit_on_error, parse_bool, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.errors import SettingError
 from grpo_prm.generation import greedy_completions
-from grpo_prm.io import write_atomic
-from grpo_prm.recording import BatchRecorder, GroupRecorder, parts_dir
+from grpo_prm.recording import BatchRecorder, GroupRecorder
 from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
+from grpo_prm.run_folder import RunFolder, RunFolderError, describe_change, differing, locked
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
@@ -275,17 +281,8 @@ def grpo_args(cfg: MathRunConfig) -> LambdaGRPOConfig:
     )
 
 
-RUN_FILES = ("config.json", "metrics.jsonl", "groups.parquet", "best", "final")
-
-
-def _start_afresh(out: Path) -> None:
-    """No checkpoint to resume: remove what an earlier (finished or killed) run left, so nothing mixes."""
-    for path in [out / name for name in RUN_FILES] + [parts_dir(out / "groups.parquet")]:
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-
-
 def check_paths(cfg: MathRunConfig) -> None:
-    """The model is a folder, and neither it nor --out lies inside the other: a fresh start clears --out."""
+    """The model is a folder, and neither it nor --out lies inside the other: a run replaces what --out holds."""
     model, out = Path(cfg.model), Path(cfg.out)
     if not model.is_dir():
         raise SettingError(f"--model: folder not found: {cfg.model}")
@@ -293,7 +290,7 @@ def check_paths(cfg: MathRunConfig) -> None:
     if out == model or model in out.parents:
         raise SettingError(f"--out {cfg.out} is the model folder or inside it; choose a separate run folder")
     if out in model.parents:
-        raise SettingError(f"--model {cfg.model} lies inside --out {cfg.out}, which a fresh start clears")
+        raise SettingError(f"--model {cfg.model} lies inside --out {cfg.out}, which a finished run replaces")
     if out.exists() and not out.is_dir():
         raise SettingError(f"--out {cfg.out} exists and is not a folder")
 
@@ -332,49 +329,90 @@ def _recorder(cfg: MathRunConfig, resume_step: int | None) -> GroupRecorder | No
     return GroupRecorder.resume(path, resume_step, flush_every=cfg.save_every)
 
 
-def run_math(cfg: MathRunConfig) -> Path:
+def run_math(cfg: MathRunConfig, restart: bool = False, protect_finished: bool = False) -> Path:
     """Train one cell; resumable. Returns the run folder (metrics.jsonl, best/, final/, groups.parquet, config.json).
 
-    Everything that can fail at start (arguments, data, model, checkpoints) is checked before anything in `<out>` is
-    removed, so a rerun that fails leaves an earlier finished run as it was. A run whose last checkpoint is already
-    at `steps` (killed during the final save) is not trained further: its final model is that checkpoint.
+    The run folder is locked first (one writer); everything that can fail at start (arguments, data, model, settings
+    of the attempt to resume) is checked before anything in it is changed, and a finished run is only ever replaced
+    by a complete one (`grpo_prm.run_folder`). A run whose last checkpoint is already at `steps` (killed during the
+    final save) is not trained further: its final model is that checkpoint.
     """
     out = Path(cfg.out)
     check_paths(cfg)
     train_rows, val_rows = read_problems(cfg.train), read_problems(cfg.val)
+    state = PartialState()  # the processes of an `accelerate launch` (one without): the main one owns the folder
+    with locked(out) if state.is_main_process else contextlib.nullcontext():
+        return _run_locked(cfg, train_rows, val_rows, restart, protect_finished, state)
+
+
+def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect_finished: bool, state) -> Path:
+    out, folder, wanted = Path(cfg.out), RunFolder(Path(cfg.out)), dataclasses.asdict(cfg)
+
+    def on_main(change):  # the folder changes in one process; every process then sees the result
+        if state.is_main_process:
+            change()
+        state.wait_for_everyone()
+
+    on_main(folder.recover)  # an attempt killed while being published: complete it
+    finished = folder.finished()
+    if finished is not None and not restart and not differing(finished, wanted):
+        on_main(folder.restore_marker)
+        print(f"{out}: holds a finished run with these settings; kept (--restart true trains it again)")
+        return out
+    if finished is not None and protect_finished:
+        change = describe_change(finished, wanted, differing(finished, wanted)) or "--restart true"
+        raise RunFolderError(f"{out} holds a finished run (protect_finished) and this run would replace it "
+                             f"({change}); move the folder away to redo it")
+    started = folder.attempt_settings()
+    if started is not None and not restart and (keys := differing(started, wanted)):
+        change = describe_change(started, wanted, keys)
+        raise RunFolderError(f"{folder.attempt} was started with other settings ({change}); rerun with those, or with "
+                             "--restart true to start a new attempt")
     tokenizer, model = load_policy(cfg.model)
-    last, step, incomplete = resume_point(out / "checkpoints", cfg.steps)
+    attempt = folder.attempt
+    last, step, incomplete = resume_point(attempt / "checkpoints", cfg.steps) if started and not restart else (
+        None, None, [])
     if last is not None and step == cfg.steps:
         _, model = load_policy(last)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
-    for path in incomplete:  # killed while being written: TRL would fail on its missing trainer_state.json
-        shutil.rmtree(path, ignore_errors=True)  # every process of a multi-process run does this
+    # A checkpoint killed while being written: TRL would fail on its missing trainer_state.json.
+    on_main(lambda: [shutil.rmtree(path, ignore_errors=True) for path in incomplete])
     if last is None:
-        _start_afresh(out)
-    out.mkdir(parents=True, exist_ok=True)
+        on_main(lambda: folder.start_attempt(wanted))  # nothing to resume: a new attempt, apart from any finished run
+    work = dataclasses.replace(cfg, out=str(attempt))  # the attempt's files; config.json records `cfg`
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
-    groups = _recorder(cfg, step)
-    trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(cfg), processing_class=tokenizer,
+    groups = _recorder(work, step)
+    trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(work), processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows), on_batch=BatchRecorder(groups))
-    validation = GreedyValidation(cfg, val_rows, tokenizer, reward, trainer)
+    validation = GreedyValidation(work, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
     validation.resume(step or 0)
     if step != cfg.steps:  # resuming at `steps` would train one step more (Trainer checks max_steps after a step)
         trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(out / "final"))
-    tokenizer.save_pretrained(out / "final")
+    trainer.save_model(str(attempt / "final"))
+    tokenizer.save_pretrained(attempt / "final")
     if groups is not None:
         groups.close()
     reward.close()
-    write_atomic(out / "config.json", {"": lambda p: Path(p).write_text(json.dumps(dataclasses.asdict(cfg), indent=2))})
-    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # resumable state is no longer needed
+    on_main(lambda: folder.commit(wanted))  # from here the attempt replaces the finished run, checkpoints/ removed
     return out
 
 
+def _cli_flags(parser):
+    """The run's flags that are not settings of the run (not in config.json)."""
+    parser.add_argument("--restart", type=parse_bool, default=False,
+                        help="train afresh in a new attempt, even over an attempt or a finished run with other "
+                             "settings (the finished run is replaced only when the new one completes)")
+    parser.add_argument("--protect-finished", "--protect_finished", type=parse_bool, default=False,
+                        help="refuse to replace a finished run (math.protect_finished)")
+    return parser
+
+
 def main(argv=None) -> None:
-    args = dataclass_parser(MathRunConfig, __doc__).parse_args(argv)
-    reproducible(args.seed)  # TRL's Trainer seeds again from args.seed; this covers what runs before it
-    exit_on_error(lambda: run_math(MathRunConfig(**vars(args))))
+    args = vars(_cli_flags(dataclass_parser(MathRunConfig, __doc__)).parse_args(argv))
+    restart, protect = args.pop("restart"), args.pop("protect_finished")
+    reproducible(args["seed"])  # TRL's Trainer seeds again from args.seed; this covers what runs before it
+    exit_on_error(lambda: run_math(MathRunConfig(**args), restart, protect))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grpo_prm.cli import OneLineParser, exit_on_error
+from grpo_prm.cli import OneLineParser, exit_on_error, nonnegative_int
 from grpo_prm.io import write_atomic
 from grpo_prm.loss import group_advantage
 from grpo_prm.prefix_tree import size_statistics, step_advantages
@@ -196,7 +196,8 @@ def main(argv=None) -> None:
     parser = OneLineParser(description="Overlap analysis (§3) of a run recorded by grpo_prm.recording.")
     parser.add_argument("recording", help="the run's groups.parquet (or its .parts folder while it runs)")
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.csv (per step) and <out>.json")
-    parser.add_argument("--theorem1-groups", type=int, default=0, help="check Theorem 1 on this many groups")
+    parser.add_argument("--theorem1-groups", type=nonnegative_int, default=0,
+                        help="check Theorem 1 on this many groups")
     args = parser.parse_args(argv)
     exit_on_error(lambda: write_analysis(args.recording, args.out, args.theorem1_groups))
 

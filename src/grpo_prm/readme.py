@@ -1,11 +1,12 @@
 """Numbers in prose come from files: the run-derived numbers of README.md and docs/*.md, written from
 `paper_figures/<profile>/`.
 
-    python -m grpo_prm.readme                 # rewrite the number blocks of README.md and docs/*.md (make readme)
+    python -m grpo_prm.readme                 # rewrite the blocks of README.md, docs/*.md, config/README.md
     python -m grpo_prm.readme --check         # exit 1, naming the blocks, if a document differs from what it writes
 
 A block is the text between `<!-- numbers:NAME -->` and `<!-- /numbers -->`; everything outside the blocks is left
-alone. Each NAME in `BLOCKS` renders one block from the tables (CSV) of the profile's folder.
+alone. Each NAME in `BLOCKS` renders one block from the tables (CSV) of the profile's folder, except `config_keys`:
+config/README.md's key table, written from the config schema and profiles (`grpo_prm.config.keys_table`).
 
 Claims carry their intervals (all from `grpo_prm.stats`): a table cell is a mean with its 95 % Student-t interval
 over seeds and the seed count, and the prose says "higher", "lower" or "earlier" only where the 95 % Welch interval
@@ -25,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
+from grpo_prm.config import keys_table
 from grpo_prm.stats import normal_interval, t_interval, welch_interval
 from grpo_prm.weights import METHOD_LABELS
 
@@ -285,6 +287,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "table2_ours": table2_ours,
     "overlap_table": overlap_table,
     "overlap_claims": overlap_claims,
+    "config_keys": lambda figures: keys_table("config"),  # config/README.md's key table, from the schema
 }
 
 
@@ -306,14 +309,14 @@ def stale_blocks(readme: str, figures: Path) -> list[str]:
 
 
 def documents() -> list[str]:
-    """The documents that hold number blocks: README.md and docs/*.md (of the working directory)."""
-    return ["README.md", *sorted(str(p) for p in Path("docs").glob("*.md"))]
+    """The documents that hold number blocks: README.md, docs/*.md and config/README.md (of the working directory)."""
+    return ["README.md", *sorted(str(p) for p in Path("docs").glob("*.md")), "config/README.md"]
 
 
 def main(argv=None) -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readme", nargs="+", default=None, metavar="DOC",
-                        help="the documents to rewrite (default: README.md and docs/*.md)")
+                        help="the documents to rewrite (default: README.md, docs/*.md, config/README.md)")
     parser.add_argument("--figures", default="paper_figures/default", help="the profile's tables")
     parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
     args = parser.parse_args(argv)

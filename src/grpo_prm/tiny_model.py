@@ -19,6 +19,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, set_seed
 
 from grpo_prm.checkpoint_folder import CheckpointError, publish, reusable
+from grpo_prm.cli import check_fields
 from grpo_prm.data import SYSTEM_PROMPT, build_prompt, fingerprint
 from grpo_prm.generation import evaluate_greedy
 
@@ -54,6 +55,12 @@ class TinyRecipe:
     max_length: int = 512
     answer_slip_rate: float = 0.0
     seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, positive=("vocab_size", "hidden_size", "layers", "heads", "sft_steps", "lr", "batch_size",
+                                     "max_length"), nonnegative=("seed",))
+        if not 0 <= self.answer_slip_rate <= 1:
+            raise CheckpointError(f"--answer_slip_rate: {self.answer_slip_rate} is not a share in [0, 1]")
 
 
 # ---- SFT data, tokenizer, model, SFT ----

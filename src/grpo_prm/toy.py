@@ -39,7 +39,7 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 from grpo_prm.cli import check_fields, dataclass_parser, exit_on_error, finite_float, reproducible
 from grpo_prm.config import schema_defaults
 from grpo_prm.errors import SettingError
-from grpo_prm.io import write_atomic
+from grpo_prm.io import check_output_path, write_atomic
 from grpo_prm.recording import BatchRecorder
 from grpo_prm.trainer import (
     LambdaGRPOConfig,
@@ -385,10 +385,11 @@ def main(argv=None) -> None:
         parser.error("--cells replaces --n, --r_neg and --seed; give either")
     if len(outs) != len(cells):
         parser.error(f"--out: {len(outs)} files for {len(cells)} runs")
+    exit_on_error(lambda: [check_output_path(out) for out in outs])  # before any training
     for (n, r_neg, seed), out in zip(cells, outs):
         reproducible(seed)
         run = exit_on_error(lambda: run_toy(ToyConfig(n=n, r_neg=r_neg, seed=seed, **args)))  # noqa: B023 (called at once)
-        write_atomic(out, {"": partial(run.to_csv, index=False)})
+        exit_on_error(lambda: write_atomic(out, {"": partial(run.to_csv, index=False)}))  # noqa: B023 (called at once)
 
 
 if __name__ == "__main__":

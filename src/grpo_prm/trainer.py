@@ -94,7 +94,7 @@ class LambdaGRPOConfig(GRPOConfig):
             `"none"`, `"lambda"` or `"lambda_scaled"`, to put the weight on a base method without renaming it
             (e.g. `method="dr_grpo", weighting="lambda"`); `None` takes the method name's. A weighting that
             contradicts the name is refused.
-        mc_continuations (`int`, defaults to `4`):
+        mc_continuations (`int`, defaults to `8`):
             K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
             sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
         loss_type (`str`, defaults to `"dapo"`):
@@ -120,7 +120,7 @@ class LambdaGRPOConfig(GRPOConfig):
 
     method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
-    mc_continuations: int = field(default=4, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
+    mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
     disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})

@@ -96,8 +96,14 @@ def cli_args(settings):
 
 
 def finished(path):
-    """A finished run's marker, protected when the config asks for it (math.protect_finished)."""
+    """A finished run's marker, protected when the config asks for it (math.protect_finished). Snakemake's protection
+    is file permissions, which root ignores: `protect_flag()` gives math_rl its own check as well."""
     return protected(path) if MATH["protect_finished"] else path
+
+
+def protect_flag():
+    """math_rl's --protect-finished, when math.protect_finished is on (it refuses to replace a finished run)."""
+    return {"protect_finished": True} if MATH["protect_finished"] else {}
 
 
 def math_cells():
@@ -145,7 +151,8 @@ def math_train_args(wildcards):
     """grpo_prm.math_rl flags of one cell: the shared train settings, the cell's axes and its model's lr at β."""
     beta = float(wildcards.beta)
     cell = {"method": wildcards.method, "beta": beta, "seed": wildcards.seed}
-    return cli_args(MATH["train"] | cell | {"learning_rate": math_learning_rate(MATH, wildcards.model, beta)})
+    lr = math_learning_rate(MATH, wildcards.model, beta)
+    return cli_args(MATH["train"] | cell | {"learning_rate": lr} | protect_flag())
 
 
 def checkpoint_args(wildcards, input):
@@ -304,7 +311,7 @@ def overlap_train_args(wildcards):
     [run] = [r for r in OVERLAP["runs"] if r["group_size"] == int(wildcards.k)]
     fixed = {"method": OVERLAP["method"], "beta": float(OVERLAP["beta"]), "seed": OVERLAP["seed"],
              "record_groups": True}
-    return cli_args(MATH["train"] | fixed | run)
+    return cli_args(MATH["train"] | fixed | run | protect_flag())
 
 
 def overlap_tree_args():

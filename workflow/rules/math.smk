@@ -37,8 +37,9 @@ rule build_checkpoint:
         "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output:q} > {log:q} 2>&1"
 
 
-# One cell. Resumable: TRL checkpoints go to <run>/checkpoints/ (undeclared), so a killed job rerun with
-# --rerun-incomplete continues from the last one; config.json, written last, marks the finished run.
+# One cell. Resumable and transactional (grpo_prm.run_folder): it trains in <run>/attempt/ (undeclared), so a killed
+# job rerun with --rerun-incomplete continues from its last checkpoint, and a finished run is replaced only by a
+# complete one; config.json, written last, marks the finished run (kept, not retrained, when its settings are asked).
 rule train_math:
     input:
         model=f"{RESULTS}/checkpoints/{{model}}",
