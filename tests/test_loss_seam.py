@@ -29,7 +29,9 @@ OPTIONS = {
 }
 CASES = [(lt, "plain") for lt in LOSS_TYPES] + [(lt, "beta, bias-corrected KL") for lt in LOSS_TYPES]
 CASES += [(lt, opt) for lt in ("dapo", "grpo") for opt in OPTIONS if opt not in ("plain", "beta, bias-corrected KL")]
-CASES += [(lt, opt) for lt in ("cispo", "vespo", "luspo") for opt in ("entropy filter and bonus", "off_policy_mask_threshold")]
+CASES += [
+    (lt, opt) for lt in ("cispo", "vespo", "luspo") for opt in ("entropy filter and bonus", "off_policy_mask_threshold")
+]
 
 
 def float64_trainer(tiny_model, tokenizer, tmp_path, method, loss_type, options):
@@ -37,8 +39,9 @@ def float64_trainer(tiny_model, tokenizer, tmp_path, method, loss_type, options)
     perturb(tiny_model)  # policy ≠ reference
     fields = copy.deepcopy(OPTIONS[options])
     beta = fields.pop("beta", 0.0)
-    trainer = make_trainer(tiny_model, tokenizer, method, beta, "token", ref_model, tmp=str(tmp_path),
-                           loss_type=loss_type, **fields)
+    trainer = make_trainer(
+        tiny_model, tokenizer, method, beta, "token", ref_model, tmp=str(tmp_path), loss_type=loss_type, **fields
+    )
     trainer.model.double()  # after the float32 check: float64 makes the 1e-6 comparison meaningful
     if trainer.ref_model is not None:
         trainer.ref_model.double()
@@ -50,8 +53,12 @@ def formula_loss(trainer, inputs, method):
     args, model = trainer.args, trainer.model
     prompt = inputs["prompt_ids"][0][inputs["prompt_mask"][0].bool()].tolist()
     rows = [ids[m.bool()].tolist() for ids, m in zip(inputs["completion_ids"], inputs["completion_mask"])]
-    by_text = {tuple(ids): r for ids, r in zip([trainer.processing_class(t, add_special_tokens=False)["input_ids"]
-                                                for t in EXAMPLE], EXAMPLE_REWARDS)}
+    by_text = {
+        tuple(ids): r
+        for ids, r in zip(
+            [trainer.processing_class(t, add_special_tokens=False)["input_ids"] for t in EXAMPLE], EXAMPLE_REWARDS
+        )
+    }
     r = torch.tensor([by_text[tuple(row)] for row in rows], dtype=torch.float64)
     adv = (r - r.mean()) / (r.std() + 1e-4)
     sizes = brute_force_sizes(rows)
@@ -124,8 +131,12 @@ def test_gradient_matches_float64_formula(tiny_model, tokenizer, tmp_path, metho
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # an older policy, so ratios, clipping, δ and the off-policy mask all act
         logps = GRPOTrainer._get_per_token_logps_and_entropies(
-            trainer, model, torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1),
-            torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1), inputs["completion_ids"].size(1))[0]
+            trainer,
+            model,
+            torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1),
+            torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1),
+            inputs["completion_ids"].size(1),
+        )[0]
     inputs["old_per_token_logps"] = logps + 0.1 * torch.randn(logps.shape, generator=gen, dtype=logps.dtype)
     model.zero_grad()
     trainer.compute_loss(model, inputs).backward()
@@ -142,9 +153,17 @@ def previous_loss(trainer, model, inputs):
     mask = (inputs["completion_mask"] * inputs.get("tool_mask", 1)).float()
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
-    logps = GRPOTrainer._get_per_token_logps_and_entropies(trainer, model, ids, att, ids.size(1) - inputs["prompt_ids"].size(1))[0]
-    terms = per_token_loss(logps, logps.detach(), inputs["advantages"], ref_logps=inputs.get("ref_per_token_logps"),
-                           beta=trainer.beta, kl_bias_correction=trainer.args.use_bias_correction_kl)
+    logps = GRPOTrainer._get_per_token_logps_and_entropies(
+        trainer, model, ids, att, ids.size(1) - inputs["prompt_ids"].size(1)
+    )[0]
+    terms = per_token_loss(
+        logps,
+        logps.detach(),
+        inputs["advantages"],
+        ref_logps=inputs.get("ref_per_token_logps"),
+        beta=trainer.beta,
+        kl_bias_correction=trainer.args.use_bias_correction_kl,
+    )
     weights = inputs["lambda_weights"] * mask
     if trainer.loss_type == "dapo":
         return aggregate(terms, weights, mask, "token", inputs["num_items_in_batch"].clamp(min=1))
@@ -153,8 +172,10 @@ def previous_loss(trainer, model, inputs):
     return aggregate(terms, weights, mask, "sequence", n_rows=inputs["kept_rows"].sum())
 
 
-@pytest.mark.parametrize("method", ["grpo", "lambda_grpo", "lambda_grpo_scaled", "dr_grpo", "lambda_dr_grpo",
-                                    "reinforce_rej", "lambda_reinforce_rej"])
+@pytest.mark.parametrize(
+    "method",
+    ["grpo", "lambda_grpo", "lambda_grpo_scaled", "dr_grpo", "lambda_dr_grpo", "reinforce_rej", "lambda_reinforce_rej"],
+)
 @pytest.mark.parametrize("normalization", ["token", "sequence"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 def test_run_configurations_match_previous_loss(tiny_model, tokenizer, tmp_path, method, normalization, beta):

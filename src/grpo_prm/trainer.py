@@ -100,8 +100,8 @@ class LambdaGRPOConfig(GRPOConfig):
         loss_type (`str`, defaults to `"dapo"`):
             Every TRL loss type; the run configs use `"dapo"` (token-level over the batch: the paper's equations),
             `"grpo"` (per-sequence: the authors' code default) or `"dr_grpo"` (constant B × max_completion_length).
-            With a weighting, `importance_sampling_level` must be `"token"` (see `LambdaGRPOTrainer`). `method="dr_grpo"`
-            needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
+            With a weighting, `importance_sampling_level` must be `"token"` (see `LambdaGRPOTrainer`).
+            `method="dr_grpo"` needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
         use_bias_correction_kl (`bool`, defaults to `False`, TRL: `True`):
             The paper and the authors' code use the plain k3 KL term; TRL ≥ 1.x multiplies it by the (differentiable)
             importance ratio, which changes the KL gradient even on-policy.
@@ -147,9 +147,10 @@ class LambdaGRPOConfig(GRPOConfig):
         if self.weighting != "none" and self.importance_sampling_level != "token":
             # GSPO's ratio is one per row, shared by all its tokens: the backward seam (LambdaGRPOTrainer) would
             # weight its gradient by each token's own w, not by the row's Σ_t w(i,t) the divided terms sum to
-            raise SettingError(f"LambdaGRPOConfig does not support importance_sampling_level="
-                               f"{self.importance_sampling_level!r} with weighting {self.weighting!r}: the sequence "
-                               "ratio couples a row's tokens, and 1/|λ| is per token")
+            raise SettingError(
+                f"LambdaGRPOConfig does not support importance_sampling_level={self.importance_sampling_level!r} "
+                f"with weighting {self.weighting!r}: the sequence ratio couples a row's tokens, and 1/|λ| is per token"
+            )
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
@@ -334,8 +335,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
             weights = weights * len(mask) / inputs["kept_rows"].sum().clamp(min=1)
         if self.on_batch is None:  # λ shows in the logs by default; a BatchRecorder logs these names per batch
             mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["lambda/weight_mean"].append(self._global_mean(inputs["lambda_weights"], mask))
-            self._metrics[mode]["lambda/shared_token_frac"].append(self._global_mean(inputs["lambda_weights"] < 1, mask))
+            w = inputs["lambda_weights"]
+            self._metrics[mode]["lambda/weight_mean"].append(self._global_mean(w, mask))
+            self._metrics[mode]["lambda/shared_token_frac"].append(self._global_mean(w < 1, mask))
         self._token_weights = weights
         try:
             return super()._compute_loss(model, inputs)
