@@ -10,6 +10,10 @@ Per (n, r_neg, method), over seeds: the mean final target frequency (Table 1's m
 t-interval, and the paired difference method − λ-GRPO: seed s of both methods shares the target path and the initial
 policy, so the difference is taken per seed and its mean gets a 95 % t-interval (only seeds both methods ran).
 Cost column: extra sampled tokens per step beyond the group's own completions (the explicit PRM's continuations).
+Where the runs give them: each method's learning rate (its own, from the sweep, in the default), and where the
+probability goes (the policy's exact mass on T, on T's penalised subtree — the paths sharing T's first n moves — and
+on the +0.7 paths, mean over seeds of each run's mean over the last steps): a method at ~0 on T has found the
+deceptive +0.7 optimum if its mass is there.
 Wall time is not a column: it differs from run to run, and every committed table is byte-identical when rebuilt;
 `benchmarks/bench_toy_step.py` measures each method's step time as a ratio to GRPO's, side by side.
 """
@@ -23,7 +27,7 @@ from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.config import schema_defaults
 from grpo_prm.io import tex_escape, write_texts
 from grpo_prm.stats import mean_interval, paired_interval
-from grpo_prm.toy_runs import TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
+from grpo_prm.toy_runs import MASS_COLUMNS, TEX_LABELS, ToyRunError, per_seed_frequencies, read_runs
 from grpo_prm.weights import METHOD_LABELS, method_order
 
 REFERENCE = "lambda_grpo"
@@ -52,10 +56,14 @@ def build_table(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
             d, d_low, d_high, pairs = paired_interval(m.set_index("seed")["final_freq"], ref)
             if method == REFERENCE:
                 d, d_low, d_high, pairs = np.nan, np.nan, np.nan, 0
-            rows.append({"n": n, "r_neg": r_neg, "method": method, "seeds": len(m), "mean": mean, "ci_low": low,
-                         "ci_high": high, "diff": d, "diff_low": d_low, "diff_high": d_high,
-                         "paired_seeds": pairs,
-                         "extra_tokens_per_step": m.extra_tokens_per_step.mean()})
+            row = {"n": n, "r_neg": r_neg, "method": method, "seeds": len(m), "mean": mean, "ci_low": low,
+                   "ci_high": high, "diff": d, "diff_low": d_low, "diff_high": d_high, "paired_seeds": pairs,
+                   "extra_tokens_per_step": m.extra_tokens_per_step.mean()}
+            if "learning_rate" in m:
+                rates = m.learning_rate.unique()
+                row["learning_rate"] = rates[0] if len(rates) == 1 else float("nan")
+            row.update({col: m[col].mean() for col in MASS_COLUMNS if col in m})
+            rows.append(row)
     if not rows:
         raise ToyRunError("no runs")
     table = pd.DataFrame(rows)
@@ -72,11 +80,16 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         "r_neg": table.r_neg.map(lambda r: f"{r:.1f}"),
         "method": table.method.map(lambda m: METHOD_LABELS.get(m, m)),
         "seeds": table.seeds.astype(str),
-        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]" for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
+        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]"
+                           for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
         "− λ-GRPO, paired [95 % CI]": [
             "—" if pd.isna(a) else f"{a:+.3f} [{_num(b, '{:+.3f}')}, {_num(c, '{:+.3f}')}]"
             for a, b, c in zip(table["diff"], table.diff_low, table.diff_high)],
         "extra tokens/step": table.extra_tokens_per_step.map(lambda v: _num(v, "{:.0f}")),
+        **({"lr": table.learning_rate.map(lambda v: _num(v, "{:g}"))} if "learning_rate" in table else {}),
+        **({"mass T / subtree / +0.7": [f"{a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in
+                                         zip(table.mass_target, table.mass_penalised, table.mass_other)]}
+           if "mass_target" in table else {}),
     })
 
 
@@ -95,12 +108,13 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
     tex_df = shown.copy()
     tex_df["method"] = [TEX_LABELS.get(m, tex_escape(m)) for m in shown.method]
     tex_df.columns = ["$n$", r"$r_{\mathrm{neg}}$", "method", "seeds", r"mean [95\,\% CI]",
-                      r"$-\,\lambda$-GRPO [95\,\% CI]", "extra tok./step"]
+                      r"$-\,\lambda$-GRPO [95\,\% CI]", "extra tok./step", *(["lr"] if "lr" in shown else []),
+                      *(["mass T / subtree / +0.7"] if "mass T / subtree / +0.7" in shown else [])]
     tex_df[r"$r_{\mathrm{neg}}$"] = "$" + shown.r_neg + "$"
     for col in tex_df.columns[4:6]:
         tex_df[col] = tex_df[col].map(lambda s: s.replace("—", "--").replace("−", "-"))
     tex = tex_df.to_latex(index=False, escape=False, caption=tex_escape(cap), label="tab:toy_seeds",
-                          column_format="rrlrccr")
+                          column_format="rrlrccr" + "l" * (len(tex_df.columns) - 7))
     return {".md": md, ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
 
 

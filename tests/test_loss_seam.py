@@ -169,7 +169,7 @@ def previous_loss(trainer, model, inputs):
         return aggregate(terms, weights, mask, "token", inputs["num_items_in_batch"].clamp(min=1))
     if trainer.loss_type == "dr_grpo":
         return aggregate(terms, weights, mask, "token", torch.tensor(float(len(mask) * trainer.max_completion_length)))
-    return aggregate(terms, weights, mask, "sequence", n_rows=inputs["kept_rows"].sum())
+    return aggregate(terms, weights, mask, "sequence")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from grpo_prm.trainer import LambdaGRPOConfig, authors_grpo_config
+from grpo_prm.weights import METHODS, split_method
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, example_ids, make_trainer
 from tests.helpers import brute_force_sizes, grads, perturb, trainer_gradient
 
@@ -24,7 +25,8 @@ def toy_value(prefix):
     return 0.1 * len(prefix) - 0.03 * sum(prefix)
 
 
-def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8):
+def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8,
+              prm_normalization="vineppo"):
     """Σ_{i,t} w(i,t)·(−P·A(i,t) + D(i,t)) / normaliser, one token at a time (μ = 1: P = 1 with ∇ log π)."""
     r = torch.tensor(rewards)
     groups = [list(range(g, g + K)) for g in range(0, len(rows), K)]
@@ -35,10 +37,8 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
             a = (rg - rg.mean()) / (rg.std() + 1e-4)
         elif base == "dr_grpo":  # Liu et al. 2025, Eq. (Dr. GRPO): no std
             a = rg - rg.mean()
-        elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward; all-equal groups dropped
-            a = rg
-        if base == "reinforce_rej" and bool((rg == rg[0]).all()):
-            continue
+        elif base == "reinforce_rej":  # Xiong et al. 2025: raw reward, 0 in all-equal groups (released code)
+            a = rg * 0 if bool((rg == rg[0]).all()) else rg
         kept.update(g)
         for j, i in enumerate(g):
             if base.startswith("explicit_prm"):  # Kazemnejad et al. 2024: V(y_{:t+1}) − V(y_{:t}), V(y) = r
@@ -46,6 +46,10 @@ def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta
                 adv[i] = [v[t + 1] - v[t] for t in range(len(rows[i]))]
             else:
                 adv[i] = [float(a[j])] * len(rows[i])
+    if base.startswith("explicit_prm") and prm_normalization == "vineppo":  # VinePPO: whitened over the batch
+        flat = torch.tensor([x for i in sorted(adv) for x in adv[i]], dtype=torch.float64)
+        mean, var = flat.mean(), flat.var()
+        adv = {i: [float((x - mean) / torch.sqrt(var + 1e-8)) for x in a_i] for i, a_i in adv.items()}
     sizes = {}
     for g in groups:
         for i, s in zip(g, brute_force_sizes([rows[i] for i in g])):
@@ -81,18 +85,22 @@ def prefix_values(model, ids, mask, rewards):
     return values, 0
 
 
-# Dr. GRPO has one normaliser of its own; the others take either.
-CASES = [("dr_grpo", "token")] + [(b, n) for b in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact")
-                                  for n in ("token", "sequence")]
+# Dr. GRPO has one normaliser of its own; the others take either. The explicit PRM with and without VinePPO's whitening.
+CASES = [("dr_grpo", "token", None)] + [(b, n, None) for b in ("reinforce_rej",) for n in ("token", "sequence")] + [
+    (b, n, p) for b in ("explicit_prm_mc", "explicit_prm_exact") for n in ("token", "sequence")
+    for p in ("vineppo", "none")]
 
 
-@pytest.mark.parametrize("base, normalization", CASES)
+@pytest.mark.parametrize("base, normalization, prm_normalization", CASES)
 @pytest.mark.parametrize("weighting", ["none", "lambda"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
-def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization):
+def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization,
+                                              prm_normalization):
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)
     overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
+    if prm_normalization:
+        overrides["explicit_prm_normalization"] = prm_normalization
     trainer = make_trainer(tiny_model, tokenizer, base, beta, normalization, ref_model, texts=TEXTS, rewards=REWARDS,
                            tmp=str(tmp_path), num_generations=K, weighting=weighting, **overrides,
                            **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
@@ -100,18 +108,20 @@ def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, b
     ours = trainer_gradient(trainer, len(TEXTS))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
     hand_loss(model, ref_model, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
-              normalization).backward()
+              normalization, prm_normalization=prm_normalization).backward()
     expected = grads(model)
     assert expected.norm() > 0
     assert (ours - expected).norm() / expected.norm() < 1e-5
 
 
-def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):
+def test_reinforce_rej_zeroes_the_flat_group_but_keeps_it_in_the_normaliser(tiny_model, tokenizer, tmp_path):
+    """Reinforce-Rej's released code: a rejected group's advantage is 0, its tokens stay in the normaliser."""
     trainer = make_trainer(tiny_model, tokenizer, "reinforce_rej", 0.0, "token", texts=TEXTS, rewards=REWARDS,
                            tmp=str(tmp_path), num_generations=K)
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
-    kept_tokens = sum(len(r) for r in example_ids(tokenizer, EXAMPLE))
-    assert int(inputs["num_items_in_batch"]) == kept_tokens and int(inputs["kept_rows"].sum()) == K
+    all_tokens = sum(len(r) for r in example_ids(tokenizer, TEXTS))
+    assert int(inputs["num_items_in_batch"]) == all_tokens
+    assert sorted(inputs["advantages"].tolist()) == sorted([0.0] * len(FLAT) + EXAMPLE_REWARDS)
     assert trainer._metrics["train"]["rej/kept_frac"] == [0.5]
 
 
@@ -120,7 +130,7 @@ def test_reinforce_rej_drops_the_flat_group(tiny_model, tokenizer, tmp_path):
     ({"method": "dr_grpo"}, "method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none'"),
     ({"method": "grpo", "weighting": "sqrt"}, "unknown weighting 'sqrt'"),
     ({"method": "ppo"}, "unknown method 'ppo'"),
-    ({"method": "reinforce_rej", "loss_type": "dr_grpo"}, "method reinforce_rej drops groups from the normaliser"),
+    ({"method": "explicit_prm_exact", "explicit_prm_normalization": "batch"}, "unknown explicit_prm_normalization"),
 ])
 def test_nonsensical_combinations_are_refused_with_one_line(tmp_path, fields, message):
     with pytest.raises(ValueError, match=message):
@@ -136,3 +146,43 @@ def test_dr_grpo_brings_trls_pieces_and_weighting_composes(tmp_path):
 def test_explicit_prm_without_values_is_refused(tiny_model, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="needs prefix_values"):
         make_trainer(tiny_model, tokenizer, "explicit_prm_exact", 0.0, "token", tmp=str(tmp_path))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_missing_reward_gives_advantage_zero_and_finite_weights(tiny_model, tokenizer, tmp_path, method):
+    """A completion no reward function scored (None) gets advantage 0 (TRL's rule); nothing turns NaN."""
+    rewards = REWARDS[:2] + [None] + REWARDS[3:]  # "A B D F <e>", the one row that starts "A B D"
+    base = split_method(method)[0]
+    overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
+    trainer = make_trainer(tiny_model, tokenizer, method, 0.04, "token", texts=TEXTS, rewards=rewards,
+                           tmp=str(tmp_path), num_generations=K, **overrides,
+                           **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
+    inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
+    assert torch.isfinite(inputs["advantages"]).all()
+    row = [r[:3] for r in inputs["completion_ids"].tolist()].index(example_ids(tokenizer, TEXTS)[2][:3])
+    assert (inputs["advantages"][row] == 0).all()
+    trainer.compute_loss(trainer.model, inputs).backward()
+    trainer.create_optimizer()
+    trainer.optimizer.step()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize("normalization", ["token", "sequence"])
+def test_reinforce_rej_normaliser_is_global_at_accumulation_3(tiny_model, tokenizer, tmp_path, normalization):
+    """Three micro-batches of 4 rows accumulate the gradient of the whole 12-row batch (a rejected group included)."""
+    texts = EXAMPLE + ["A <e>"] + FLAT + ["C <e>"]
+    rewards = EXAMPLE_REWARDS + [0.0] + [1.0] * (len(FLAT) + 1)
+    got = []
+    for per_device, accumulation in ((12, 1), (4, 3)):
+        model = copy.deepcopy(tiny_model)
+        trainer = make_trainer(model, tokenizer, "reinforce_rej", 0.04, normalization, texts=texts, rewards=rewards,
+                               tmp=str(tmp_path), num_generations=6, per_device=12,
+                               per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation)
+        trainer.current_gradient_accumulation_steps = accumulation
+        model.zero_grad()
+        for step in range(accumulation):
+            trainer._step = step
+            trainer.compute_loss(model, trainer._prepare_inputs([{"prompt": "Q"}] * 12)).backward()
+        got.append(grads(model))
+    assert got[0].norm() > 0
+    assert (got[1] - got[0]).norm() / got[0].norm() < 1e-5

@@ -168,3 +168,17 @@ def test_parallel_batch_equals_one_at_a_time_in_order():
 def test_bad_worker_count_is_refused(workers):
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         MathReward(workers=workers)
+
+
+def test_reward_mapping_maps_right_and_wrong_and_keeps_unscored():
+    """Reinforce-Rej's {−1, +1} (arXiv 2504.11343) and the paper's {0, 1}; an unscored completion stays None."""
+    from grpo_prm.reward import MappedReward
+
+    def accuracy(completions, answer, **kwargs):
+        return [1.0, 0.0, None]
+    accuracy.__name__ = "accuracy"
+    assert MappedReward(accuracy, "plus_minus_one")(["a", "b", "c"], answer=["1", "2", "3"]) == [1.0, -1.0, None]
+    assert MappedReward(accuracy, "zero_one")(["a", "b", "c"], answer=["1", "2", "3"]) == [1.0, 0.0, None]
+    assert MappedReward(accuracy, "zero_one").__name__ == "accuracy"
+    with pytest.raises(ValueError, match="unknown reward_mapping 'signed'"):
+        MappedReward(accuracy, "signed")

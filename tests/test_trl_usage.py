@@ -114,7 +114,13 @@ def test_constructs_without_args_as_trl_does(tmp_path, monkeypatch):
     differing = {
         f for f in GRPOConfig.__dataclass_fields__ if getattr(trainer.args, f) != getattr(trl_default, f)
     } - lambda_changed
-    assert not differing and own == {"method", "weighting", "mc_continuations", "logprob_temperature"}
+    assert not differing and own == {
+        "method",
+        "weighting",
+        "mc_continuations",
+        "logprob_temperature",
+        "explicit_prm_normalization",
+    }
     assert trainer.args.output_dir.endswith("-GRPO")
 
 

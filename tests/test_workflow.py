@@ -28,7 +28,8 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
 def small_config() -> dict:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["profile"] = "test"
-    config["toy"].update(methods=["grpo", "lambda_grpo"], n=[1], r_neg=[-1.0], seeds=[0, 1], steps=12, last_steps=5)
+    config["toy"].update(methods=["grpo", "lambda_grpo"], n=[1], r_neg=[-1.0], seeds=[0, 1], steps=12, last_steps=5,
+                         engine="trainer", sweep={"learning_rates": [], "seeds": []})  # the trainer path (CI: batched)
     return config
 
 
@@ -101,6 +102,9 @@ def test_overlap_workflow_end_to_end(tmp_path):
         ({"toy": {"group_size": 1}}, "toy.group_size: 1 is less than the minimum of 2"),
         ({"toy": {"typo_key": 3}}, "unknown config key 'toy.typo_key'"),
         ({"toy": {"steps": "many"}}, "toy.steps: 'many' is not of type 'integer'"),
+        ({"toy": {"sweep": {"learning_rates": [1.0e-4], "seeds": [1, 7]}}},
+         "toy.sweep.seeds: 1 is also a reporting seed"),
+        ({"toy": {"engine": "fast"}}, "toy.engine: 'fast' is not one of"),
     ],
 )
 def test_bad_config_is_refused_with_one_line(tmp_path, change, message):

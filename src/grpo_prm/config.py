@@ -137,6 +137,12 @@ def validate_config(config: dict) -> dict:
     toy = config["toy"]
     if max(toy["n"]) >= toy["depth"]:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
+    shared = sorted(set(toy["sweep"]["seeds"]) & set(toy["seeds"]))
+    if shared:
+        raise ConfigError(f"toy.sweep.seeds: {shared[0]} is also a reporting seed (toy.seeds); tuning seeds must "
+                          "differ")
+    if bool(toy["sweep"]["learning_rates"]) != bool(toy["sweep"]["seeds"]):
+        raise ConfigError("toy.sweep: give both learning_rates and seeds, or neither")
     _check_math(config["math"])
     _check_overlap(config["overlap"], config["math"])
     _check_eval(config["eval"])

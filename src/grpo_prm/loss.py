@@ -86,10 +86,65 @@ def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, nor
     raise SettingError(f"unknown loss normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
 
 
-def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4):
+def group_advantage(value, rewards: torch.Tensor, eps: float = 1e-4, scale: bool = True):
     """(value − mean(r)) / (std_unbiased(r) + eps) over one group's outcome rewards r (authors' code, TRL).
 
     `value = r` gives GRPO's advantages a_i; a step reward R̂(λ) (Eq. 5–6) gives the step advantage Â(λ). `value`
-    may be any shape (or a float) that broadcasts with a 0-d tensor; `rewards` is 1-d, one group.
+    may be any shape (or a float) that broadcasts with a 0-d tensor; `rewards` is 1-d, one group. `scale=False`:
+    value − mean(r), Dr. GRPO's advantage (TRL's `scale_rewards="none"`).
     """
-    return (value - rewards.mean()) / (rewards.std() + eps)
+    centred = value - rewards.mean()
+    return centred / (rewards.std() + eps) if scale else centred
+
+
+def reinforce_rej_advantage(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reinforce-Rej's advantage (Xiong et al. 2025, arXiv 2504.11343), as its released code computes it
+    (github.com/RLHFlow/Minimal-RL): the raw reward r (REINFORCE, no baseline), set to 0 in every group whose scored
+    rewards are all equal ("rejected"). A rejected group's rows stay in the batch: in the loss's normaliser and, with
+    β > 0, in its KL term (only their policy-gradient term vanishes). A missing reward (NaN: no reward function
+    scored the completion) gives advantage 0 and is left out of the all-equal test, as TRL treats it.
+
+    Args:
+        rewards (`torch.Tensor` of shape `(B,)`): outcome rewards in consecutive groups of `group_size`; NaN = none.
+
+    Returns:
+        `(advantages (B,), kept (B // group_size,))`: `kept` marks the groups not rejected.
+    """
+    grouped = rewards.reshape(-1, group_size)
+    scored = ~grouped.isnan()
+    low = grouped.masked_fill(~scored, float("inf")).amin(1)
+    high = grouped.masked_fill(~scored, float("-inf")).amax(1)
+    kept = high > low  # False for all-equal and for all-missing groups
+    advantages = torch.where(scored & kept[:, None], grouped, torch.zeros((), dtype=grouped.dtype))
+    return advantages.reshape(-1), kept
+
+
+# explicit_prm_normalization: "vineppo" whitens the step advantages over the batch, as VinePPO's released code
+# does by default (github.com/McGill-NLP/VinePPO, PPO trainer `whiten_advantages: True`); "none" uses them raw.
+PRM_NORMALIZATIONS = ("vineppo", "none")
+
+
+def explicit_prm_advantage(values: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor,
+                           normalization: str = "vineppo") -> torch.Tensor:
+    """The explicit PRM's per-token advantage A(i,t) = V(y_{:t+1}) − V(y_{:t}) (VinePPO, Kazemnejad et al. 2024,
+    arXiv 2410.01679; γ = 1, V of a whole completion its reward), optionally whitened over the batch's tokens.
+
+    Args:
+        values (`torch.Tensor` of shape `(B, T + 1)`): V of every prefix (see `LambdaGRPOTrainer`'s `prefix_values`).
+        mask (`torch.Tensor` of shape `(B, T)`): True on completion tokens.
+        rewards (`torch.Tensor` of shape `(B,)`): outcome rewards; a NaN (missing) reward gives the row advantage 0.
+        normalization (`str`): one of `PRM_NORMALIZATIONS`. "vineppo": (A − mean) / sqrt(var + 1e-8) over the
+            valid tokens of the rows that have a reward (unbiased variance), VinePPO's masked whitening.
+    """
+    if normalization not in PRM_NORMALIZATIONS:
+        raise ValueError(f"unknown explicit_prm_normalization {normalization!r}; "
+                         f"choose {' or '.join(PRM_NORMALIZATIONS)}")
+    valid = mask.bool() & ~rewards.isnan()[:, None]
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    step = torch.where(valid, values[:, 1:] - values[:, :-1], zero)
+    if normalization == "vineppo":
+        n = valid.sum()
+        mean = step.sum() / n.clamp(min=1)
+        var = torch.where(valid, (step - mean) ** 2, zero).sum() / (n - 1).clamp(min=1)
+        step = torch.where(valid, (step - mean) * torch.rsqrt(var + 1e-8), zero)
+    return step

@@ -49,7 +49,7 @@ from grpo_prm.data import build_prompt, read_problems, to_trl_dataset
 from grpo_prm.errors import SettingError
 from grpo_prm.generation import greedy_completions
 from grpo_prm.recording import BatchRecorder, GroupRecorder
-from grpo_prm.reward import UNPARSEABLE_GOLD, MathReward
+from grpo_prm.reward import REWARD_MAPPINGS, UNPARSEABLE_GOLD, MappedReward, MathReward
 from grpo_prm.run_folder import RunFolder, RunFolderError, describe_change, differing, locked
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
@@ -83,6 +83,7 @@ class MathRunConfig:
     save_every: int = TRAIN_DEFAULTS["save_every"]
     stop_at_boxed: bool = TRAIN_DEFAULTS["stop_at_boxed"]
     unparseable_gold: str = TRAIN_DEFAULTS["unparseable_gold"]
+    reward_mapping: str = TRAIN_DEFAULTS["reward_mapping"]  # grpo_prm.reward.REWARD_MAPPINGS
     reward_timeout_s: float = TRAIN_DEFAULTS["reward_timeout_s"]
     precision: str = TRAIN_DEFAULTS["precision"]  # fp32 (authors') or mixed (float32 master weights, bf16 autocast)
     # raw (authors': log-probs of unscaled logits) or sampling (TRL's logits / T)
@@ -100,6 +101,7 @@ class MathRunConfig:
                            self.logprob_temperature)
         check_fields(self, positive=POSITIVE_FIELDS, nonnegative=("beta", "seed"))
         check_choice("--unparseable_gold", self.unparseable_gold, UNPARSEABLE_GOLD)
+        check_choice("--reward_mapping", self.reward_mapping, tuple(REWARD_MAPPINGS))
 
 
 def _vllm_cpu_keeps_weights() -> None:
@@ -382,7 +384,8 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
     work = dataclasses.replace(cfg, out=str(attempt))  # the attempt's files; config.json records `cfg`
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     groups = _recorder(work, step)
-    trainer = trainer_cls(model=model, reward_funcs=reward, args=grpo_args(work), processing_class=tokenizer,
+    trainer = trainer_cls(model=model, reward_funcs=MappedReward(reward, cfg.reward_mapping), args=grpo_args(work),
+                          processing_class=tokenizer,
                           train_dataset=to_trl_dataset(train_rows), on_batch=BatchRecorder(groups))
     validation = GreedyValidation(work, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)

@@ -143,17 +143,47 @@ def toy_methods(figures: Path) -> str:
     """Every method against λ-GRPO seed by seed (table_toy_seeds.csv): the table and, per method, where the paired
     95 % interval says it is higher or lower than λ-GRPO."""
     t = pd.read_csv(figures / "table_toy_seeds.csv")
+    lr, mass = "learning_rate" in t, "mass_target" in t
     rows = [[str(int(r.n)), num(r.r_neg, 1), label(r.method), str(int(r.seeds)), cell(r["mean"], r.ci_low, r.ci_high),
              "—" if pd.isna(r["diff"]) else cell(r["diff"], r.diff_low, r.diff_high),
-             "—" if pd.isna(r.extra_tokens_per_step) else f"{r.extra_tokens_per_step:.0f}"] for _, r in t.iterrows()]
-    header = ["n", "r_neg", "method", "seeds", "mean [95 % CI]", "− λ-GRPO, paired [95 % CI]", "extra tokens/step"]
+             "—" if pd.isna(r.extra_tokens_per_step) else f"{r.extra_tokens_per_step:.0f}",
+             *([f"{r.learning_rate:g}"] if lr else []),
+             *([f"{r.mass_target:.2f} / {r.mass_penalised:.2f} / {r.mass_other:.2f}"] if mass else [])]
+            for _, r in t.iterrows()]
+    header = ["n", "r_neg", "method", "seeds", "mean [95 % CI]", "− λ-GRPO, paired [95 % CI]", "extra tokens/step",
+              *(["lr"] if lr else []), *(["mass T / subtree / +0.7"] if mass else [])]
     lines = []
     for method, m in t.dropna(subset=["diff"]).groupby("method", sort=False):
         higher, lower = int((m.diff_low > 0).sum()), int((m.diff_high < 0).sum())
         lines.append(f"- **{label(method)}** against λ-GRPO, paired by seed: higher in {higher}, lower in {lower}, "
                      f"not distinguishable at {seeds_text(m.paired_seeds)} in {len(m) - higher - lower} of {len(m)} "
                      "cells.")
-    return md_table(header, ["--:", "--:", ":--", "--:", "--:", "--:", "--:"], rows) + "\n" + "\n".join(lines) + "\n"
+    align = ["--:", "--:", ":--", "--:", "--:", "--:", "--:", *(["--:"] if lr else []), *(["--:"] if mass else [])]
+    return md_table(header, align, rows) + "\n" + "\n".join(lines) + "\n"
+
+
+def toy_tuned(figures: Path) -> str:
+    """What the tuned, powered comparison shows (table_toy_seeds.csv at each method's selected rate): per method,
+    the cells where the paired interval against λ-GRPO excludes 0 (only those differences are quoted), and where the
+    probability mass of the methods below λ-GRPO goes."""
+    t = pd.read_csv(figures / "table_toy_seeds.csv")
+    seeds = seeds_text(t.seeds)
+    rates = "" if "learning_rate" not in t else "; ".join(
+        f"{label(m)} {g.learning_rate.iloc[0]:g}" for m, g in t.groupby("method", sort=False))
+    parts = [f"Over {seeds} per cell" + (f", each method at its own learning rate ({rates})" if rates else "") + ":"]
+    for method, m in t.dropna(subset=["diff"]).groupby("method", sort=False):
+        clear = m[(m.diff_low > 0) | (m.diff_high < 0)]
+        quoted = "; ".join(f"n = {int(r.n)}, r_neg = {num(r.r_neg, 1)}: {cell(r['diff'], r.diff_low, r.diff_high)}"
+                           for _, r in clear.iterrows())
+        text = f"{label(method)} − λ-GRPO differs from 0 in {len(clear)} of {len(m)} cells"
+        parts.append(text + (f" ({quoted})" if quoted else "") + ".")
+    if "mass_target" in t:
+        low = t[t["mean"] < 0.5]
+        if len(low):
+            parts.append(f"Where a method ends below 0.5 on T ({len(low)} method-cells), its policy puts "
+                         f"{span(low.mass_other)} of its probability on the +0.7 paths and {span(low.mass_penalised)} "
+                         "on T's penalised subtree: the deceptive +0.7 optimum, not the penalised region.")
+    return " ".join(parts) + "\n"
 
 
 # ---- math (peak table)
@@ -282,6 +312,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "toy_table1": toy_table,
     "toy_claims": toy_claims,
     "toy_methods": toy_methods,
+    "toy_tuned": toy_tuned,
     "math_peaks": math_peaks,
     "math_claims": math_claims,
     "table2_ours": table2_ours,

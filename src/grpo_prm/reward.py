@@ -47,6 +47,25 @@ from grpo_prm.boxed import truncate_after_first_boxed
 from grpo_prm.errors import SettingError
 
 UNPARSEABLE_GOLD = ("reward_one", "reward_zero", "skip")
+# The training reward's values for a wrong and a right answer: zero_one, the λ-GRPO paper's and the authors' open-rs
+# reward (GRPO's and λ-GRPO's advantages are unchanged by the map, up to their 1e-4 in the std), or plus_minus_one,
+# Reinforce-Rej's convention (Xiong et al. 2025, arXiv 2504.11343: wrong answers −1), without which its raw-reward
+# advantage never pushes a wrong answer down. Validation accuracy always uses {0, 1}.
+REWARD_MAPPINGS = {"zero_one": (0.0, 1.0), "plus_minus_one": (-1.0, 1.0)}
+
+
+class MappedReward:
+    """A {0, 1} reward function with its values mapped to `REWARD_MAPPINGS[mapping]` (None, unscored, stays None);
+    TRL's metric names keep the wrapped function's `__name__`."""
+
+    def __init__(self, reward, mapping: str):
+        if mapping not in REWARD_MAPPINGS:
+            raise SettingError(f"unknown reward_mapping {mapping!r}; choose one of {', '.join(REWARD_MAPPINGS)}")
+        self.reward, (self.low, self.high) = reward, REWARD_MAPPINGS[mapping]
+        self.__name__ = reward.__name__
+
+    def __call__(self, *args, **kwargs) -> list[float | None]:
+        return [None if r is None else self.low + (self.high - self.low) * r for r in self.reward(*args, **kwargs)]
 
 
 # ----------------------------------------------------------------------------- parse + verify (child process)

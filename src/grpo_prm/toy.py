@@ -80,6 +80,7 @@ class ToyConfig:
     model: str = "gpt2"  # Hub id or folder, or "tiny"
     # K of explicit_prm_mc (ours; the paper has no explicit PRM)
     mc_continuations: int = TOY_DEFAULTS["mc_continuations"]
+    explicit_prm_normalization: str = TOY_DEFAULTS["explicit_prm_normalization"]  # VinePPO's batch whitening
     # "leaves": whole paths from the policy's exact leaf distribution; "generate": TRL's
     sampler: str = TOY_DEFAULTS["sampler"]
     revision: str | None = TOY_DEFAULTS["revision"]
@@ -284,6 +285,7 @@ def grpo_args(cfg: ToyConfig, output_dir: str) -> LambdaGRPOConfig:
         output_dir=output_dir,
         method=cfg.method,
         mc_continuations=cfg.mc_continuations,
+        explicit_prm_normalization=cfg.explicit_prm_normalization,
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,
         num_generations=cfg.group_size,
@@ -374,8 +376,14 @@ def main(argv=None) -> None:
     parser.add_argument("--cells", nargs="+", type=toy_cell, metavar="N,R_NEG,SEED",
                         help="several runs in place of --n, --r_neg and --seed, one --out file each")
     parser.add_argument("--out", required=True, nargs="+", help="CSV file to write (one per cell with --cells)")
+    parser.add_argument("--learning_rate_from", "--learning-rate-from", metavar="CSV",
+                        help="the method's rate selected by a learning-rate sweep (table_toy_lr.csv)")
     parser.set_defaults(n=None, r_neg=None, seed=None)  # so that --cells can refuse them
     args = vars(parser.parse_args(argv))
+    rate_from = args.pop("learning_rate_from")
+    if rate_from:
+        from grpo_prm.toy_runs import selected_learning_rate
+        args["learning_rate"] = exit_on_error(lambda: selected_learning_rate(rate_from, args["method"]))
     outs, cells = [Path(p) for p in args.pop("out")], args.pop("cells")
     single = {key: args.pop(key) for key in ("n", "r_neg", "seed")}
     if cells is None:
@@ -389,6 +397,7 @@ def main(argv=None) -> None:
     for (n, r_neg, seed), out in zip(cells, outs):
         reproducible(seed)
         run = exit_on_error(lambda: run_toy(ToyConfig(n=n, r_neg=r_neg, seed=seed, **args)))  # noqa: B023 (called at once)
+        run["learning_rate"] = args["learning_rate"]
         exit_on_error(lambda: write_atomic(out, {"": partial(run.to_csv, index=False)}))  # noqa: B023 (called at once)
 
 

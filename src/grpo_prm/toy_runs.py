@@ -19,6 +19,10 @@ from grpo_prm.weights import method_order
 
 REQUIRED_COLUMNS = ("method", "n", "r_neg", "seed", "step", "target_freq")
 COST_COLUMNS = ("prm/extra_sampled_tokens", "wall_s")  # kept when present (runs before these columns lack them)
+# grpo_prm.toy_batched's: the run's learning rate, and the probability its policy puts on T, on T's penalised
+# subtree (paths sharing T's first n moves) and on the rest (the +0.7 paths), per step
+MASS_COLUMNS = ("mass_target", "mass_penalised", "mass_other")
+OPTIONAL_COLUMNS = (*COST_COLUMNS, "learning_rate", *MASS_COLUMNS)
 # The method labels (`weights.METHOD_LABELS`) as the toy tables print them in LaTeX; others go through `tex_escape`.
 TEX_LABELS = {"GRPO": "GRPO", "λ-GRPO": r"$\lambda$-GRPO", "λ-GRPO (scale-matched)": r"$\lambda$-GRPO (scale-m.)",
               "explicit PRM (MC)": "PRM (MC)", "explicit PRM (exact)": "PRM (exact)"}
@@ -48,7 +52,7 @@ def read_run(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ToyRunError(f"{path}: missing required column(s) {', '.join(missing)}")
-    df = df[list(REQUIRED_COLUMNS) + [c for c in COST_COLUMNS if c in df.columns]].copy()
+    df = df[list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df.columns]].copy()
     if df.empty:
         raise ToyRunError(f"{path}: no rows")
     for col in ("n", "r_neg", "seed", "step", "target_freq"):
@@ -62,7 +66,7 @@ def read_run(path: str | Path) -> pd.DataFrame:
     df["seed"] = df["seed"].astype(int)
     df["step"] = df["step"].astype(int)
     df["r_neg"] = df["r_neg"].round(R_DECIMALS)
-    for col in ("method", "n", "r_neg", "seed"):
+    for col in ("method", "n", "r_neg", "seed", *(["learning_rate"] if "learning_rate" in df else [])):
         if df[col].nunique() != 1:
             raise ToyRunError(f"{path}: column {col} takes several values; one run per file expected")
     if df["step"].duplicated().any():
@@ -73,13 +77,15 @@ def read_run(path: str | Path) -> pd.DataFrame:
 
 
 def read_runs(paths: list[str | Path]) -> list[pd.DataFrame]:
-    """Read every run file (see `read_run`) and reject two files holding the same (method, n, r_neg, seed)."""
+    """Read every run file (see `read_run`) and reject two files holding the same (method, n, r_neg, seed) (and
+    learning rate, where the runs give it)."""
     runs, seen = [], {}
     for p in paths:
         df = read_run(p)
-        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed"]])
+        rate = ["learning_rate"] if "learning_rate" in df else []
+        key = tuple(df.loc[0, ["method", "n", "r_neg", "seed", *rate]])
         if key in seen:
-            raise ToyRunError(f"{p}: same (method, n, r_neg, seed) = {key} as {seen[key]}")
+            raise ToyRunError(f"{p}: same (method, n, r_neg, seed[, learning_rate]) = {key} as {seen[key]}")
         seen[key] = p
         runs.append(df)
     return runs
@@ -106,16 +112,54 @@ def final_frequency(df: pd.DataFrame, last: int = 50) -> float:
 
 
 def per_seed_frequencies(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
-    """One row per run: method, n, r_neg, seed, steps (max step), final_freq (see `final_frequency`)."""
-    rows = [
-        {
-            **df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict(),
-            "steps": int(df["step"].max()),
-            "final_freq": final_frequency(df, last),
-        }
-        for df in runs
-    ]
+    """One row per run: method, n, r_neg, seed, steps (max step), final_freq (see `final_frequency`); where the runs
+    give them, learning_rate and the final probability mass (MASS_COLUMNS, mean over the same last steps)."""
+    rows = []
+    for df in runs:
+        row = {**df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict(), "steps": int(df["step"].max()),
+               "final_freq": final_frequency(df, last)}
+        if "learning_rate" in df:
+            row["learning_rate"] = float(df["learning_rate"].iloc[0])
+        for col in MASS_COLUMNS:
+            if col in df:
+                row[col] = float(df.sort_values("step")[col].iloc[-last:].mean())
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def learning_rate_sweep(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
+    """Per (method, learning_rate) of a sweep: the mean final target frequency over its cells and tuning seeds, with
+    a 95 % t-interval over seeds (each seed's mean over the cells), and `selected`: the rate each method reports at,
+    the one with the highest mean (the smaller rate on a tie)."""
+    from grpo_prm.stats import mean_interval  # the repository's Student-t interval
+
+    finals = per_seed_frequencies(runs, last)
+    if "learning_rate" not in finals:
+        raise ToyRunError("sweep runs carry no learning_rate column (written by grpo_prm.toy_batched or grpo_prm.toy)")
+    rows = []
+    for (method, lr), group in finals.groupby(["method", "learning_rate"]):
+        per_seed = group.groupby("seed")["final_freq"].mean()
+        mean, low, high = mean_interval(per_seed)
+        k = len(per_seed)
+        cells = group[["n", "r_neg"]].drop_duplicates().shape[0]
+        rows.append({"method": method, "learning_rate": lr, "seeds": k, "cells": cells, "mean": mean, "ci_low": low,
+                     "ci_high": high})
+    table = pd.DataFrame(rows)
+    order = {m: i for i, m in enumerate(method_order(table.method.unique()))}
+    table = table.sort_values(["method", "learning_rate"], key=lambda c: c.map(order) if c.name == "method" else c,
+                              ignore_index=True)
+    best = table.sort_values(["mean", "learning_rate"], ascending=[False, True]).groupby("method").head(1).index
+    table["selected"] = table.index.isin(best)
+    return table
+
+
+def selected_learning_rate(path: str | Path, method: str) -> float:
+    """The learning rate `learning_rate_sweep` selected for `method`, read from its CSV (table_toy_lr.csv)."""
+    table = pd.read_csv(path)
+    chosen = table[(table.method == method) & table.selected]
+    if len(chosen) != 1:
+        raise ToyRunError(f"{path}: no selected learning rate for method {method!r}")
+    return float(chosen.learning_rate.iloc[0])
 
 
 def select_runs(runs: list[pd.DataFrame], n: int, r_neg: float) -> dict[str, list]:

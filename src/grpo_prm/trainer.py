@@ -13,6 +13,11 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, get_config_model_id
 
 from grpo_prm.errors import SettingError
+from grpo_prm.loss import (
+    PRM_NORMALIZATIONS,
+    explicit_prm_advantage,
+    reinforce_rej_advantage,
+)
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import check_method, split_method, token_weights
 
@@ -97,6 +102,9 @@ class LambdaGRPOConfig(GRPOConfig):
         mc_continuations (`int`, defaults to `8`):
             K, the fresh continuations per prefix that estimate V(prefix) for `explicit_prm_mc`. Every one is extra
             sampling (the cost λ-GRPO avoids); the sampled-token count is logged as `prm/extra_sampled_tokens`.
+        explicit_prm_normalization (`str`, defaults to `"vineppo"`):
+            `"vineppo"` whitens the explicit PRM's step advantages over the batch's tokens, as VinePPO's released
+            code does by default; `"none"` uses them raw (`grpo_prm.loss.explicit_prm_advantage`).
         loss_type (`str`, defaults to `"dapo"`):
             Every TRL loss type; the run configs use `"dapo"` (token-level over the batch: the paper's equations),
             `"grpo"` (per-sequence: the authors' code default) or `"dr_grpo"` (constant B × max_completion_length).
@@ -121,6 +129,7 @@ class LambdaGRPOConfig(GRPOConfig):
     method: str = field(default="lambda_grpo", metadata={"help": "One of grpo_prm.weights.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
     mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
+    explicit_prm_normalization: str = field(default="vineppo", metadata={"help": "vineppo (batch whitening) or none."})
     use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
     logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
     disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
@@ -132,9 +141,9 @@ class LambdaGRPOConfig(GRPOConfig):
         if base == "dr_grpo" and (self.loss_type, self.scale_rewards) != ("dr_grpo", "none"):
             raise SettingError(f"method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none' (Dr. GRPO), got "
                              f"loss_type={self.loss_type!r}, scale_rewards={self.scale_rewards!r}")
-        if base == "reinforce_rej" and self.loss_type == "dr_grpo":
-            raise SettingError("method reinforce_rej drops groups from the normaliser; loss_type='dr_grpo' has a "
-                             "constant one: use loss_type 'dapo' or 'grpo'")
+        if self.explicit_prm_normalization not in PRM_NORMALIZATIONS:
+            raise SettingError(f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
+                               f"choose {' or '.join(PRM_NORMALIZATIONS)}")
         if self.mc_continuations < 1:
             raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
@@ -192,9 +201,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
     logging) is inherited unchanged:
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
       across processes when a group is split over them) before TRL shuffles and splits the batch. Reinforce-Rej
-      replaces the advantage by the raw reward and zeroes the weights (and the normaliser's count) of groups whose
-      rewards are all equal; the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token. Here the `on_batch`
-      hook sees each whole batch.
+      replaces the advantage by the raw reward, 0 in groups whose rewards are all equal (they stay in the normaliser
+      and the KL term, as in its released code); the explicit PRM replaces it by V(y_{:t+1}) − V(y_{:t}) per token
+      (whitened over the batch, VinePPO's default). A completion without reward gets advantage 0 (TRL's rule). Here
+      the `on_batch` hook sees each whole batch.
     - `_compute_loss` is TRL's, with the weight at one seam: the per-token log-probs and entropies of the loss's
       forward pass go through `ScaleTokenGradient`, identity forward, gradient of token (i,t) times w(i,t) backward.
       Why this is the paper's loss (§4: each token's whole term, policy and KL, divided by |λ(i,t)|, normaliser
@@ -279,26 +289,21 @@ class LambdaGRPOTrainer(GRPOTrainer):
         n_local, t_local = out["completion_ids"].shape
         start = self.accelerator.process_index * n_local
         local = slice(start, start + n_local)
-        kept = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
         if self.base_method in ("reinforce_rej", "explicit_prm_mc", "explicit_prm_exact"):
-            rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)
-        if self.base_method == "reinforce_rej":  # Xiong et al. 2025: advantage r, groups with one reward dropped
-            grouped = rewards.reshape(-1, k)
-            kept = (grouped != grouped[:, :1]).any(1).repeat_interleave(k)
-            weights = weights * kept[:, None]
-            out["advantages"] = rewards[local]
-            loss_mask = out["completion_mask"] * out.get("tool_mask", 1)
-            # the token normaliser counts kept rows only (gathered as TRL gathers its count)
-            out["num_items_in_batch"] = self.accelerator.gather((loss_mask * kept[local, None]).sum()).sum()
-            self._metrics["train" if self.model.training else "eval"]["rej/kept_frac"].append(kept.float().mean().item())
+            rewards = self.logged_rewards(len(ids))[0].to(ids.device, torch.float32)  # NaN: no reward
+        mode = "train" if self.model.training else "eval"
+        if self.base_method == "reinforce_rej":  # Xiong et al. 2025, see grpo_prm.loss.reinforce_rej_advantage
+            advantages, kept = reinforce_rej_advantage(rewards, k)
+            out["advantages"] = advantages[local].to(out["advantages"].dtype)
+            self._metrics[mode]["rej/kept_frac"].append(kept.float().mean().item())
         elif self.base_method.startswith("explicit_prm"):  # VinePPO: A(i,t) = V(y_{:t+1}) − V(y_{:t}), γ = 1
             with torch.no_grad():
-                values, n_sampled = self.prefix_values(self.model, ids, mask, rewards)
-            step = (values[:, 1:] - values[:, :-1]) * mask
+                values, n_sampled = self.prefix_values(self.model, ids, mask, rewards.nan_to_num(0.0))
+            step = explicit_prm_advantage(values.to(rewards.device), mask, rewards,
+                                          self.args.explicit_prm_normalization)
             out["advantages"] = step[local, :t_local].to(out["advantages"].dtype)
-            self._metrics["train" if self.model.training else "eval"]["prm/extra_sampled_tokens"].append(n_sampled)
+            self._metrics[mode]["prm/extra_sampled_tokens"].append(n_sampled)
         out["lambda_weights"] = weights[local, :t_local]
-        out["kept_rows"] = kept[local]
         return out
 
     def _gather_rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -329,10 +334,6 @@ class LambdaGRPOTrainer(GRPOTrainer):
         pass through `ScaleTokenGradient` (see the class docstring)."""
         mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
         weights = inputs["lambda_weights"].to(mask.device, torch.float32) * mask
-        if self.base_method == "reinforce_rej" and self.loss_type == "grpo":
-            # the per-sequence mean runs over the kept rows (Xiong et al.: dropped groups leave the batch); TRL's
-            # divides by all B rows, so the kept rows' weight carries B / n_kept
-            weights = weights * len(mask) / inputs["kept_rows"].sum().clamp(min=1)
         if self.on_batch is None:  # λ shows in the logs by default; a BatchRecorder logs these names per batch
             mode = "train" if self.model.training else "eval"
             w = inputs["lambda_weights"]

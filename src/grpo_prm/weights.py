@@ -6,10 +6,12 @@ A method is an advantage/normaliser choice (`BASES`) and a weighting (`WEIGHTING
 - `dr_grpo`: Dr. GRPO (Liu et al. 2025, arXiv 2503.20783): advantage r − mean (no std), constant normaliser
   (batch size × max completion length); TRL's `scale_rewards="none"`, `loss_type="dr_grpo"`.
 - `reinforce_rej`: Reinforce-Rej (Xiong et al. 2025, arXiv 2504.11343): advantage = the raw reward r (REINFORCE,
-  no baseline); groups whose rewards are all equal are dropped from the loss and from its normaliser.
+  no baseline), 0 in groups whose rewards are all equal; as in its released code those groups stay in the normaliser
+  and the KL term (`grpo_prm.loss.reinforce_rej_advantage`).
 - `explicit_prm_mc`: an explicit Monte-Carlo process reward as in VinePPO (Kazemnejad et al. 2024, arXiv
   2410.01679): token t's advantage is V(y_{:t+1}) − V(y_{:t}) (γ = 1, the outcome reward at the end), V(prefix)
-  the mean reward of K fresh continuations of the prefix.
+  the mean reward of K fresh continuations of the prefix, whitened over the batch as VinePPO's released code does
+  (`explicit_prm_normalization`, `grpo_prm.loss.explicit_prm_advantage`).
 - `explicit_prm_exact`: the same with V exact (only where the policy's leaves can be enumerated: the toy).
 
 Weightings: `none` (weight 1), `lambda` (1/|λ(i,t)|, so every process step counts once whatever its frequency;

@@ -16,6 +16,8 @@ except ConfigError as e:
 RESULTS = f"results/{config['profile']}"
 FIGURES = f"paper_figures/{config['profile']}"
 TOY = config["toy"]
+SWEEP = TOY["sweep"]  # learning-rate sweep on tuning seeds (empty: every method at toy.learning_rate)
+TOY_PROGRAM = {"trainer": "grpo_prm.toy", "batched": "grpo_prm.toy_batched"}[TOY["engine"]]
 MATH = config["math"]
 MATH_DATA = f"{RESULTS}/math/data"
 
@@ -63,9 +65,30 @@ def toy_runs():
 
 
 def toy_settings():
-    """ToyConfig fields shared by every cell (the grid axes and table options removed)."""
-    grid = {"methods", "n", "r_neg", "seeds", "last_steps", "figure"}
-    return {k: v for k, v in TOY.items() if k not in grid}
+    """ToyConfig fields shared by every cell (the grid axes, engine, sweep and table options removed; with a sweep
+    the learning rate too: each method's comes from it)."""
+    grid = {"methods", "n", "r_neg", "seeds", "last_steps", "figure", "engine", "sweep"}
+    return {k: v for k, v in TOY.items() if k not in grid and not (k == "learning_rate" and SWEEP["learning_rates"])}
+
+
+def toy_sweep_cells():
+    """(n, r_neg, seed) of one method's tuning runs at one rate."""
+    return [(n, float(r_neg), seed) for n in TOY["n"] for r_neg in TOY["r_neg"] for seed in SWEEP["seeds"]]
+
+
+def toy_sweep_runs(method):
+    """One CSV per tuning run of a method, rate by rate: <RESULTS>/toy_sweep/<method>/lr<lr>/n<n>_r<r_neg>/seed<seed>.csv."""
+    return [f"{RESULTS}/toy_sweep/{method}/lr{lr:g}/n{n}_r{r_neg}/seed{seed}.csv"
+            for lr in SWEEP["learning_rates"] for n, r_neg, seed in toy_sweep_cells()]
+
+
+def toy_learning_rate_args():
+    """The train_toy flag that sets each method's rate: the sweep's selection, or none (toy.learning_rate)."""
+    return f"--learning-rate-from {shlex.quote(toy_lr_selection())}" if SWEEP["learning_rates"] else ""
+
+
+def toy_lr_selection():
+    return f"{FIGURES}/table_toy_lr.csv"
 
 
 def output_prefix(wildcards, output):
@@ -79,7 +102,9 @@ def output_folder(wildcards, output):
 
 
 def toy_outputs():
-    return [
+    sweep = [*expand(f"{FIGURES}/figure_toy_lr.{{ext}}", ext=["png", "pdf", "data.csv"]),
+             *expand(f"{FIGURES}/table_toy_lr.{{ext}}", ext=["csv", "md"])] if SWEEP["learning_rates"] else []
+    return [*sweep,
         *expand(f"{FIGURES}/table1_toy.{{ext}}", ext=["md", "csv", "tex"]),
         *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf", "data.csv"]),
         *expand(f"{FIGURES}/table_toy_seeds.{{ext}}", ext=["md", "csv", "tex"]),

@@ -2,8 +2,11 @@
 # transformers and TRL costs about as much as a run), then Table 1, the seeds table and the figures.
 
 
-# One process per method runs all its cells; the shared settings are grpo_prm.toy flags.
+# One process per method runs all its cells (toy.engine: one trainer per run, or all runs batched); the shared
+# settings are grpo_prm.toy flags. With a sweep, each method trains at the rate the sweep selected for it.
 rule train_toy:
+    input:
+        [toy_lr_selection()] if SWEEP["learning_rates"] else [],
     output:
         toy_method_runs("{method}"),
     log:
@@ -11,13 +14,55 @@ rule train_toy:
     params:
         cells=toy_cell_args(),
         settings=cli_args(toy_settings()),
+        rate=toy_learning_rate_args(),
+        program=TOY_PROGRAM,
         torch_env=torch_env("train_toy"),
     threads: THREADS["train_toy"]
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.torch_env} python -m grpo_prm.toy --method {wildcards.method:q} --cells {params.cells:q}"
-        " --out {output:q} {params.settings} > {log:q} 2>&1"
+        "{params.torch_env} python -m {params.program} --method {wildcards.method:q} --cells {params.cells:q}"
+        " --out {output:q} {params.settings} {params.rate} > {log:q} 2>&1"
+
+
+# The learning-rate sweep: every cell on the tuning seeds at every rate of the grid, one process per method.
+rule train_toy_sweep:
+    output:
+        toy_sweep_runs("{method}"),
+    log:
+        f"{RESULTS}/logs/toy_sweep/{{method}}.log",
+    params:
+        cells=[f"{n},{r_neg},{seed}" for n, r_neg, seed in toy_sweep_cells()],
+        rates=[f"{lr:g}" for lr in SWEEP["learning_rates"]],
+        settings=cli_args(toy_settings()),
+        torch_env=torch_env("train_toy"),
+    threads: THREADS["train_toy"]
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.torch_env} python -m grpo_prm.toy_batched --method {wildcards.method:q} --cells {params.cells:q}"
+        " --learning-rates {params.rates:q} --out {output:q} {params.settings} > {log:q} 2>&1"
+
+
+# Final target frequency against learning rate per method (tuning seeds), and the rate each method reports at.
+rule figure_toy_lr:
+    input:
+        [run for method in TOY["methods"] for run in toy_sweep_runs(method)],
+    output:
+        multiext(f"{FIGURES}/figure_toy_lr", ".png", ".pdf", ".data.csv"),
+        multiext(f"{FIGURES}/table_toy_lr", ".csv", ".md"),
+    log:
+        f"{RESULTS}/logs/figure_toy_lr.log",
+    params:
+        script=f"{workflow.basedir}/paper_figures/figure_toy_lr.py",
+        last=TOY["last_steps"],
+        prefix=output_prefix,
+        table=f"{FIGURES}/table_toy_lr",
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "python {params.script:q} --runs {input:q} --last {params.last:q} --out-prefix {params.prefix:q}"
+        " --table-prefix {params.table:q} > {log:q} 2>&1"
 
 
 # Table 1: target frequency over the last steps, ours beside the paper's.
