@@ -113,8 +113,13 @@ def test_constructs_without_args_as_trl_does(tmp_path, monkeypatch):
     differing = {
         f for f in GRPOConfig.__dataclass_fields__ if getattr(trainer.args, f) != getattr(trl_default, f)
     } - lambda_changed
-    assert not differing and own == {"method", "weighting", "mc_continuations", "logprob_temperature",
-                                     "explicit_prm_normalization"}
+    assert not differing and own == {
+        "method",
+        "weighting",
+        "mc_continuations",
+        "logprob_temperature",
+        "explicit_prm_normalization",
+    }
     assert trainer.args.output_dir.endswith("-GRPO")
 
 
@@ -301,12 +306,3 @@ def test_vision_inputs_reach_the_logprob_call(tmp_path):
     ours, theirs = calls
     assert ours.keys() == theirs.keys() and all(ours[k] is theirs[k] for k in ours)
     assert all(ours[k] is vision[k] for k in vision)
-
-
-@pytest.mark.parametrize(
-    "field, value", [("use_adaptive_entropy", True), ("entropy_coef", 0.01), ("top_entropy_quantile", 0.5)]
-)
-def test_entropy_options_refused(tmp_path, field, value):
-    """Entropy options that λ-GRPO's loss does not apply are refused in one line naming the field, not ignored."""
-    with pytest.raises(ValueError, match=f"does not support {field}="):
-        LambdaGRPOConfig(**common_fields(tmp_path), **{field: value})

@@ -13,7 +13,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model, get_config_model_id
 
 from grpo_prm.errors import SettingError
-from grpo_prm.loss import PRM_NORMALIZATIONS, aggregate, kl_k3, per_token_loss
+from grpo_prm.loss import PRM_NORMALIZATIONS
 from grpo_prm.methods import DEFAULT_METHOD, check_method, resolve
 from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import token_weights
@@ -21,7 +21,7 @@ from grpo_prm.weights import token_weights
 # The vision-language fields TRL's `_compute_loss` passes from the batch to the log-prob call.
 MULTIMODAL_INPUTS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
                      "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
-# TRL's loss_type names for the normalisers of grpo_prm.loss ("constant": Dr. GRPO's B × max_completion_length).
+# TRL's loss_type names for the run configs' loss_normalization ("constant": Dr. GRPO's B × max_completion_length).
 NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
 # Weights and optimiser state stay float32 under both: "fp32" is the authors' (float32 throughout), "mixed" computes
@@ -104,9 +104,10 @@ class LambdaGRPOConfig(GRPOConfig):
             `"vineppo"` whitens the explicit PRM's step advantages over the batch's tokens, as VinePPO's released
             code does by default; `"none"` uses them raw (`grpo_prm.loss.explicit_prm_advantage`).
         loss_type (`str`, defaults to `"dapo"`):
-            Only `"dapo"` (token-level over the batch: the paper's equations), `"grpo"` (per-sequence: the authors'
-            code default) and `"dr_grpo"` (constant B × max_completion_length) are supported. `method="dr_grpo"`
-            needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
+            Every TRL loss type; the run configs use `"dapo"` (token-level over the batch: the paper's equations),
+            `"grpo"` (per-sequence: the authors' code default) or `"dr_grpo"` (constant B × max_completion_length).
+            With a weighting, `importance_sampling_level` must be `"token"` (see `LambdaGRPOTrainer`).
+            `method="dr_grpo"` needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
         use_bias_correction_kl (`bool`, defaults to `False`, TRL: `True`):
             The paper and the authors' code use the plain k3 KL term; TRL ≥ 1.x multiplies it by the (differentiable)
             importance ratio, which changes the KL gradient even on-policy.
@@ -151,19 +152,13 @@ class LambdaGRPOConfig(GRPOConfig):
                 and self.logprob_temperature == "raw"):
             raise SettingError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
                              "sampling log-probs are temperature-scaled, the raw ones are not")
-        unsupported = {
-            "loss_type": self.loss_type not in NORMALIZATION,
-            "use_liger_kernel": self.use_liger_kernel,  # its fused loss takes (B,) advantages only
-            "importance_sampling_level": self.importance_sampling_level != "token",
-            "top_entropy_quantile": self.top_entropy_quantile < 1.0,
-            "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
-            "delta": self.delta is not None,
-            "entropy_coef": bool(self.entropy_coef),
-            "use_adaptive_entropy": self.use_adaptive_entropy,  # an entropy bonus, as entropy_coef
-        }
-        bad = [k for k, v in unsupported.items() if v]
-        if bad:
-            raise SettingError(f"LambdaGRPOConfig does not support {bad[0]}={getattr(self, bad[0])!r}")
+        if self.weighting != "none" and self.importance_sampling_level != "token":
+            # GSPO's ratio is one per row, shared by all its tokens: the backward seam (LambdaGRPOTrainer) would
+            # weight its gradient by each token's own w, not by the row's Σ_t w(i,t) the divided terms sum to
+            raise SettingError(
+                f"LambdaGRPOConfig does not support importance_sampling_level={self.importance_sampling_level!r} "
+                f"with weighting {self.weighting!r}: the sequence ratio couples a row's tokens, and 1/|λ| is per token"
+            )
 
 
 def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
@@ -200,7 +195,7 @@ class LambdaGRPOTrainer(GRPOTrainer):
     size of its process set |λ(i,t)| (Eq. 9), and the baselines of `grpo_prm.methods` that change the same terms
     (advantage, normaliser, weight). The weight itself is `grpo_prm.weights.token_weights`.
 
-    The changes w.r.t. `GRPOTrainer` are in three methods; everything else (generation, rewards, weight syncing,
+    The changes w.r.t. `GRPOTrainer` are in these methods; everything else (generation, rewards, weight syncing,
     logging) is inherited unchanged:
     - `_generate_and_score_completions` adds `lambda_weights` (B, T) to the batch, computed on whole groups (gathered
       across processes when a group is split over them) before TRL shuffles and splits the batch. A base with an
@@ -209,8 +204,21 @@ class LambdaGRPOTrainer(GRPOTrainer):
       and the KL term, as in its released code), RLOO's leave-one-out baseline, the explicit PRM's
       V(y_{:t+1}) − V(y_{:t}) per token (whitened over the batch, VinePPO's default). A completion without reward
       gets advantage 0 (TRL's rule). Here the `on_batch` hook sees each whole batch.
-    - `_compute_loss` multiplies the *whole* per-token term by the weight, KL included. TRL adds β·KL unweighted, so
-      scaling the advantages alone would be exact only at β = 0. The normaliser is TRL's for the loss type.
+    - `_compute_loss` is TRL's, with the weight at one seam: the per-token log-probs and entropies of the loss's
+      forward pass go through `ScaleTokenGradient`, identity forward, gradient of token (i,t) times w(i,t) backward.
+      Why this is the paper's loss (§4: each token's whole term, policy and KL, divided by |λ(i,t)|, normaliser
+      unchanged): let TRL's loss be L = Σ_{i,t} ℓ(i,t)/N, where ℓ(i,t) depends on θ only through token (i,t)'s own
+      log-prob (its ratio, clip, k3 KL and IS terms) or entropy (the bonus). Everything else TRL multiplies in (the
+      vLLM IS ratio, off-policy and entropy masks, vespo's φ, cispo's clipped ratio, the clip *decision*) is a
+      constant in backward. Then ∂/∂θ Σ w·ℓ/N = Σ w·(∂ℓ/∂logp)(∂logp/∂θ)/N, which is exactly the scaled backward:
+      d(w·ℓ)/dθ = w·dℓ/dθ for a constant w. So every loss type at token level (grpo, dapo, dr_grpo, bnpo, luspo,
+      cispo, sapo, vespo), `delta`, the entropy bonus and filter, the off-policy mask, the vLLM IS correction, tool
+      masks (TRL's mask) and the MoE aux loss (unweighted: it is no token's term) come from TRL unchanged.
+      Sequence-level importance sampling (GSPO, luspo's recommended set-up) is refused with a weighting: its ratio
+      couples a row's tokens, so a token's gradient is not its own term's (see `LambdaGRPOConfig`).
+      The forward value is TRL's: the logged `loss` is the *unweighted* objective (λ acts on the gradient only);
+      `lambda/weight_mean` (mean w over loss tokens, < 1 where λ acts) and `lambda/shared_token_frac` (share of
+      tokens with |λ| > 1) show the weighting (logged here, or by `BatchRecorder` when it is the `on_batch`).
     - `__init__` takes `prefix_values`, `on_batch` and `ref_model`; refuses trainable weights in bf16/fp16 unless
       DeepSpeed keeps float32 master weights (see `PRECISIONS`); and, with `logprob_temperature="raw"`, replaces
       the fused log-prob heads that TRL puts on the policy and its reference by ones at temperature 1, so that
@@ -355,57 +363,45 @@ class LambdaGRPOTrainer(GRPOTrainer):
         return rewards, torch.tensor(list(logs["advantages"])[-n:], dtype=torch.float64)
 
     def _compute_loss(self, model, inputs):
-        prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
-        # Tool and environment output tokens (`tool_mask` 0) leave the loss and its normaliser, as in TRL.
-        mask = (inputs["completion_mask"] * inputs.get("tool_mask", 1)).float()
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
-            compute_aux_loss=self.aux_loss_enabled, **{k: inputs.get(k) for k in MULTIMODAL_INPUTS},
-        )
-        old_logps = inputs.get("old_per_token_logps")
-        old_logps = logps.detach() if old_logps is None else old_logps  # μ = 1: P = 1 in value, ∇ = ∇log π
-        loss_terms = per_token_loss(
-            logps,
-            old_logps,
-            inputs["advantages"],
-            ref_logps=inputs.get("ref_per_token_logps"),
-            beta=self.beta,
-            epsilon_low=self.epsilon_low,
-            epsilon_high=self.epsilon_high,
-            is_ratio=inputs.get("importance_sampling_ratio") if self.vllm_importance_sampling_correction else None,
-            kl_bias_correction=self.args.use_bias_correction_kl,
-        )
-        weights = inputs["lambda_weights"] * mask
-        mode = "train" if self.model.training else "eval"
-        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
-        if self.loss_type == "dapo":
-            # TRL's normaliser: the generation batch's token count, rescaled to one accumulation window.
-            n_tokens = inputs["num_items_in_batch"].clamp(min=1) / self.accelerator.num_processes
-            if mode == "train":
-                n_tokens = n_tokens * accumulation / self.args.steps_per_generation
-            loss = aggregate(loss_terms, weights, mask, "token", n_tokens)
-        elif self.loss_type == "dr_grpo":  # TRL's constant: micro-batch rows × max_completion_length
-            constant = torch.tensor(float(mask.shape[0] * self.max_completion_length), device=mask.device)
-            loss = aggregate(loss_terms, weights, mask, "token", constant) / accumulation
-        else:  # TRL's: mean over the micro-batch's rows (equal-sized micro-batches: the global mean)
-            loss = aggregate(loss_terms, weights, mask, "sequence") / accumulation
-        if self.aux_loss_enabled:  # MoE load balancing, unweighted and scaled for accumulation as in TRL
-            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
-            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
-        self._log_loss_metrics(mode, logps, old_logps, inputs, entropies, mask)
-        return loss
+        """TRL's `_compute_loss`, with the λ weight at one seam: the per-token log-probs and entropies it computes
+        pass through `ScaleTokenGradient` (see the class docstring)."""
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
+        weights = inputs["lambda_weights"].to(mask.device, torch.float32) * mask
+        if self.on_batch is None:  # λ shows in the logs by default; a BatchRecorder logs these names per batch
+            mode = "train" if self.model.training else "eval"
+            w = inputs["lambda_weights"]
+            self._metrics[mode]["lambda/weight_mean"].append(self._global_mean(w, mask))
+            self._metrics[mode]["lambda/shared_token_frac"].append(self._global_mean(w < 1, mask))
+        self._token_weights = weights
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._token_weights = None
 
-    def _log_loss_metrics(self, mode, logps, old_logps, inputs, entropies, mask):
-        def masked_mean(x):
-            totals = self.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum()]), reduction="sum")
-            return (totals[0] / totals[1].clamp(min=1.0)).item()
+    def _get_per_token_logps_and_entropies(self, *posargs, **kwargs):
+        logps, entropies, *rest = super()._get_per_token_logps_and_entropies(*posargs, **kwargs)
+        weights = getattr(self, "_token_weights", None)
+        if weights is not None and torch.is_grad_enabled():  # the loss's call, not the old/ref log-probs'
+            logps = ScaleTokenGradient.apply(logps, weights)
+            if entropies is not None:
+                entropies = ScaleTokenGradient.apply(entropies, weights)
+        return logps, entropies, *rest
 
-        if self.beta != 0.0:
-            self._metrics[mode]["kl"].append(masked_mean(kl_k3(logps.detach(), inputs["ref_per_token_logps"])))
-        self._metrics[mode]["entropy"].append(masked_mean(entropies.detach()))
-        ratio = torch.exp(logps.detach() - old_logps)
-        adv = inputs["advantages"] if inputs["advantages"].dim() == 2 else inputs["advantages"][:, None]
-        clipped = ((ratio < 1 - self.epsilon_low) & (adv < 0)) | ((ratio > 1 + self.epsilon_high) & (adv > 0))
-        self._metrics[mode]["clip_ratio/region_mean"].append(masked_mean(clipped.float()))
+    def _global_mean(self, x: torch.Tensor, mask: torch.Tensor) -> float:
+        mask = mask.float()
+        totals = self.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum()]), reduction="sum")
+        return (totals[0] / totals[1].clamp(min=1.0)).item()
+
+
+class ScaleTokenGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient of entry (i, t) by `weights[i, t]` (the λ seam)."""
+
+    @staticmethod
+    def forward(ctx, x, weights):
+        ctx.save_for_backward(weights)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weights,) = ctx.saved_tensors
+        return grad * weights.to(grad.dtype), None
