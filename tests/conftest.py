@@ -12,7 +12,7 @@ from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from grpo_prm.trainer import LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
+from grpo_prm.trainer import AUTHORS_LOSS_FIELDS, LOSS_TYPE, LambdaGRPOConfig, LambdaGRPOTrainer
 from tests.helpers import checkpoint, data  # noqa: F401 (fixtures: the math runs' tiny Llama and JSONL splits)
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -94,7 +94,7 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
         "output_dir": tmp, "method": method, "beta": beta, "loss_type": LOSS_TYPE[normalization], "num_generations": k,
         "per_device_train_batch_size": per_device, "gradient_accumulation_steps": 1, "max_completion_length": 8,
         "bf16": False, "use_cpu": True, "report_to": "none", "save_strategy": "no", "learning_rate": 1e-3,
-        "disable_dropout": True, **args_overrides,
+        **AUTHORS_LOSS_FIELDS, **args_overrides,
     })
     ref = copy.deepcopy(ref_model or model) if beta else None
     trainer = LambdaGRPOTrainer(

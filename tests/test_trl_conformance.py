@@ -18,13 +18,8 @@ from trl import GRPOConfig, GRPOTrainer
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer
 from tests.conftest import WORDS, make_tokenizer
 
-# The fields that make a λ-GRPO config TRL's GRPO (its other defaults are the authors').
-TRL_FIELDS = {
-    "method": "grpo",
-    "use_bias_correction_kl": True,
-    "logprob_temperature": "sampling",
-    "vllm_importance_sampling_correction": True,
-}
+# The one field that makes a λ-GRPO config TRL's GRPO: every other default is TRL's.
+TRL_FIELDS = {"method": "grpo"}
 PROMPTS = ["Q", "Q A", "Q B", "Q C"]
 
 # Options exercised by TRL's tests, at values other than the default; each case trains both trainers.

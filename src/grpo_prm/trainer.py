@@ -108,30 +108,25 @@ class LambdaGRPOConfig(GRPOConfig):
             `"grpo"` (per-sequence: the authors' code default) or `"dr_grpo"` (constant B × max_completion_length).
             With a weighting, `importance_sampling_level` must be `"token"` (see `LambdaGRPOTrainer`).
             `method="dr_grpo"` needs `loss_type="dr_grpo"` and `scale_rewards="none"` (TRL's Dr. GRPO).
-        use_bias_correction_kl (`bool`, defaults to `False`, TRL: `True`):
-            The paper and the authors' code use the plain k3 KL term; TRL ≥ 1.x multiplies it by the (differentiable)
-            importance ratio, which changes the KL gradient even on-policy.
-        logprob_temperature (`str`, defaults to `"raw"`):
-            `"raw"`: policy, old and reference log-probs from the unscaled logits, as in the authors' loss (the
-            temperature shapes sampling only). `"sampling"`: from `logits / temperature`, as TRL computes them. The
-            two differ whenever `temperature != 1` (the paper's math runs sample at 0.75).
-        disable_dropout (`bool`, defaults to `True`, TRL: `False`):
-            The authors sample in eval mode; TRL generates with the model in train mode, so without this every
-            rollout of a model with dropout (GPT-2: 0.1) is sampled with dropout active.
-        vllm_importance_sampling_correction (`bool`, defaults to `False`, TRL: `True`):
-            TRL's truncated importance weight between the trainer's and vLLM's sampling log-probs. The authors
-            sample with HF `generate` and have no such term. It compares against temperature-scaled log-probs, so
-            it requires `logprob_temperature="sampling"` when `temperature != 1`.
+        logprob_temperature (`str`, defaults to `"sampling"`):
+            `"sampling"`: policy, old and reference log-probs from `logits / temperature`, as TRL computes them.
+            `"raw"`: from the unscaled logits, as in the authors' loss (the temperature shapes sampling only). The two
+            differ whenever `temperature != 1` (the paper's math runs sample at 0.75).
+
+    Every `GRPOConfig` field keeps TRL's default, so `method="grpo"` is TRL's GRPO field for field; the one default
+    that differs is the weighting, `method="lambda_grpo"` (the point of this class). The authors' settings (plain k3
+    KL, `use_bias_correction_kl=False`; `logprob_temperature="raw"`; `disable_dropout=True`, as they sample in eval
+    mode; no `vllm_importance_sampling_correction`, as they sample with HF `generate`; their optimiser) are the
+    preset `authors_grpo_config`, which every run of this project uses. `vllm_importance_sampling_correction`
+    compares against temperature-scaled log-probs, so it requires `logprob_temperature="sampling"` when
+    `temperature != 1`.
     """
 
     method: str = field(default=DEFAULT_METHOD, metadata={"help": "One of grpo_prm.methods.METHODS."})
     weighting: str | None = field(default=None, metadata={"help": "none, lambda or lambda_scaled (None: the name's)."})
     mc_continuations: int = field(default=8, metadata={"help": "K continuations per prefix (explicit_prm_mc)."})
     explicit_prm_normalization: str = field(default="vineppo", metadata={"help": "vineppo (batch whitening) or none."})
-    use_bias_correction_kl: bool = field(default=False, metadata={"help": "Multiply k3 by the IS ratio (TRL)."})
-    logprob_temperature: str = field(default="raw", metadata={"help": "raw (authors') or sampling (TRL)."})
-    disable_dropout: bool = field(default=True, metadata={"help": "No dropout in sampling or loss (authors')."})
-    vllm_importance_sampling_correction: bool = field(default=False, metadata={"help": "TRL's vLLM IS weight."})
+    logprob_temperature: str = field(default="sampling", metadata={"help": "sampling (TRL's) or raw (authors')."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -161,11 +156,22 @@ class LambdaGRPOConfig(GRPOConfig):
             )
 
 
-def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
-    """`LambdaGRPOConfig` with the authors' optimiser set-up (the authors' code, github.com/coli-saar/grpo-prm), shared
-    by the toy and the math runs.
+# The authors' loss where TRL's defaults differ (see `authors_grpo_config`).
+AUTHORS_LOSS_FIELDS = {
+    "use_bias_correction_kl": False,
+    "logprob_temperature": "raw",
+    "disable_dropout": True,
+    "vllm_importance_sampling_correction": False,
+}
 
-    Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
+
+def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp32", **fields) -> LambdaGRPOConfig:
+    """`LambdaGRPOConfig` with the authors' settings (their code, github.com/coli-saar/grpo-prm), the preset every run
+    of this project (toy, math, benchmarks) builds its config with.
+
+    The loss as theirs: plain k3 KL (TRL multiplies it by the importance ratio), log-probs from the raw logits
+    (TRL's divide by the temperature), dropout off (they sample in eval mode), no vLLM importance-sampling
+    correction (they sample with HF `generate`). Their optimiser: Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
     `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these. A method whose
     paper fixes TRL settings (`Base.trl_overrides`: Dr. GRPO's `loss_type="dr_grpo"`, `scale_rewards="none"`) brings
@@ -175,6 +181,7 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
         raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     fields = resolve(fields.get("method", DEFAULT_METHOD))[0].trl_overrides | fields
     authors = {
+        **AUTHORS_LOSS_FIELDS,
         "loss_type": LOSS_TYPE[loss_normalization],
         "bf16": precision == "mixed",
         "lr_scheduler_type": "constant",
