@@ -16,6 +16,7 @@ difference's: the two engines draw different random numbers, so the runs agree i
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -29,17 +30,11 @@ from grpo_prm.toy import ToyConfig, build_trainer, run_toy
 from grpo_prm.toy_batched import BatchedToy
 from grpo_prm.toy_runs import final_frequency
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_toy_step import step_seconds as trainer_step  # one timed trainer step, shared with bench_toy_step
+
 warnings.filterwarnings("ignore")
 hf_logging.set_verbosity_error()
-
-
-def trainer_step(trainer) -> float:
-    start = time.perf_counter()
-    inputs = trainer._prepare_inputs([{"prompt": trainer.processing_class.bos_token}] * trainer.num_generations)
-    trainer.compute_loss(trainer.model, inputs).backward()
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad()
-    return time.perf_counter() - start
 
 
 def batched_step(batched) -> float:
