@@ -21,12 +21,12 @@ include: "workflow/rules/overlap.smk"
 
 
 rule all:
+    default_target: True
     input:
         toy_outputs(),
         math_outputs(),
         eval_outputs(),
         overlap_outputs(),
-    default_target: True
 
 
 # One experiment alone: `snakemake --cores 2 toy`, `... math`, `... evaluation` or `... overlap`.

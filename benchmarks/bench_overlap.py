@@ -96,31 +96,56 @@ def main(argv: list[str] | None = None) -> int:
                 tokens[scale] = record(paths[scale], groups[: args.groups * scale], k, args.steps_per_flush)
             best = time_scales(paths, args.repeats)
             for scale in args.scales:
-                results.append({"k": k, "scale": scale, "groups": args.groups * scale, "tokens": tokens[scale],
-                                "seconds": best[scale], "s_per_token": best[scale] / tokens[scale]})
-    flatness = {k: max(r["s_per_token"] for r in results if r["k"] == k) /
-                min(r["s_per_token"] for r in results if r["k"] == k) for k in args.ks}
+                results.append(
+                    {
+                        "k": k,
+                        "scale": scale,
+                        "groups": args.groups * scale,
+                        "tokens": tokens[scale],
+                        "seconds": best[scale],
+                        "s_per_token": best[scale] / tokens[scale],
+                    }
+                )
+    flatness = {
+        k: max(r["s_per_token"] for r in results if r["k"] == k) / min(r["s_per_token"] for r in results if r["k"] == k)
+        for k in args.ks
+    }
     fits = {k: linear_fit([r for r in results if r["k"] == k]) for k in args.ks}
 
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread, load {load_before[0]:.2f}")
     print(f"{'k':>3} {'scale':>5} {'groups':>6} {'tokens':>9} {'seconds':>8} {'s/token':>9}")
     for r in results:
-        print(f"{r['k']:>3} {r['scale']:>5} {r['groups']:>6} {r['tokens']:>9} {r['seconds']:>8.3f} "
-              f"{r['s_per_token']:>9.2e}")
+        print(
+            f"{r['k']:>3} {r['scale']:>5} {r['groups']:>6} {r['tokens']:>9} {r['seconds']:>8.3f} "
+            f"{r['s_per_token']:>9.2e}"
+        )
     print("largest / smallest s/token per k: " + ", ".join(f"k={k}: {v:.2f}" for k, v in flatness.items()))
     for k, fit in fits.items():
-        print(f"k={k}: seconds = {fit['fixed_s']:.3f} + {fit['s_per_token']:.2e} * tokens "
-              f"(largest residual {fit['max_rel_residual']:.1%})")
+        print(
+            f"k={k}: seconds = {fit['fixed_s']:.3f} + {fit['s_per_token']:.2e} * tokens "
+            f"(largest residual {fit['max_rel_residual']:.1%})"
+        )
 
-    meta = {"command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
-            "repeats": args.repeats, "tokens_per_completion": args.tokens, "base_groups": args.groups,
-            "prompts_per_step": PROMPTS_PER_STEP, "seed": args.seed,
-            "timer": "time.perf_counter, best of repeats, scales interleaved, one warm-up each",
-            "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "threads": 1, "load_average_before": load_before,
-            "load_average_after": os.getloadavg()}
+    meta = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+        "repeats": args.repeats,
+        "tokens_per_completion": args.tokens,
+        "base_groups": args.groups,
+        "prompts_per_step": PROMPTS_PER_STEP,
+        "seed": args.seed,
+        "timer": "time.perf_counter, best of repeats, scales interleaved, one warm-up each",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": 1,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "results": results, "flatness": flatness, "fits": fits}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"meta": meta, "results": results, "flatness": flatness, "fits": fits}, indent=2) + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -146,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(row)
         torch.set_num_threads(default_threads)
 
-    header = (f"{'k':>3} {'thr':>3} {'tokens':>7} {'ours s/tok':>11} {'authors s/tok':>13} {'speedup':>8} "
-              f"{'agree':>5} {'targets':>7}")
+    header = (
+        f"{'k':>3} {'thr':>3} {'tokens':>7} {'ours s/tok':>11} {'authors s/tok':>13} {'speedup':>8} "
+        f"{'agree':>5} {'targets':>7}"
+    )
     print(f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, load average {load_before[0]:.2f}")
     print(header)
     print("-" * len(header))

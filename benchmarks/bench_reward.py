@@ -58,8 +58,10 @@ def main() -> None:
     easy = [r"\boxed{1}"] * args.batch
     times = {"sequential": [], "pooled": []}
     rewards = {}
-    with MathReward(timeout_s=args.timeout, workers=1) as sequential, \
-            MathReward(timeout_s=args.timeout, workers=args.workers) as pooled:
+    with (
+        MathReward(timeout_s=args.timeout, workers=1) as sequential,
+        MathReward(timeout_s=args.timeout, workers=args.workers) as pooled,
+    ):
         for reward in (sequential, pooled):
             reward(easy, ["1"] * args.batch)  # start the children outside the timed calls
         for _ in range(args.repeats):  # interleaved, so drifting machine load hits both
@@ -71,12 +73,18 @@ def main() -> None:
     assert timeouts["pooled"] == timeouts["sequential"] == args.slow * args.repeats
     best = {name: min(t) for name, t in times.items()}
     result = {
-        "batch": args.batch, "slow": args.slow, "timeout_s": args.timeout, "workers": args.workers,
-        "sequential_s": round(best["sequential"], 3), "pooled_s": round(best["pooled"], 3),
+        "batch": args.batch,
+        "slow": args.slow,
+        "timeout_s": args.timeout,
+        "workers": args.workers,
+        "sequential_s": round(best["sequential"], 3),
+        "pooled_s": round(best["pooled"], 3),
         "pooled_in_time_limits": round(best["pooled"] / args.timeout, 2),
         "expected_in_time_limits": math.ceil(args.slow / args.workers),
         "speedup": round(best["sequential"] / best["pooled"], 2),
-        "rewards_identical": True, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "rewards_identical": True,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
     }
     print(json.dumps(result, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

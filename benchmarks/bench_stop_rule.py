@@ -33,8 +33,10 @@ def ended(ids: list[int], eos: int) -> list[int]:
 
 
 def prompt_ids(tokenizer, rows) -> list[list[int]]:
-    texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
-             for r in rows]
+    texts = [
+        tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+        for r in rows
+    ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
@@ -46,9 +48,17 @@ def hf_rollouts(model, tokenizer, prompts, max_new_tokens, temperature, stop: bo
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     torch.manual_seed(seed)
     with torch.no_grad():
-        out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=temperature,
-                             top_p=1.0, top_k=0, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                             logits_processor=[BoxedStopLogitsProcessor(tokenizer)] if stop else None)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            logits_processor=[BoxedStopLogitsProcessor(tokenizer)] if stop else None,
+        )
     rows = out[:, width:].tolist()
     return [ended(r, tokenizer.eos_token_id) for r in rows], out.shape[1] - width
 
@@ -59,8 +69,10 @@ def vllm_rollouts(llm, prompts, max_new_tokens, temperature, eos, stop: bool) ->
     from grpo_prm.vllm_stop import request_args
 
     extra = request_args(eos) if stop else None
-    params = [SamplingParams(temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, seed=i, extra_args=extra)
-              for i in range(len(prompts))]
+    params = [
+        SamplingParams(temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, seed=i, extra_args=extra)
+        for i in range(len(prompts))
+    ]
     outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], sampling_params=params, use_tqdm=False)
     return [list(o.outputs[0].token_ids) for o in outputs]
 
@@ -70,8 +82,13 @@ def token_counts(with_rule, without_rule, tokenizer) -> dict:
     if [truncate_ids_after_first_boxed(r, tokenizer) for r in with_rule] != kept:
         raise SystemExit("kept tokens differ between the rule in the engine and generate-then-cut")
     n_kept, n_in, n_after = sum(map(len, kept)), sum(map(len, with_rule)), sum(map(len, without_rule))
-    return {"kept": n_kept, "generated_rule_in_engine": n_in, "generated_cut_after": n_after,
-            "ratio_rule_in_engine": round(n_in / n_kept, 4), "ratio_cut_after": round(n_after / n_kept, 4)}
+    return {
+        "kept": n_kept,
+        "generated_rule_in_engine": n_in,
+        "generated_cut_after": n_after,
+        "ratio_rule_in_engine": round(n_in / n_kept, 4),
+        "ratio_cut_after": round(n_after / n_kept, 4),
+    }
 
 
 def main() -> None:
@@ -92,9 +109,13 @@ def main() -> None:
     report = {"rows": len(rows), "max_new_tokens": args.max_new_tokens, "temperature": args.temperature}
 
     with_rule, steps = hf_rollouts(model, tokenizer, prompts, args.max_new_tokens, args.temperature, stop=True)
-    without_rule, steps_after = hf_rollouts(model, tokenizer, prompts, args.max_new_tokens, args.temperature, stop=False)
+    without_rule, steps_after = hf_rollouts(
+        model, tokenizer, prompts, args.max_new_tokens, args.temperature, stop=False
+    )
     report["hf"] = token_counts(with_rule, without_rule, tokenizer) | {
-        "batch_positions_rule_in_engine": steps * len(rows), "batch_positions_cut_after": steps_after * len(rows)}
+        "batch_positions_rule_in_engine": steps * len(rows),
+        "batch_positions_cut_after": steps_after * len(rows),
+    }
 
     try:
         import vllm
@@ -105,18 +126,29 @@ def main() -> None:
         llm = vllm.LLM(model=args.model, dtype="float32", enforce_eager=True, seed=0)
         report["vllm"] = token_counts(
             vllm_rollouts(llm, prompts, args.max_new_tokens, args.temperature, eos, stop=True),
-            vllm_rollouts(llm, prompts, args.max_new_tokens, args.temperature, eos, stop=False), tokenizer)
+            vllm_rollouts(llm, prompts, args.max_new_tokens, args.temperature, eos, stop=False),
+            tokenizer,
+        )
         start = time.perf_counter()
-        hf_text = greedy_completions(model, tokenizer, rows, args.max_new_tokens, len(rows),
-                                     logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
+        hf_text = greedy_completions(
+            model,
+            tokenizer,
+            rows,
+            args.max_new_tokens,
+            len(rows),
+            logits_processor=[BoxedStopLogitsProcessor(tokenizer)],
+        )
         hf_s = time.perf_counter() - start
         start = time.perf_counter()
         outs = vllm_rollouts(llm, prompts, args.max_new_tokens, 0.0, eos, stop=True)
         vllm_text = [tokenizer.decode(o, skip_special_tokens=True) for o in outs]
         vllm_s = time.perf_counter() - start
-        report["validation"] = {"hf_s": round(hf_s, 2), "vllm_s": round(vllm_s, 2),
-                                "ratio_hf_over_vllm": round(hf_s / vllm_s, 2),
-                                "same_text": sum(a == b for a, b in zip(hf_text, vllm_text))}
+        report["validation"] = {
+            "hf_s": round(hf_s, 2),
+            "vllm_s": round(vllm_s, 2),
+            "ratio_hf_over_vllm": round(hf_s / vllm_s, 2),
+            "same_text": sum(a == b for a, b in zip(hf_text, vllm_text)),
+        }
     print(json.dumps(report, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -60,8 +60,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    cfgs = [ToyConfig(model="tiny", method=args.method, learning_rate=args.learning_rate, n=1 + i % 2,
-                      r_neg=(-0.5, -1.0, -1.5)[i % 3], seed=i) for i in range(args.runs)]
+    cfgs = [
+        ToyConfig(
+            model="tiny",
+            method=args.method,
+            learning_rate=args.learning_rate,
+            n=1 + i % 2,
+            r_neg=(-0.5, -1.0, -1.5)[i % 3],
+            seed=i,
+        )
+        for i in range(args.runs)
+    ]
     batched = BatchedToy(cfgs)
     with tempfile.TemporaryDirectory() as tmp:
         trainer, _ = build_trainer(cfgs[0], tmp)
@@ -76,21 +85,38 @@ def main(argv=None):
                 times["batched_all_runs"].append(t_batched)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["trainer_per_run"] * args.runs / med["batched_all_runs"]
-    result = {"method": args.method, "runs": args.runs, "repeats": args.repeats, "threads": 1, "median_s": med,
-              "speedup_batched_vs_one_trainer_per_run": ratio}
-    print(f"toy step of {args.runs} runs ({args.method}, 1 thread, median of {args.repeats}): one trainer per run "
-          f"{med['trainer_per_run'] * args.runs:.2f} s, batched {med['batched_all_runs']:.3f} s: ×{ratio:.1f}")
+    result = {
+        "method": args.method,
+        "runs": args.runs,
+        "repeats": args.repeats,
+        "threads": 1,
+        "median_s": med,
+        "speedup_batched_vs_one_trainer_per_run": ratio,
+    }
+    print(
+        f"toy step of {args.runs} runs ({args.method}, 1 thread, median of {args.repeats}): one trainer per run "
+        f"{med['trainer_per_run'] * args.runs:.2f} s, batched {med['batched_all_runs']:.3f} s: ×{ratio:.1f}"
+    )
 
     if args.agreement_seeds:
-        cell = {"model": "tiny", "method": args.method, "learning_rate": args.learning_rate, "n": 1, "r_neg": -1.0,
-                "steps": args.agreement_steps}
+        cell = {
+            "model": "tiny",
+            "method": args.method,
+            "learning_rate": args.learning_rate,
+            "n": 1,
+            "r_neg": -1.0,
+            "steps": args.agreement_steps,
+        }
         seeds = range(args.agreement_seeds)
         last = min(50, args.agreement_steps)
         via_trainer = [final_frequency(run_toy(ToyConfig(seed=s, **cell)), last) for s in seeds]
         batched_runs = BatchedToy([ToyConfig(seed=s, **cell) for s in seeds]).train()
         via_batched = [final_frequency(run, last) for run in batched_runs]
-        result["agreement"] = {"trainer": interval(via_trainer), "batched": interval(via_batched),
-                               "paired_difference": interval([b - a for a, b in zip(via_trainer, via_batched)])}
+        result["agreement"] = {
+            "trainer": interval(via_trainer),
+            "batched": interval(via_batched),
+            "paired_difference": interval([b - a for a, b in zip(via_trainer, via_batched)]),
+        }
         for name, iv in result["agreement"].items():
             print(f"  final target frequency, {name:<17} {iv['mean']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -66,17 +66,29 @@ def main(argv=None):
                 t = step_seconds(trainer)
                 if i >= 2:
                     times[name].append(t)
-        extra = {name: statistics.mean(trainers[name]._metrics["train"].get("prm/extra_sampled_tokens", [0]))
-                 for name in trainers}
+        extra = {
+            name: statistics.mean(trainers[name]._metrics["train"].get("prm/extra_sampled_tokens", [0]))
+            for name in trainers
+        }
     med = {name: statistics.median(v) for name, v in times.items()}
-    result = {"repeats": args.repeats, "threads": torch.get_num_threads(), "mc_continuations": args.mc_continuations,
-              "median_s": med, "ratio_to_grpo": {n: med[n] / med["grpo"] for n in med},
-              "extra_sampled_tokens_per_step": extra, "group_tokens_per_step": base.group_size * base.depth}
-    print(f"toy step, median of {args.repeats} (1 thread); the group itself samples "
-          f"{result['group_tokens_per_step']} tokens per step")
+    result = {
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "mc_continuations": args.mc_continuations,
+        "median_s": med,
+        "ratio_to_grpo": {n: med[n] / med["grpo"] for n in med},
+        "extra_sampled_tokens_per_step": extra,
+        "group_tokens_per_step": base.group_size * base.depth,
+    }
+    print(
+        f"toy step, median of {args.repeats} (1 thread); the group itself samples "
+        f"{result['group_tokens_per_step']} tokens per step"
+    )
     for name, seconds in med.items():
-        print(f"  {name:<20} {seconds * 1e3:7.2f} ms   × GRPO {result['ratio_to_grpo'][name]:.2f}   "
-              f"extra sampled tokens/step {extra[name]:.0f}")
+        print(
+            f"  {name:<20} {seconds * 1e3:7.2f} ms   × GRPO {result['ratio_to_grpo'][name]:.2f}   "
+            f"extra sampled tokens/step {extra[name]:.0f}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

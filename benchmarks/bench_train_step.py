@@ -52,8 +52,17 @@ def make_trainer(cls, config_cls, rows, k, vocab, tmp, hooks=None, **extra):
     tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(vocab)}, unk_token="w0"))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="w0", pad_token="w0")
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=len(rows[0]) + 8, n_embd=256, n_layer=4,
-                                       n_head=4, bos_token_id=0, eos_token_id=0))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=vocab,
+            n_positions=len(rows[0]) + 8,
+            n_embd=256,
+            n_layer=4,
+            n_head=4,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
 
     def rollout(prompts, trainer):
         return {"prompt_ids": [[1]] * len(rows), "completion_ids": rows, "logprobs": [[0.0] * len(r) for r in rows]}
@@ -61,11 +70,27 @@ def make_trainer(cls, config_cls, rows, k, vocab, tmp, hooks=None, **extra):
     def reward(completion_ids, **kw):
         return [float(sum(r) % 2) for r in completion_ids]
 
-    args = config_cls(output_dir=tmp, num_generations=k, per_device_train_batch_size=len(rows), bf16=False,
-                      use_cpu=True, report_to="none", max_completion_length=len(rows[0]),
-                      use_bias_correction_kl=False, disable_dropout=True, **extra)  # same model work for both
-    trainer = cls(model=model, reward_funcs=reward, args=args, processing_class=tokenizer, rollout_func=rollout,
-                  train_dataset=Dataset.from_dict({"prompt": ["w1"] * len(rows)}), **(hooks or {}))
+    args = config_cls(
+        output_dir=tmp,
+        num_generations=k,
+        per_device_train_batch_size=len(rows),
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        max_completion_length=len(rows[0]),
+        use_bias_correction_kl=False,
+        disable_dropout=True,
+        **extra,
+    )  # same model work for both
+    trainer = cls(
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        processing_class=tokenizer,
+        rollout_func=rollout,
+        train_dataset=Dataset.from_dict({"prompt": ["w1"] * len(rows)}),
+        **(hooks or {}),
+    )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     return trainer
@@ -107,8 +132,16 @@ def main(argv=None):
     rows = make_batch(args.k, args.groups, args.length, args.vocab)
     with tempfile.TemporaryDirectory() as tmp:
         grpo = make_trainer(GRPOTrainer, GRPOConfig, rows, args.k, args.vocab, tmp)
-        lam = make_trainer(LambdaGRPOTrainer, LambdaGRPOConfig, rows, args.k, args.vocab, tmp,
-                           hooks={"on_batch": BatchRecorder()}, method="lambda_grpo")
+        lam = make_trainer(
+            LambdaGRPOTrainer,
+            LambdaGRPOConfig,
+            rows,
+            args.k,
+            args.vocab,
+            tmp,
+            hooks={"on_batch": BatchRecorder()},
+            method="lambda_grpo",
+        )
         times = {"grpo": [], "lambda_grpo": []}
         for i in range(args.repeats + 1):  # first round is warm-up
             for name, trainer in (("grpo", grpo), ("lambda_grpo", lam)):
@@ -118,13 +151,21 @@ def main(argv=None):
     med = {name: statistics.median(v) for name, v in times.items()}
     extra = lambda_work_seconds(rows, args.k, args.repeats)
     result = {
-        "k": args.k, "groups": args.groups, "length": args.length, "repeats": args.repeats,
-        "threads": torch.get_num_threads(), "median_s": med, "ratio_lambda_over_grpo": med["lambda_grpo"] / med["grpo"],
-        "lambda_work_s": extra, "lambda_work_fraction_of_grpo_step": extra / med["grpo"],
+        "k": args.k,
+        "groups": args.groups,
+        "length": args.length,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "median_s": med,
+        "ratio_lambda_over_grpo": med["lambda_grpo"] / med["grpo"],
+        "lambda_work_s": extra,
+        "lambda_work_fraction_of_grpo_step": extra / med["grpo"],
     }
-    print(f"step (median of {args.repeats}): TRL GRPO {med['grpo']:.4f} s, λ-GRPO {med['lambda_grpo']:.4f} s, "
-          f"ratio {result['ratio_lambda_over_grpo']:.3f} (target ≤ 1.02); λ-specific work alone {extra * 1e3:.2f} ms "
-          f"= {100 * result['lambda_work_fraction_of_grpo_step']:.3f}% of a GRPO step")
+    print(
+        f"step (median of {args.repeats}): TRL GRPO {med['grpo']:.4f} s, λ-GRPO {med['lambda_grpo']:.4f} s, "
+        f"ratio {result['ratio_lambda_over_grpo']:.3f} (target ≤ 1.02); λ-specific work alone {extra * 1e3:.2f} ms "
+        f"= {100 * result['lambda_work_fraction_of_grpo_step']:.3f}% of a GRPO step"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

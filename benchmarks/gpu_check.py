@@ -1,4 +1,5 @@
-"""One-command GPU check of the paper profile's costs on one NVIDIA GPU, without the Hub (docs/operations.md, "GPU check").
+"""One-command GPU check of the paper profile's costs on one NVIDIA GPU, without the Hub
+(docs/operations.md, "GPU check").
 
     bash benchmarks/gpu_check.sh            # or: make gpu-check; writes benchmarks/results/gpu_check.json
 
@@ -59,8 +60,10 @@ def prompts(tokenizer, n: int) -> list[list[int]]:
     from grpo_prm.word_problems import offline_splits
 
     rows = offline_splits(n, 1, 0, seed=1)[0][:n]
-    texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
-             for r in rows]
+    texts = [
+        tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+        for r in rows
+    ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
@@ -77,10 +80,22 @@ def vllm_rollout(folder: Path, prompt_ids, k: int, settings: dict, eos: int) -> 
 
     from grpo_prm.vllm_stop import request_args
 
-    llm = LLM(model=str(folder), dtype="bfloat16", gpu_memory_utilization=0.35, seed=0,
-              max_model_len=settings["max_tokens"] + 1024, enforce_eager=False)
-    params = SamplingParams(n=k, temperature=settings["temperature"], top_p=settings["top_p"],
-                            max_tokens=settings["max_tokens"], seed=0, extra_args=request_args(eos))
+    llm = LLM(
+        model=str(folder),
+        dtype="bfloat16",
+        gpu_memory_utilization=0.35,
+        seed=0,
+        max_model_len=settings["max_tokens"] + 1024,
+        enforce_eager=False,
+    )
+    params = SamplingParams(
+        n=k,
+        temperature=settings["temperature"],
+        top_p=settings["top_p"],
+        max_tokens=settings["max_tokens"],
+        seed=0,
+        extra_args=request_args(eos),
+    )
     prompt_list = [{"prompt_token_ids": p} for p in prompt_ids]
     llm.generate(prompt_list[:1], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
     start = time.perf_counter()
@@ -92,8 +107,12 @@ def vllm_rollout(folder: Path, prompt_ids, k: int, settings: dict, eos: int) -> 
     gc.collect()
     torch.cuda.empty_cache()
     generated = sum(map(len, completions))
-    return {"tokens_per_s": generated / seconds, "seconds": seconds, "generated_tokens": generated,
-            "gpu_memory_used_gib": (used[1] - used[0]) / 2**30}, completions
+    return {
+        "tokens_per_s": generated / seconds,
+        "seconds": seconds,
+        "generated_tokens": generated,
+        "gpu_memory_used_gib": (used[1] - used[0]) / 2**30,
+    }, completions
 
 
 def hf_rollout(folder: Path, prompt_ids, k: int, settings: dict) -> tuple[dict, list[list[int]]]:
@@ -110,10 +129,17 @@ def hf_rollout(folder: Path, prompt_ids, k: int, settings: dict) -> tuple[dict, 
     mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompt_ids])[:, None]).long().cuda()
     torch.manual_seed(0)
     start = time.perf_counter()
-    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=settings["temperature"],
-                         top_p=settings["top_p"], max_new_tokens=settings["max_tokens"], num_return_sequences=k,
-                         logits_processor=LogitsProcessorList([BoxedStopLogitsProcessor(tokenizer)]),
-                         pad_token_id=tokenizer.pad_token_id)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        do_sample=True,
+        temperature=settings["temperature"],
+        top_p=settings["top_p"],
+        max_new_tokens=settings["max_tokens"],
+        num_return_sequences=k,
+        logits_processor=LogitsProcessorList([BoxedStopLogitsProcessor(tokenizer)]),
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     eos = tokenizer.eos_token_id
@@ -125,8 +151,12 @@ def hf_rollout(folder: Path, prompt_ids, k: int, settings: dict) -> tuple[dict, 
     del model
     gc.collect()
     torch.cuda.empty_cache()
-    return {"tokens_per_s": generated / seconds, "seconds": seconds, "generated_tokens": generated,
-            "peak_gpu_memory_gib": peak}, completions
+    return {
+        "tokens_per_s": generated / seconds,
+        "seconds": seconds,
+        "generated_tokens": generated,
+        "peak_gpu_memory_gib": peak,
+    }, completions
 
 
 def step_times(folder: Path, prompt_ids, completions, k: int, precision: str, steps: int) -> dict:
@@ -142,8 +172,11 @@ def step_times(folder: Path, prompt_ids, completions, k: int, precision: str, st
     batch = len(completions)
 
     def rollout(prompts, trainer):
-        return {"prompt_ids": [prompt_ids[i // k] for i in range(batch)], "completion_ids": completions,
-                "logprobs": [[0.0] * len(c) for c in completions]}
+        return {
+            "prompt_ids": [prompt_ids[i // k] for i in range(batch)],
+            "completion_ids": completions,
+            "logprobs": [[0.0] * len(c) for c in completions],
+        }
 
     def reward(completion_ids, **kw):  # any reward that varies within groups, so the advantages are not all zero
         return [float(sum(c) % 2) for c in completion_ids]
@@ -161,13 +194,29 @@ def step_times(folder: Path, prompt_ids, completions, k: int, precision: str, st
             self.seconds.append(time.perf_counter() - self.start)
 
     with tempfile.TemporaryDirectory() as out:
-        args = authors_grpo_config("token", precision, output_dir=out, method="lambda_grpo", beta=0.0,
-                                   learning_rate=1e-6, num_generations=k, per_device_train_batch_size=batch,
-                                   max_steps=steps, max_completion_length=max(map(len, completions)),
-                                   temperature=0.75, save_strategy="no", disable_tqdm=True)
-        trainer = LambdaGRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tokenizer,
-                                    rollout_func=rollout,
-                                    train_dataset=Dataset.from_dict({"prompt": ["x"] * batch * steps}))
+        args = authors_grpo_config(
+            "token",
+            precision,
+            output_dir=out,
+            method="lambda_grpo",
+            beta=0.0,
+            learning_rate=1e-6,
+            num_generations=k,
+            per_device_train_batch_size=batch,
+            max_steps=steps,
+            max_completion_length=max(map(len, completions)),
+            temperature=0.75,
+            save_strategy="no",
+            disable_tqdm=True,
+        )
+        trainer = LambdaGRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            processing_class=tokenizer,
+            rollout_func=rollout,
+            train_dataset=Dataset.from_dict({"prompt": ["x"] * batch * steps}),
+        )
         clock = Clock()
         trainer.add_callback(clock)
         torch.cuda.reset_peak_memory_stats()
@@ -230,17 +279,26 @@ def main(argv=None) -> None:
         prompt_ids = prompts(tokenizer, args.prompts)
         v, v_completions = vllm_rollout(folder, prompt_ids, args.k, settings, tokenizer.eos_token_id)
         h, h_completions = hf_rollout(folder, prompt_ids, args.k, settings)
-        v["kept_tokens"], h["kept_tokens"] = kept_tokens(v_completions, tokenizer), kept_tokens(h_completions, tokenizer)
+        v["kept_tokens"], h["kept_tokens"] = (
+            kept_tokens(v_completions, tokenizer),
+            kept_tokens(h_completions, tokenizer),
+        )
         mixed = step_times(folder, prompt_ids, v_completions, args.k, "mixed", args.steps)
         fp32 = step_times(folder, prompt_ids, v_completions, args.k, "fp32", args.steps)
         lam = lambda_seconds(v_completions, args.k)
-        params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(folder)
-                     .parameters())
+        params = sum(
+            p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(folder).parameters()
+        )
     result = {
         "gpu": torch.cuda.get_device_name(0),
         "versions": {"torch": torch.__version__, "vllm": vllm.__version__, "cuda": torch.version.cuda},
-        "model": {"kind": "tiny-model recipe, random weights", "hidden": args.hidden, "layers": args.layers,
-                  "heads": args.heads, "parameters": params},
+        "model": {
+            "kind": "tiny-model recipe, random weights",
+            "hidden": args.hidden,
+            "layers": args.layers,
+            "heads": args.heads,
+            "parameters": params,
+        },
         "settings": settings | {"prompts": args.prompts, "k": args.k, "stop_rule": "first closed \\boxed{}"},
         "rollout": {"vllm": v, "hf_generate": h, "vllm_over_hf_tokens_per_s": v["tokens_per_s"] / h["tokens_per_s"]},
         "step": {"mixed": mixed, "fp32": fp32, "fp32_over_mixed": fp32["step_s"] / mixed["step_s"]},

@@ -76,8 +76,9 @@ def span_text(ids: list[int], tokenizer=None, max_chars: int = 60) -> str:
     return text.replace("$", r"\$")  # literal dollars, not mathtext
 
 
-def tree_figure(token_ids, mask, rewards, tokenizer=None, eps: float = 1e-4, max_chars: int = 60,
-                title: str | None = None) -> plt.Figure:
+def tree_figure(
+    token_ids, mask, rewards, tokenizer=None, eps: float = 1e-4, max_chars: int = 60, title: str | None = None
+) -> plt.Figure:
     """Draw one group's prefix tree: every node with its span, members, |λ|, R̂(λ) and Â(λ), coloured by Â.
 
     Args:
@@ -131,14 +132,24 @@ def tree_figure(token_ids, mask, rewards, tokenizer=None, eps: float = 1e-4, max
             if node in ends:
                 lines[-1] += "  (r=" + ",".join(f"{rewards[i]:g}" for i in ends[node]) + ")"
             text, face = "\n".join(lines), cmap(0.2 + 0.6 * norm(s.advantage))
-        ax.text(x, y, text, ha="center", va="center", fontsize=7.5, zorder=2, family="DejaVu Sans",
-                bbox={"boxstyle": "round,pad=0.3", "facecolor": face, "edgecolor": "0.3", "alpha": 0.95})
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            zorder=2,
+            family="DejaVu Sans",
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": face, "edgecolor": "0.3", "alpha": 0.95},
+        )
     ax.set_xlim(-0.5, depth + 0.5)
     ax.set_ylim(leaves - 0.4, -0.6)
     ax.axis("off")
     r = torch.tensor(rewards, dtype=torch.float64)
-    ax.set_title(title or f"prefix tree of one group: k = {k}, mean r = {r.mean():.2f}, std r = {r.std():.2f}",
-                 fontsize=9)
+    ax.set_title(
+        title or f"prefix tree of one group: k = {k}, mean r = {r.mean():.2f}, std r = {r.std():.2f}", fontsize=9
+    )
     fig.tight_layout()
     return fig
 
@@ -157,16 +168,24 @@ def main(argv=None) -> None:
     parser.add_argument("--step", type=int, help="training step of the group (default: pick one, see above)")
     tree = schema_defaults("overlap")["tree"]  # the config's overlap.tree
     parser.add_argument("--group", type=int, default=tree["group"], help="group within --step (default: %(default)s)")
-    parser.add_argument("--min-distinct", type=int, default=tree["min_distinct_step_rewards"],
-                        help="wanted distinct step rewards (default: %(default)s)")
-    parser.add_argument("--max-chars", type=int, default=tree["max_chars"], help="spans longer than this are cut (default: %(default)s)")
+    parser.add_argument(
+        "--min-distinct",
+        type=int,
+        default=tree["min_distinct_step_rewards"],
+        help="wanted distinct step rewards (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-chars", type=int, default=tree["max_chars"], help="spans longer than this are cut (default: %(default)s)"
+    )
     parser.add_argument("--out-prefix", required=True, help="writes <prefix>.png, .pdf and .data.csv")
     args = parser.parse_args(argv)
     run = Path(args.run)
     step, group, ids, mask, rewards, distinct, tokenizer = exit_on_error(lambda: load_group(run, args))
     k = ids.shape[0]
-    title = (f"{run.name}: step {step}, group {group}; k = {k}, mean r = {rewards.mean():.2f}, "
-             f"{distinct} distinct step rewards R̂(λ); colour = Â(λ)")
+    title = (
+        f"{run.name}: step {step}, group {group}; k = {k}, mean r = {rewards.mean():.2f}, "
+        f"{distinct} distinct step rewards R̂(λ); colour = Â(λ)"
+    )
     fig = tree_figure(ids, mask, rewards, tokenizer=tokenizer, max_chars=args.max_chars, title=title)
     save_figure(fig, args.out_prefix)
 

@@ -7,8 +7,9 @@ Usage:
 
 Writes <prefix>.png, <prefix>.pdf, <prefix>.data.csv and the table <table-prefix>.csv / .md. Per method and rate:
 the mean over tuning seeds (each seed's mean over the cells) of the final target frequency (Table 1's metric), with
-its 95 % t-interval as a band; the rate each method reports at (`selected`, the highest mean: `grpo_prm.toy_runs.learning_rate_sweep`) is marked. train_toy
-reads the selection from the table's CSV. Nothing is written if any input is bad (one-line error, non-zero exit).
+its 95 % t-interval as a band; the rate each method reports at (`selected`, the highest mean:
+`grpo_prm.toy_runs.learning_rate_sweep`) is marked. train_toy reads the selection from the table's CSV. Nothing is
+written if any input is bad (one-line error, non-zero exit).
 """
 
 from pathlib import Path
@@ -46,8 +47,12 @@ def plot(table) -> plt.Figure:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = table_parser(__doc__, "sweep run CSVs", "<prefix>.png, <prefix>.pdf, <prefix>.data.csv")
-    parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
-                        help="final steps averaged per run (paper: 50)")
+    parser.add_argument(
+        "--last",
+        type=int,
+        default=schema_defaults("toy")["last_steps"],
+        help="final steps averaged per run (paper: 50)",
+    )
     parser.add_argument("--table-prefix", required=True, help="<prefix>.csv and <prefix>.md of the selection table")
     args = parser.parse_args(argv)
     table = exit_on_error(lambda: learning_rate_sweep(read_runs(args.runs), args.last))
@@ -56,11 +61,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
         paths = save_figure(fig, args.out_prefix)
     finally:
         plt.close(fig)
-    shown = table.assign(method=table.method.map(lambda m: METHOD_LABELS.get(m, m)),
-                         selected=table.selected.map({True: "★", False: ""}))
-    caption = ("Toy tree, learning-rate sweep on the tuning seeds (disjoint from the reporting seeds): final target "
-               "frequency, mean over seeds (each the mean over the cells) with a 95 % t-interval; ★ the rate each "
-               "method's rows of table_toy_seeds use (the highest mean).")
+    shown = table.assign(
+        method=table.method.map(lambda m: METHOD_LABELS.get(m, m)), selected=table.selected.map({True: "★", False: ""})
+    )
+    caption = (
+        "Toy tree, learning-rate sweep on the tuning seeds (disjoint from the reporting seeds): final target "
+        "frequency, mean over seeds (each the mean over the cells) with a 95 % t-interval; ★ the rate each "
+        "method's rows of table_toy_seeds use (the highest mean)."
+    )
     markdown = f"{caption}\n\n{shown.to_markdown(index=False, floatfmt='.3g')}\n"
     return [*paths, *save_table(table, args.table_prefix, markdown)]
 

@@ -25,8 +25,11 @@ from grpo_prm.toy_runs import figure_main
 
 def smoothed_band(runs: list[pd.DataFrame], smooth: int) -> pd.DataFrame:
     """Per step: mean over seeds of the smoothed frequency, and the 95 % t-interval (low, high) of that mean."""
-    curves = pd.concat([df.set_index("step")["target_freq"].rolling(smooth, min_periods=1).mean() for df in runs],
-                       axis=1, ignore_index=True)
+    curves = pd.concat(
+        [df.set_index("step")["target_freq"].rolling(smooth, min_periods=1).mean() for df in runs],
+        axis=1,
+        ignore_index=True,
+    )
     band = seed_band(curves.stack().groupby(level="step")).set_index("step")
     return band.rename(columns={"lo": "low", "hi": "high"})[["mean", "low", "high"]]
 
@@ -35,8 +38,13 @@ def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) 
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     for i, (method, runs) in enumerate(by_method.items()):
         band = smoothed_band(runs, smooth)
-        ax.plot(band.index, band["mean"], color=f"C{i}", lw=1.6,
-                label=f"{METHOD_LABELS.get(method, method)} ({len(runs)} seeds)")
+        ax.plot(
+            band.index,
+            band["mean"],
+            color=f"C{i}",
+            lw=1.6,
+            label=f"{METHOD_LABELS.get(method, method)} ({len(runs)} seeds)",
+        )
         if len(runs) > 1:
             ax.fill_between(band.index, band["low"].clip(0, 1), band["high"].clip(0, 1), color=f"C{i}", alpha=0.15)
     ax.set_xlabel("training step")
@@ -45,8 +53,9 @@ def plot_methods(by_method: dict[str, list], n: int, r_neg: float, smooth: int) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     how = "raw per-step values" if smooth == 1 else f"{smooth}-step moving average"
-    ax.set_title(f"Toy tree, n = {n}, $r_{{neg}}$ = {r_neg:.1f}: seed mean ({how}) and its 95 % t-interval",
-                 fontsize=10)
+    ax.set_title(
+        f"Toy tree, n = {n}, $r_{{neg}}$ = {r_neg:.1f}: seed mean ({how}) and its 95 % t-interval", fontsize=10
+    )
     fig.tight_layout()
     return fig
 

@@ -21,7 +21,7 @@ from grpo_prm.methods import METHOD_LABELS, method_order
 
 
 def plot(band, level: float) -> plt.Figure:
-    (model, beta), = band[["model", "beta"]].drop_duplicates().itertuples(index=False, name=None)
+    ((model, beta),) = band[["model", "beta"]].drop_duplicates().itertuples(index=False, name=None)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for i, (method, m) in enumerate(band.groupby("method", sort=False)):
         seeds = int(m.n.max())
@@ -45,8 +45,12 @@ def load_one_cell(paths):
 
 def main(argv=None) -> None:
     parser = table_parser(__doc__, "finished run folders or their config.json", "<prefix>.png, .pdf and .data.csv")
-    parser.add_argument("--interval", type=open_fraction, default=schema_defaults("math")["figure"]["interval"],
-                        help="confidence level of the band")
+    parser.add_argument(
+        "--interval",
+        type=open_fraction,
+        default=schema_defaults("math")["figure"]["interval"],
+        help="confidence level of the band",
+    )
     args = parser.parse_args(argv)
     df = exit_on_error(lambda: load_one_cell(args.runs))
     order = method_order(df.method.unique())

@@ -26,8 +26,10 @@ def markdown(peaks, summary) -> str:
             df[col] = df[col].map(lambda v, f=f: "—" if pd.isna(v) else f.format(v))
         return df.to_markdown(index=False)
 
-    return ("## Seed means per (model, β, method)\n\npeak_step_vs_grpo < 1: the method peaks earlier than GRPO.\n\n"
-            f"{show(summary)}\n\n## Per run\n\n{show(peaks)}\n")
+    return (
+        "## Seed means per (model, β, method)\n\npeak_step_vs_grpo < 1: the method peaks earlier than GRPO.\n\n"
+        f"{show(summary)}\n\n## Per run\n\n{show(peaks)}\n"
+    )
 
 
 def main(argv=None) -> None:

@@ -148,8 +148,12 @@ def _tex_header(col: str) -> str:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = table_parser(__doc__, "run CSVs (one per method/n/r_neg/seed)", "<prefix>.md, <prefix>.csv, <prefix>.tex")
-    parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
-                        help="final steps averaged per run (paper: 50)")
+    parser.add_argument(
+        "--last",
+        type=int,
+        default=schema_defaults("toy")["last_steps"],
+        help="final steps averaged per run (paper: 50)",
+    )
     parser.add_argument("--paper", required=True, help="the paper's Table 1 as CSV (n, r_neg, grpo, lambda_grpo)")
     args = parser.parse_args(argv)
 

@@ -87,8 +87,11 @@ def read_result(path: str | Path) -> dict:
     protocol = data.get("protocol") or {}
     source = f"ours:{protocol['name']}" if protocol.get("name") else "ours"  # results written before protocols
     # with seed_spread (sober), each seed's accuracy per benchmark (grpo_prm.evaluate's seed_accuracy)
-    seeds = {b: t.get("seed_accuracy") for b, t in data["tasks"].items() if b in scores} if protocol.get(
-        "seed_spread") else None
+    seeds = (
+        {b: t.get("seed_accuracy") for b, t in data["tasks"].items() if b in scores}
+        if protocol.get("seed_spread")
+        else None
+    )
     return {"source": source, "samples": samples_label(protocol.get("samples", 1)), "model": str(identity["model"]),
             "beta": beta, "method": str(identity["method"]), "seed": int(identity.get("seed", 0)), "scores": scores,
             "seed_accuracy": seeds, "path": str(path)}  # fmt: skip
@@ -299,7 +302,9 @@ def display_differences(diff: pd.DataFrame, cols: list[str], table: pd.DataFrame
         + [_diff_cell(r, c) for c in [*cols, "avg"]]
         for _, r in diff.iterrows()
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["Model", "β", "Version", "Source", "Difference", *(COLUMNS[b] for b in cols), "Avg."])
+    return pd.DataFrame(
+        rows, columns=["Model", "β", "Version", "Source", "Difference", *(COLUMNS[b] for b in cols), "Avg."]
+    )
 
 
 def _n(count: int, word: str) -> str:
@@ -409,14 +414,23 @@ def figure(table: pd.DataFrame):
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
-    parser = table_parser(__doc__, "grpo_prm.evaluate result JSONs", "<prefix>.{md,csv,tex,png,pdf}", inputs="--results")
+    parser = table_parser(
+        __doc__, "grpo_prm.evaluate result JSONs", "<prefix>.{md,csv,tex,png,pdf}", inputs="--results"
+    )
     parser.add_argument("--paper", required=True, help="the paper's Table 2 as CSV (reference/table2_paper.csv)")
-    parser.add_argument("--sober", default=None,
-                        help="Hochlehnert et al. 2025's rows as CSV (reference/table2_sober.csv), beside the sober protocol")
+    parser.add_argument(
+        "--sober",
+        default=None,
+        help="Hochlehnert et al. 2025's rows as CSV (reference/table2_sober.csv), beside the sober protocol",
+    )
     args = parser.parse_args(argv)
-    table = exit_on_error(lambda: build_table2(
-        build_ours([read_result(p) for p in args.results]), read_paper(args.paper),
-        read_paper(args.sober, extra=("_seed_std",)) if args.sober else None))
+    table = exit_on_error(
+        lambda: build_table2(
+            build_ours([read_result(p) for p in args.results]),
+            read_paper(args.paper),
+            read_paper(args.sober, extra=("_seed_std",)) if args.sober else None,
+        )
+    )
     texts = render(table)
     fig = figure(table)
     writers = {suffix: partial(write_text, text) for suffix, text in texts.items()}

@@ -23,12 +23,18 @@ PAPER_COLUMNS = ["k", "steps", "groups", "flat_groups", "nontrivial_pct"]
 
 def row(k: int, steps: pd.DataFrame, summary: dict) -> dict:
     last = steps.iloc[-1]
-    return {"k": k, "steps": summary["steps"], "groups": summary["groups"], "flat_groups": summary["flat_groups"],
-            "nontrivial_pct": summary["nontrivial_pct"],
-            "duplicate_share": (steps["duplicate_share"] * steps["trajectories"]).sum() / steps["trajectories"].sum(),
-            "path_depth_mean": last["path_depth_mean_cum"], "path_depth_mean_last": last["path_depth_mean"],
-            "intermediate_proportion_mean": last["intermediate_proportion_mean_cum"],
-            "intermediate_proportion_mean_last": last["intermediate_proportion_mean"]}
+    return {
+        "k": k,
+        "steps": summary["steps"],
+        "groups": summary["groups"],
+        "flat_groups": summary["flat_groups"],
+        "nontrivial_pct": summary["nontrivial_pct"],
+        "duplicate_share": (steps["duplicate_share"] * steps["trajectories"]).sum() / steps["trajectories"].sum(),
+        "path_depth_mean": last["path_depth_mean_cum"],
+        "path_depth_mean_last": last["path_depth_mean"],
+        "intermediate_proportion_mean": last["intermediate_proportion_mean_cum"],
+        "intermediate_proportion_mean_last": last["intermediate_proportion_mean"],
+    }
 
 
 def build(folders, paper_csv) -> pd.DataFrame:
@@ -45,24 +51,31 @@ def markdown(table: pd.DataFrame) -> str:
     def count(flat, groups):
         return "—" if pd.isna(groups) else f"{int(flat):,} / {int(groups):,}"
 
-    shown = pd.DataFrame({
-        "k": table.k,
-        "steps": table.steps,
-        "flat / groups": [count(f, g) for f, g in zip(table.flat_groups, table.groups)],
-        "non-trivial": table.nontrivial_pct.map("{:.2f} %".format),
-        "duplicates": table.duplicate_share.map("{:.1%}".format),
-        "path depth (all / last step)": [f"{a:.2f} / {b:.2f}" for a, b in
-                                         zip(table.path_depth_mean, table.path_depth_mean_last)],
-        "intermediate proportion (all / last step)": [f"{a:.3f} / {b:.3f}" for a, b in zip(
-            table.intermediate_proportion_mean, table.intermediate_proportion_mean_last)],
-        "paper steps": table.paper_steps.map(lambda v: "—" if pd.isna(v) else f"{int(v):,}"),
-        "paper flat / groups": [count(f, g) for f, g in zip(table.paper_flat_groups, table.paper_groups)],
-        "paper non-trivial": table.paper_nontrivial_pct.map(lambda v: "—" if pd.isna(v) else f"{v:.2f} %"),
-    })
-    return ("Overlap headline (paper §3): groups whose prefix tree is flat (no token with 1 < |λ| < k outside a leaf "
-            "of identical completions, so the implied PRM is the ORM), the share of completions with an identical "
-            "copy in their group, and the mean path depth and intermediate proportion per trajectory.\n\n"
-            f"{shown.to_markdown(index=False, disable_numparse=True)}\n")
+    shown = pd.DataFrame(
+        {
+            "k": table.k,
+            "steps": table.steps,
+            "flat / groups": [count(f, g) for f, g in zip(table.flat_groups, table.groups)],
+            "non-trivial": table.nontrivial_pct.map("{:.2f} %".format),
+            "duplicates": table.duplicate_share.map("{:.1%}".format),
+            "path depth (all / last step)": [
+                f"{a:.2f} / {b:.2f}" for a, b in zip(table.path_depth_mean, table.path_depth_mean_last)
+            ],
+            "intermediate proportion (all / last step)": [
+                f"{a:.3f} / {b:.3f}"
+                for a, b in zip(table.intermediate_proportion_mean, table.intermediate_proportion_mean_last)
+            ],
+            "paper steps": table.paper_steps.map(lambda v: "—" if pd.isna(v) else f"{int(v):,}"),
+            "paper flat / groups": [count(f, g) for f, g in zip(table.paper_flat_groups, table.paper_groups)],
+            "paper non-trivial": table.paper_nontrivial_pct.map(lambda v: "—" if pd.isna(v) else f"{v:.2f} %"),
+        }
+    )
+    return (
+        "Overlap headline (paper §3): groups whose prefix tree is flat (no token with 1 < |λ| < k outside a leaf "
+        "of identical completions, so the implied PRM is the ORM), the share of completions with an identical "
+        "copy in their group, and the mean path depth and intermediate proportion per trajectory.\n\n"
+        f"{shown.to_markdown(index=False, disable_numparse=True)}\n"
+    )
 
 
 def main(argv=None) -> None:

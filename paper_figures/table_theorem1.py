@@ -17,8 +17,13 @@ from grpo_prm.cli import exit_on_error, table_parser
 from grpo_prm.io import save_table
 from grpo_prm.overlap_runs import OverlapRunError, load_run
 
-COLUMNS = ["theorem1_groups", "theorem1_tokens", "theorem1_max_loss_diff", "theorem1_max_abs_loss",
-           "theorem1_max_abs_diff"]
+COLUMNS = [
+    "theorem1_groups",
+    "theorem1_tokens",
+    "theorem1_max_loss_diff",
+    "theorem1_max_abs_loss",
+    "theorem1_max_abs_diff",
+]
 
 
 def build(folders) -> pd.DataFrame:
@@ -32,17 +37,21 @@ def build(folders) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "k": table.k,
-        "groups checked": table.groups,
-        "tokens": table.tokens.map("{:,}".format),
-        "max |L_GRPO − L_PRM|": table.max_loss_diff.map("{:.1e}".format),
-        "max |L_GRPO|": table.max_abs_loss.map("{:.3f}".format),
-        "max per-step term difference": table.max_abs_diff.map("{:.1e}".format),
-    })
-    return ("Theorem 1 on recorded groups: GRPO's loss against the PRM-aware loss (Eq. 6) with step advantages "
-            "Â(λ), at μ = 1, β = 0, token-level normalisation.\n\n"
-            f"{shown.to_markdown(index=False, disable_numparse=True)}\n")
+    shown = pd.DataFrame(
+        {
+            "k": table.k,
+            "groups checked": table.groups,
+            "tokens": table.tokens.map("{:,}".format),
+            "max |L_GRPO − L_PRM|": table.max_loss_diff.map("{:.1e}".format),
+            "max |L_GRPO|": table.max_abs_loss.map("{:.3f}".format),
+            "max per-step term difference": table.max_abs_diff.map("{:.1e}".format),
+        }
+    )
+    return (
+        "Theorem 1 on recorded groups: GRPO's loss against the PRM-aware loss (Eq. 6) with step advantages "
+        "Â(λ), at μ = 1, β = 0, token-level normalisation.\n\n"
+        f"{shown.to_markdown(index=False, disable_numparse=True)}\n"
+    )
 
 
 def main(argv=None) -> None:

@@ -56,9 +56,20 @@ def build_table(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFrame:
             d, d_low, d_high, pairs = paired_interval(m.set_index("seed")["final_freq"], ref)
             if method == REFERENCE:
                 d, d_low, d_high, pairs = np.nan, np.nan, np.nan, 0
-            row = {"n": n, "r_neg": r_neg, "method": method, "seeds": len(m), "mean": mean, "ci_low": low,
-                   "ci_high": high, "diff": d, "diff_low": d_low, "diff_high": d_high, "paired_seeds": pairs,
-                   "extra_tokens_per_step": m.extra_tokens_per_step.mean()}
+            row = {
+                "n": n,
+                "r_neg": r_neg,
+                "method": method,
+                "seeds": len(m),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "diff": d,
+                "diff_low": d_low,
+                "diff_high": d_high,
+                "paired_seeds": pairs,
+                "extra_tokens_per_step": m.extra_tokens_per_step.mean(),
+            }
             if "learning_rate" in m:
                 rates = m.learning_rate.unique()
                 row["learning_rate"] = rates[0] if len(rates) == 1 else float("nan")
@@ -75,31 +86,44 @@ def _num(v, fmt="{:.3f}") -> str:
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "n": table.n.astype(int).astype(str),
-        "r_neg": table.r_neg.map(lambda r: f"{r:.1f}"),
-        "method": table.method.map(lambda m: METHOD_LABELS.get(m, m)),
-        "seeds": table.seeds.astype(str),
-        "mean [95 % CI]": [f"{_num(a)} [{_num(b)}, {_num(c)}]"
-                           for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)],
-        "− λ-GRPO, paired [95 % CI]": [
-            "—" if pd.isna(a) else f"{a:+.3f} [{_num(b, '{:+.3f}')}, {_num(c, '{:+.3f}')}]"
-            for a, b, c in zip(table["diff"], table.diff_low, table.diff_high)],
-        "extra tokens/step": table.extra_tokens_per_step.map(lambda v: _num(v, "{:.0f}")),
-        **({"lr": table.learning_rate.map(lambda v: _num(v, "{:g}"))} if "learning_rate" in table else {}),
-        **({"mass T / subtree / +0.7": [f"{a:.2f} / {b:.2f} / {c:.2f}" for a, b, c in
-                                         zip(table.mass_target, table.mass_penalised, table.mass_other)]}
-           if "mass_target" in table else {}),
-    })
+    return pd.DataFrame(
+        {
+            "n": table.n.astype(int).astype(str),
+            "r_neg": table.r_neg.map(lambda r: f"{r:.1f}"),
+            "method": table.method.map(lambda m: METHOD_LABELS.get(m, m)),
+            "seeds": table.seeds.astype(str),
+            "mean [95 % CI]": [
+                f"{_num(a)} [{_num(b)}, {_num(c)}]" for a, b, c in zip(table["mean"], table.ci_low, table.ci_high)
+            ],
+            "− λ-GRPO, paired [95 % CI]": [
+                "—" if pd.isna(a) else f"{a:+.3f} [{_num(b, '{:+.3f}')}, {_num(c, '{:+.3f}')}]"
+                for a, b, c in zip(table["diff"], table.diff_low, table.diff_high)
+            ],
+            "extra tokens/step": table.extra_tokens_per_step.map(lambda v: _num(v, "{:.0f}")),
+            **({"lr": table.learning_rate.map(lambda v: _num(v, "{:g}"))} if "learning_rate" in table else {}),
+            **(
+                {
+                    "mass T / subtree / +0.7": [
+                        f"{a:.2f} / {b:.2f} / {c:.2f}"
+                        for a, b, c in zip(table.mass_target, table.mass_penalised, table.mass_other)
+                    ]
+                }
+                if "mass_target" in table
+                else {}
+            ),
+        }
+    )
 
 
 def caption(runs: list[pd.DataFrame], table: pd.DataFrame, last: int) -> str:
     steps = sorted({int(df["step"].max()) for df in runs})
     seeds = sorted(set(table.seeds))
-    return (f"Toy tree (arXiv 2509.21154 §4.3), beyond the paper: frequency of the target path T over the last {last} "
-            f"of {'/'.join(map(str, steps))} steps, mean over {'/'.join(map(str, seeds))} seeds per cell with a "
-            f"95 % t-interval; paired difference to λ-GRPO per seed (same target and initial policy); cost: extra "
-            f"sampled tokens per step (each step samples the group's own completions besides).")
+    return (
+        f"Toy tree (arXiv 2509.21154 §4.3), beyond the paper: frequency of the target path T over the last {last} "
+        f"of {'/'.join(map(str, steps))} steps, mean over {'/'.join(map(str, seeds))} seeds per cell with a "
+        f"95 % t-interval; paired difference to λ-GRPO per seed (same target and initial policy); cost: extra "
+        f"sampled tokens per step (each step samples the group's own completions besides)."
+    )
 
 
 def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
@@ -107,21 +131,38 @@ def render(table: pd.DataFrame, cap: str) -> dict[str, str]:
     md = f"{cap}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
     tex_df = shown.copy()
     tex_df["method"] = [TEX_LABELS.get(m, tex_escape(m)) for m in shown.method]
-    tex_df.columns = ["$n$", r"$r_{\mathrm{neg}}$", "method", "seeds", r"mean [95\,\% CI]",
-                      r"$-\,\lambda$-GRPO [95\,\% CI]", "extra tok./step", *(["lr"] if "lr" in shown else []),
-                      *(["mass T / subtree / +0.7"] if "mass T / subtree / +0.7" in shown else [])]
+    tex_df.columns = [
+        "$n$",
+        r"$r_{\mathrm{neg}}$",
+        "method",
+        "seeds",
+        r"mean [95\,\% CI]",
+        r"$-\,\lambda$-GRPO [95\,\% CI]",
+        "extra tok./step",
+        *(["lr"] if "lr" in shown else []),
+        *(["mass T / subtree / +0.7"] if "mass T / subtree / +0.7" in shown else []),
+    ]
     tex_df[r"$r_{\mathrm{neg}}$"] = "$" + shown.r_neg + "$"
     for col in tex_df.columns[4:6]:
         tex_df[col] = tex_df[col].map(lambda s: s.replace("—", "--").replace("−", "-"))
-    tex = tex_df.to_latex(index=False, escape=False, caption=tex_escape(cap), label="tab:toy_seeds",
-                          column_format="rrlrccr" + "l" * (len(tex_df.columns) - 7))
+    tex = tex_df.to_latex(
+        index=False,
+        escape=False,
+        caption=tex_escape(cap),
+        label="tab:toy_seeds",
+        column_format="rrlrccr" + "l" * (len(tex_df.columns) - 7),
+    )
     return {".md": md, ".csv": table.to_csv(index=False, float_format="%.6g"), ".tex": tex}
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = table_parser(__doc__, "run CSVs (one per method/n/r_neg/seed)", "<prefix>.md, <prefix>.csv, <prefix>.tex")
-    parser.add_argument("--last", type=int, default=schema_defaults("toy")["last_steps"],
-                        help="final steps averaged per run (paper: 50)")
+    parser.add_argument(
+        "--last",
+        type=int,
+        default=schema_defaults("toy")["last_steps"],
+        help="final steps averaged per run (paper: 50)",
+    )
     args = parser.parse_args(argv)
 
     def build() -> dict[str, str]:

@@ -19,7 +19,6 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (make test and CI do)")
 
@@ -54,7 +53,9 @@ def tokenizer():
 
 def make_tiny_model(seed=0):
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(WORDS), n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        vocab_size=len(WORDS), n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0
+    )
     return GPT2LMHeadModel(config).eval()
 
 
@@ -67,8 +68,21 @@ def example_ids(tokenizer, texts=EXAMPLE):
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, texts=EXAMPLE, rewards=EXAMPLE_REWARDS, tmp="/tmp",
-                 per_device=None, prefix_values=None, on_batch=None, **args_overrides):
+def make_trainer(
+    model,
+    tokenizer,
+    method,
+    beta,
+    normalization,
+    ref_model=None,
+    texts=EXAMPLE,
+    rewards=EXAMPLE_REWARDS,
+    tmp="/tmp",
+    per_device=None,
+    prefix_values=None,
+    on_batch=None,
+    **args_overrides,
+):
     """A trainer whose rollout returns the fixed `texts` for the single prompt "Q" (deterministic batch).
 
     With β ≠ 0 the reference is `ref_model` (default: a copy of `model` as passed). With several processes, each
@@ -85,21 +99,44 @@ def make_trainer(model, tokenizer, method, beta, normalization, ref_model=None, 
     def rollout(prompts, trainer):
         assert len(prompts) == per_device
         ids = local(completion_ids)
-        return {"prompt_ids": [prompt_ids] * per_device, "completion_ids": ids, "logprobs": [[0.0] * len(c) for c in ids]}
+        return {
+            "prompt_ids": [prompt_ids] * per_device,
+            "completion_ids": ids,
+            "logprobs": [[0.0] * len(c) for c in ids],
+        }
 
     def reward(completions, completion_ids, **kw):
         return local(list(rewards))
 
-    args = LambdaGRPOConfig(**{
-        "output_dir": tmp, "method": method, "beta": beta, "loss_type": LOSS_TYPE[normalization], "num_generations": k,
-        "per_device_train_batch_size": per_device, "gradient_accumulation_steps": 1, "max_completion_length": 8,
-        "bf16": False, "use_cpu": True, "report_to": "none", "save_strategy": "no", "learning_rate": 1e-3,
-        **AUTHORS_LOSS_FIELDS, **args_overrides,
-    })
+    args = LambdaGRPOConfig(
+        **{
+            "output_dir": tmp,
+            "method": method,
+            "beta": beta,
+            "loss_type": LOSS_TYPE[normalization],
+            "num_generations": k,
+            "per_device_train_batch_size": per_device,
+            "gradient_accumulation_steps": 1,
+            "max_completion_length": 8,
+            "bf16": False,
+            "use_cpu": True,
+            "report_to": "none",
+            "save_strategy": "no",
+            "learning_rate": 1e-3,
+            **AUTHORS_LOSS_FIELDS,
+            **args_overrides,
+        }
+    )
     ref = copy.deepcopy(ref_model or model) if beta else None
     trainer = LambdaGRPOTrainer(
-        model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
-        processing_class=tokenizer, rollout_func=rollout, prefix_values=prefix_values, on_batch=on_batch,
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["Q"] * k}),
+        processing_class=tokenizer,
+        rollout_func=rollout,
+        prefix_values=prefix_values,
+        on_batch=on_batch,
         ref_model=ref,
     )
     trainer.model.train()

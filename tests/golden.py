@@ -25,8 +25,21 @@ COMPARED = (".csv", ".md", ".tex")
 def start(workdir: Path, cores: int = 2) -> subprocess.Popen:
     """Start the cut-down workflow in `workdir` (from scratch); its log goes to `workdir/snakemake.log`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", str(cores), "--configfile", str(CONFIG), "--forceall", *TARGETS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(CONFIG),
+        "--forceall",
+        *TARGETS,
+    ]
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # rules call python
     log = (workdir / "snakemake.log").open("w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
@@ -52,7 +65,11 @@ def differences(got: dict[str, str], want: dict[str, str], got_name: str, want_n
             a = want.get(name, "").splitlines(keepends=True)
             b = got.get(name, "").splitlines(keepends=True)
             out += difflib.unified_diff(a, b, f"{want_name}/{name}", f"{got_name}/{name}")
-            out += [] if name in got and name in want else [f"({name}: only in {got_name if name in got else want_name})\n"]
+            out += (
+                []
+                if name in got and name in want
+                else [f"({name}: only in {got_name if name in got else want_name})\n"]
+            )
     return "".join(out)
 
 

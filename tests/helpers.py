@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHARS = list("0123456789+-*/=()\\{}boxed ,.?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'")
 
 
-TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
-            "{% if add_generation_prompt %}<assistant>{% endif %}")
+TEMPLATE = (
+    "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +41,24 @@ def checkpoint(tmp_path_factory):
     vocab = {t: i for i, t in enumerate(specials + sorted(set(CHARS)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
-                                        additional_special_tokens=specials[2:])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", additional_special_tokens=specials[2:]
+    )
     tokenizer.chat_template = TEMPLATE
     tokenizer.save_pretrained(out)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
 
@@ -61,9 +73,22 @@ def data(tmp_path_factory):
 
 
 def small_config(checkpoint, data, out, **kw):
-    paths = {"model": str(checkpoint), "train": str(data / "train.jsonl"), "val": str(data / "val.jsonl"), "out": str(out)}
-    small = {"steps": 4, "prompts_per_step": 2, "group_size": 3, "max_new_tokens": 12, "learning_rate": 1e-3,
-             "val_every": 2, "save_every": 2, "temperature": 1.0}
+    paths = {
+        "model": str(checkpoint),
+        "train": str(data / "train.jsonl"),
+        "val": str(data / "val.jsonl"),
+        "out": str(out),
+    }
+    small = {
+        "steps": 4,
+        "prompts_per_step": 2,
+        "group_size": 3,
+        "max_new_tokens": 12,
+        "learning_rate": 1e-3,
+        "val_every": 2,
+        "save_every": 2,
+        "temperature": 1.0,
+    }
     return MathRunConfig(**(paths | small | kw))
 
 
@@ -135,7 +160,12 @@ TREES = {
     # root span "x" (|λ| = k) is not a step but its tokens count in the proportion's denominator
     "root_span_then_branch": (["xab", "xac", "xd"], False, [2, 2, 1], [1 / 3, 1 / 3, 0]),
     "flat_with_eos_only_shared": (["ae", "be", "ce", "de"], True, [1, 1, 1, 1], [0, 0, 0, 0]),
-    "worked_example": (["ABCe", "ABCe", "ABDFe", "ABe", "GHe"], False, [2, 2, 2, 2, 1], [1 / 2, 1 / 2, 2 / 5, 2 / 3, 0]),
+    "worked_example": (
+        ["ABCe", "ABCe", "ABDFe", "ABe", "GHe"],
+        False,
+        [2, 2, 2, 2, 1],
+        [1 / 2, 1 / 2, 2 / 5, 2 / 3, 0],
+    ),
 }
 
 
@@ -238,8 +268,11 @@ def run_killed_after_step_3(cfg, monkeypatch) -> None:
 
 def run_files(out: Path) -> dict:
     """A run folder's finished run: its files and their bytes (the attempt in progress and the lock left out)."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.relative_to(out).parts[0] not in ("attempt", ".lock")}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.relative_to(out).parts[0] not in ("attempt", ".lock")
+    }
 
 
 def background(cmd: list[str], log: Path, **kw) -> subprocess.Popen:

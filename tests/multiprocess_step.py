@@ -22,8 +22,18 @@ SETTINGS = [("lambda_grpo", "token"), ("lambda_grpo_scaled", "sequence"), ("grpo
 
 def one_step(method: str, normalization: str, per_device: int, tmp: str) -> dict:
     tokenizer = make_tokenizer()
-    trainer = make_trainer(make_tiny_model(0), tokenizer, method, 0.04, normalization, ref_model=make_tiny_model(1),
-                           texts=TEXTS, rewards=REWARDS, tmp=tmp, per_device=per_device)
+    trainer = make_trainer(
+        make_tiny_model(0),
+        tokenizer,
+        method,
+        0.04,
+        normalization,
+        ref_model=make_tiny_model(1),
+        texts=TEXTS,
+        rewards=REWARDS,
+        tmp=tmp,
+        per_device=per_device,
+    )
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * per_device)
     model = trainer.model
     model.zero_grad()
@@ -32,8 +42,11 @@ def one_step(method: str, normalization: str, per_device: int, tmp: str) -> dict
     grad = torch.cat([p.grad.flatten() for p in model.parameters()])
     mask = inputs["completion_mask"].bool()
     rows = [(r[m].tolist(), w[m].tolist()) for r, m, w in zip(inputs["completion_ids"], mask, inputs["lambda_weights"])]
-    return {"rows": sorted(gather_object(rows)), "loss": reduce(loss.detach(), "mean").item(),
-            "grad": reduce(grad, "mean")}
+    return {
+        "rows": sorted(gather_object(rows)),
+        "loss": reduce(loss.detach(), "mean").item(),
+        "grad": reduce(grad, "mean"),
+    }
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def _with(path, value):
             node = node[key]
         node[leaf] = value
         return c
+
     return edit
 
 
@@ -45,12 +46,16 @@ CONFIG_CASES = {
     "profile_leading_dash": (_with(["profile"], "-rf"), "profile: '-rf'"),
     "profile_slash": (_with(["profile"], "a/b"), "profile: 'a/b'"),
     "profile_shell": (_with(["profile"], "x$(touch X)"), "profile: 'x$(touch X)'"),
-    "model_named_dotdot": (lambda c: c["math"]["models"].update({"..": c["math"]["models"]["tiny"]}) or c,
-                           "math.models: '..' does not match"),
+    "model_named_dotdot": (
+        lambda c: c["math"]["models"].update({"..": c["math"]["models"]["tiny"]}) or c,
+        "math.models: '..' does not match",
+    ),
     "run_model_dotdot": (_with(["math", "run_models"], [".."]), "math.run_models[0]: '..'"),
     "overlap_model_dotdot": (_with(["overlap", "model"], ".."), "overlap.model: '..'"),
-    "hub_revision_shell": (_with(["math", "models", "tiny", "revision"], "main$(touch X)"),
-                           "math.models.tiny.revision: 'main$(touch X)'"),
+    "hub_revision_shell": (
+        _with(["math", "models", "tiny", "revision"], "main$(touch X)"),
+        "math.models.tiny.revision: 'main$(touch X)'",
+    ),
     "hub_id_quote": (_with(["math", "models", "tiny", "hub_id"], "org/'m"), "math.models.tiny.hub_id"),
     "token_env_space": (_with(["math", "models", "tiny", "token_env"], "HF TOKEN"), "math.models.tiny.token_env"),
     "eval_revision_shell": (_with(["eval", "revisions"], {"aime24": "a;touch X"}), "eval.revisions.aime24"),
@@ -60,25 +65,39 @@ CONFIG_CASES = {
     "save_every_zero": (_with(["math", "train", "save_every"], 0), "math.train.save_every: 0"),
     "val_every_zero": (_with(["math", "train", "val_every"], 0), "math.train.val_every: 0"),
     "toy_steps_negative": (_with(["toy", "steps"], -3), "toy.steps: -3"),
-    "lr_nan": (_with(["math", "models", "tiny", "learning_rates"], [{"beta": 0.0, "lr": math.nan}]),
-               "math.models.tiny.learning_rates[0].lr: nan is not a finite number"),
+    "lr_nan": (
+        _with(["math", "models", "tiny", "learning_rates"], [{"beta": 0.0, "lr": math.nan}]),
+        "math.models.tiny.learning_rates[0].lr: nan is not a finite number",
+    ),
     "toy_lr_inf": (_with(["toy", "learning_rate"], math.inf), "toy.learning_rate: inf is not a finite number"),
     "temperature_inf": (_with(["math", "train", "temperature"], math.inf), "math.train.temperature: inf"),
     "reward_timeout_nan": (_with(["math", "train", "reward_timeout_s"], math.nan), "math.train.reward_timeout_s: nan"),
-    "reward_timeout_negative": (_with(["math", "train", "reward_timeout_s"], -1.0), "math.train.reward_timeout_s: -1.0"),
+    "reward_timeout_negative": (
+        _with(["math", "train", "reward_timeout_s"], -1.0),
+        "math.train.reward_timeout_s: -1.0",
+    ),
     "reward_workers_zero": (_with(["math", "train", "reward_workers"], 0), "math.train.reward_workers: 0"),
     "eval_limit_zero": (_with(["eval", "limit"], 0), "eval.limit: 0 is less than the minimum of 1"),
     "eval_batch_size_word": (_with(["eval", "batch_size"], "many"), "eval.batch_size: 'many'"),
-    "tiny_model_unknown_key": (_with(["toy", "tiny_model"], {"layers": 2}), "unknown config key 'toy.tiny_model.layers'"),
+    "tiny_model_unknown_key": (
+        _with(["toy", "tiny_model"], {"layers": 2}),
+        "unknown config key 'toy.tiny_model.layers'",
+    ),
     "record_groups_typo": (_with(["math", "train", "record_groups"], "ture"), "math.train.record_groups: 'ture'"),
     "betas_nan": (_with(["math", "betas"], [math.nan]), "math.betas[0]: nan is not a finite number"),
     "math_method_unknown": (_with(["math", "methods"], ["grpo", "ppo"]), "math.methods[1]: 'ppo' is not one of"),
-    "math_method_toy_only": (_with(["math", "methods"], ["lambda_explicit_prm_mc"]),
-                             "math.methods[0]: 'lambda_explicit_prm_mc' is toy-only"),
-    "overlap_method_toy_only": (_with(["overlap", "method"], "explicit_prm_exact"),
-                                "overlap.method: 'explicit_prm_exact' is toy-only"),
-    "model_named_on_yaml11": (lambda c: c["math"]["models"].update({True: c["math"]["models"]["tiny"]}) or c,
-                              "math.models: key True is not a name (YAML reads unquoted on/off/yes/no as booleans"),
+    "math_method_toy_only": (
+        _with(["math", "methods"], ["lambda_explicit_prm_mc"]),
+        "math.methods[0]: 'lambda_explicit_prm_mc' is toy-only",
+    ),
+    "overlap_method_toy_only": (
+        _with(["overlap", "method"], "explicit_prm_exact"),
+        "overlap.method: 'explicit_prm_exact' is toy-only",
+    ),
+    "model_named_on_yaml11": (
+        lambda c: c["math"]["models"].update({True: c["math"]["models"]["tiny"]}) or c,
+        "math.models: key True is not a name (YAML reads unquoted on/off/yes/no as booleans",
+    ),
 }
 
 
@@ -115,12 +134,18 @@ def test_unreadable_config_file_is_one_line(case, tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["missing.yaml"], "config file not found: missing.yaml"),
-    ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps"], "--set 'toy.steps': use KEY.SUB=VALUE"),
-    ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps=[1"], "--set toy.steps"),
-    ([str(ROOT / "config" / "config.yaml"), "--set", "profile.x=1"], "--set 'profile.x=1': profile is not a section"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["missing.yaml"], "config file not found: missing.yaml"),
+        ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps"], "--set 'toy.steps': use KEY.SUB=VALUE"),
+        ([str(ROOT / "config" / "config.yaml"), "--set", "toy.steps=[1"], "--set toy.steps"),
+        (
+            [str(ROOT / "config" / "config.yaml"), "--set", "profile.x=1"],
+            "--set 'profile.x=1': profile is not a section",
+        ),
+    ],
+)
 def test_bad_config_arguments(argv, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, message = refusal(capsys, config_cli.main, argv)
@@ -145,8 +170,16 @@ def finished(tmp_path, checkpoint, data):
 
 
 def _math_argv(root: Path, **flags) -> list[str]:
-    base = {"model": root / "model", "train": root / "data" / "train.jsonl", "val": root / "data" / "val.jsonl",
-            "out": root / "run", "steps": 4, "save_every": 2, "val_every": 2, "max_new_tokens": 8}
+    base = {
+        "model": root / "model",
+        "train": root / "data" / "train.jsonl",
+        "val": root / "data" / "val.jsonl",
+        "out": root / "run",
+        "steps": 4,
+        "save_every": 2,
+        "val_every": 2,
+        "max_new_tokens": 8,
+    }
     return [item for k, v in (base | flags).items() for item in (f"--{k}", str(v))]
 
 
@@ -178,9 +211,16 @@ def _broken_json(root):
 
 def _attempt(root, **settings) -> Path:
     """An attempt in the run folder started with the settings `_math_argv` asks for, changed by `settings`."""
-    cfg = math_rl.MathRunConfig(model=str(root / "model"), train=str(root / "data" / "train.jsonl"),
-                                val=str(root / "data" / "val.jsonl"), out=str(root / "run"), steps=4, save_every=2,
-                                val_every=2, max_new_tokens=8)
+    cfg = math_rl.MathRunConfig(
+        model=str(root / "model"),
+        train=str(root / "data" / "train.jsonl"),
+        val=str(root / "data" / "val.jsonl"),
+        out=str(root / "run"),
+        steps=4,
+        save_every=2,
+        val_every=2,
+        max_new_tokens=8,
+    )
     attempt = root / "run" / "attempt"
     (attempt / "checkpoints").mkdir(parents=True)
     (attempt / "settings.json").write_text(json.dumps(dataclasses.asdict(cfg) | settings))
@@ -216,8 +256,9 @@ time.sleep(60)
 
 
 def _locked(root):
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(root / "run" / ".lock")], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(root / "run" / ".lock")], stdout=subprocess.PIPE, text=True
+    )
     holder.stdout.readline()  # it holds the lock
     return {"_holder": holder}
 
@@ -247,8 +288,13 @@ MATH_CASES = {
     "method_unknown": (lambda r: {"method": "ppo"}, "ppo"),
     "group_size_one": (lambda r: {"group_size": 1}, "group_size must be at least 2"),
     "checkpoint_past_steps": (_checkpoint_past_steps, "--steps 4: "),
-    "resume_other_settings": (_attempt_other_settings, ("attempt was started with other settings (method 'grpo' -> "
-                                                       "'lambda_grpo', learning_rate 0.5 -> 1e-06); rerun with those")),
+    "resume_other_settings": (
+        _attempt_other_settings,
+        (
+            "attempt was started with other settings (method 'grpo' -> "
+            "'lambda_grpo', learning_rate 0.5 -> 1e-06); rerun with those"
+        ),
+    ),
     "protect_finished": (_finished_with_settings, "holds a finished run (protect_finished) and this run would replace"),
     "second_writer": (_locked, "run is being written by pid 7 on elsewhere"),
     "restart_typo": (lambda r: {"restart": "yes"}, "argument --restart: 'yes' is neither true nor false"),
@@ -272,13 +318,16 @@ def test_failed_math_rerun_keeps_the_finished_run(case, finished, capsys):
 
 
 # ---- other CLIs and data files
-@pytest.mark.parametrize("argv, expected", [
-    (["--tiny_model", '{"layers": 2}'], "--tiny_model: unknown key 'layers'"),
-    (["--tiny_model", "[2]"], "--tiny_model/--tiny-model: not a JSON object"),
-    (["--steps", "0"], "--steps: must be positive, got 0"),
-    (["--temperature", "nan"], "'nan' is not a finite number"),
-    (["--n", "4"], "n must be in [0, depth)"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--tiny_model", '{"layers": 2}'], "--tiny_model: unknown key 'layers'"),
+        (["--tiny_model", "[2]"], "--tiny_model/--tiny-model: not a JSON object"),
+        (["--steps", "0"], "--steps: must be positive, got 0"),
+        (["--temperature", "nan"], "'nan' is not a finite number"),
+        (["--n", "4"], "n must be in [0, depth)"),
+    ],
+)
 def test_bad_toy_arguments(argv, expected, tmp_path, capsys):
     status, message = refusal(capsys, toy.main, [*argv, "--model", "tiny", "--out", str(tmp_path / "run.csv")])
     assert status != 0 and expected in message, message
@@ -293,15 +342,18 @@ def test_toy_out_under_a_file_is_refused_before_training(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
-    (["--lr", "0"], "--lr: must be positive, got 0.0"),
-    (["--sft-steps", "0"], "--sft_steps: must be positive, got 0"),
-    (["--answer-slip-rate", "2"], "--answer_slip_rate: 2.0 is not a share in [0, 1]"),
-    (["--answer-slip-rate", "nan"], "--answer-slip-rate: 'nan' is not a finite number"),
-    (["--n-train", "0"], "--n-train: '0' is not a positive integer"),
-    (["--data-seed", "-1"], "--data-seed: '-1' is not a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
+        (["--lr", "0"], "--lr: must be positive, got 0.0"),
+        (["--sft-steps", "0"], "--sft_steps: must be positive, got 0"),
+        (["--answer-slip-rate", "2"], "--answer_slip_rate: 2.0 is not a share in [0, 1]"),
+        (["--answer-slip-rate", "nan"], "--answer-slip-rate: 'nan' is not a finite number"),
+        (["--n-train", "0"], "--n-train: '0' is not a positive integer"),
+        (["--data-seed", "-1"], "--data-seed: '-1' is not a non-negative integer"),
+    ],
+)
 def test_bad_tiny_checkpoint_arguments(flags, expected, tmp_path, capsys):
     status, message = refusal(capsys, checkpoints.main, ["tiny", *flags, "--out", str(tmp_path / "ckpt")])
     assert status != 0 and expected in message, message
@@ -314,8 +366,25 @@ def test_full_disk_is_one_line_naming_the_output(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", full)
     out = tmp_path / "data"
-    argv = ["offline", "--n-train", "4", "--n-val", "1", "--n-test", "1", "--seed", "0", "--min-steps", "1",
-            "--max-steps", "2", "--max-operand", "9", "--out-dir", str(out)]
+    argv = [
+        "offline",
+        "--n-train",
+        "4",
+        "--n-val",
+        "1",
+        "--n-test",
+        "1",
+        "--seed",
+        "0",
+        "--min-steps",
+        "1",
+        "--max-steps",
+        "2",
+        "--max-operand",
+        "9",
+        "--out-dir",
+        str(out),
+    ]
     status, message = refusal(capsys, prepare_data.main, argv)
     assert status == 1 and message == f"error: {out / 'train.jsonl'}: no space left on device; free some and rerun"
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
@@ -324,30 +393,50 @@ def test_full_disk_is_one_line_naming_the_output(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("interval", ["nan", "1.5", "0", "-0.5"])
 def test_bad_curve_interval(interval, tmp_path):
     script = ROOT / "paper_figures" / "math_curves.py"
-    result = subprocess.run([sys.executable, str(script), "--runs", str(tmp_path), "--interval", interval,
-                             "--out-prefix", str(tmp_path / "fig")], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--runs",
+            str(tmp_path),
+            "--interval",
+            interval,
+            "--out-prefix",
+            str(tmp_path / "fig"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"--interval: '{interval}' is not" in result.stderr
     assert snapshot(tmp_path) == {str(tmp_path): None}
 
 
 def test_negative_theorem1_groups(tmp_path, capsys):
-    status, message = refusal(capsys, overlap.main, [str(tmp_path / "groups.parquet"), "--out", str(tmp_path / "o"),
-                                                     "--theorem1-groups", "-1"])
+    status, message = refusal(
+        capsys,
+        overlap.main,
+        [str(tmp_path / "groups.parquet"), "--out", str(tmp_path / "o"), "--theorem1-groups", "-1"],
+    )
     assert status == 2 and "--theorem1-groups: '-1' is not a non-negative integer" in message, message
     assert snapshot(tmp_path) == {str(tmp_path): None}
 
 
 def _parquet(path, **columns):
     import pandas as pd
+
     pd.DataFrame(columns).to_parquet(path)
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: _parquet(p, a=[1]), "not a group recording (missing column 'step')"),
-    (lambda p: p.write_bytes(b"not parquet at all"), "not a readable Parquet file"),
-    (lambda p: None, "no recording at"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: _parquet(p, a=[1]), "not a group recording (missing column 'step')"),
+        (lambda p: p.write_bytes(b"not parquet at all"), "not a readable Parquet file"),
+        (lambda p: None, "no recording at"),
+    ],
+)
 def test_bad_recording_for_overlap(make, expected, tmp_path, capsys):
     path = tmp_path / "groups.parquet"
     make(path)
@@ -367,21 +456,32 @@ def test_openrs_copy_without_expected_columns(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--limit", "0"], "--limit: '0' is not a positive integer"),
-    (["--max-gen-toks", "-5"], "--max-gen-toks: '-5' is not a positive integer"),
-    (["--batch-size", "0"], "--batch-size: '0' is not a positive integer"),
-    (["--batch-size", "many"], "--batch-size: 'many' is not an integer"),
-    (["--seed", "-1"], "--seed: '-1' is not a non-negative integer"),
-    ([], "checkpoint folder not found"),
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--limit", "0"], "--limit: '0' is not a positive integer"),
+        (["--max-gen-toks", "-5"], "--max-gen-toks: '-5' is not a positive integer"),
+        (["--batch-size", "0"], "--batch-size: '0' is not a positive integer"),
+        (["--batch-size", "many"], "--batch-size: 'many' is not an integer"),
+        (["--seed", "-1"], "--seed: '-1' is not a non-negative integer"),
+        ([], "checkpoint folder not found"),
+    ],
+)
 def test_bad_evaluate_arguments(flags, expected, tmp_path, capsys):
-    argv = ["--model", str(tmp_path / "nope"), "--tasks", "offline", "--max-gen-toks", "8", *flags,
-            "--out", str(tmp_path / "eval")]
+    argv = [
+        "--model",
+        str(tmp_path / "nope"),
+        "--tasks",
+        "offline",
+        "--max-gen-toks",
+        "8",
+        *flags,
+        "--out",
+        str(tmp_path / "eval"),
+    ]
     status, message = refusal(capsys, evaluate.main, argv)
     assert status != 0 and expected in message, message
     assert snapshot(tmp_path) == {str(tmp_path): None}
-
 
 
 @pytest.mark.parametrize("keep", [0.9, 0.01])

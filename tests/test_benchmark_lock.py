@@ -43,8 +43,22 @@ def hub(monkeypatch):
 
 
 def evaluate(model, out, *extra):
-    argv = ["--model", str(model), "--tasks", "amc23", "--max-gen-toks", "4", "--batch-size", "2", "--limit", "2",
-            "--require-revisions", "--out", str(out), *extra]
+    argv = [
+        "--model",
+        str(model),
+        "--tasks",
+        "amc23",
+        "--max-gen-toks",
+        "4",
+        "--batch-size",
+        "2",
+        "--limit",
+        "2",
+        "--require-revisions",
+        "--out",
+        str(out),
+        *extra,
+    ]
     main(argv)
     return json.loads(Path(f"{out}.json").read_text())
 
@@ -54,10 +68,17 @@ def test_first_read_resolves_and_locks_later_reads_use_the_lock(shared_data, tin
     first = evaluate(tiny_model, tmp_path / "a", "--lock", str(lock), "--resolve-and-lock")
     rows = load_benchmark("amc23", local_dir=str(DATA))
     assert hub.resolved == [("knoveleng/AMC-23", "main")] and hub.reads == [("knoveleng/AMC-23", COMMIT)]
-    assert json.loads(lock.read_text()) == {"amc23": {"hub_id": "knoveleng/AMC-23", "revision": COMMIT,
-                                                      "sha256": content_sha256(rows), "rows": 40}}
-    assert first["data"]["amc23"] | {"lock": None} == {"rows": 40, "sha256": content_sha256(rows), "source": "hub",
-                                                       "revision": COMMIT, "pin": "resolved", "lock": None}
+    assert json.loads(lock.read_text()) == {
+        "amc23": {"hub_id": "knoveleng/AMC-23", "revision": COMMIT, "sha256": content_sha256(rows), "rows": 40}
+    }
+    assert first["data"]["amc23"] | {"lock": None} == {
+        "rows": 40,
+        "sha256": content_sha256(rows),
+        "source": "hub",
+        "revision": COMMIT,
+        "pin": "resolved",
+        "lock": None,
+    }
 
     hub.commit = LATER  # the branch moves: the lock keeps the first commit, without asking the Hub
     second = evaluate(tiny_model, tmp_path / "b", "--lock", str(lock), "--resolve-and-lock")
@@ -79,8 +100,9 @@ def test_unlocked_unpinned_read_is_refused_without_consent(tiny_model, tmp_path,
 def test_locked_content_is_checked(shared_data, tiny_model, tmp_path, hub):
     """Data at the locked commit whose content differs from the locked sha256 is refused, nothing written."""
     lock = tmp_path / "benchmarks.lock.json"
-    lock.write_text(json.dumps({"amc23": {"hub_id": "knoveleng/AMC-23", "revision": COMMIT, "sha256": "0" * 64,
-                                          "rows": 40}}))
+    lock.write_text(
+        json.dumps({"amc23": {"hub_id": "knoveleng/AMC-23", "revision": COMMIT, "sha256": "0" * 64, "rows": 40}})
+    )
     with pytest.raises(SystemExit) as exc:
         evaluate(tiny_model, tmp_path / "a", "--lock", str(lock), "--resolve-and-lock")
     assert f"knoveleng/AMC-23@{COMMIT}: content sha256" in str(exc.value.code) and hub.resolved == []
@@ -89,8 +111,9 @@ def test_locked_content_is_checked(shared_data, tiny_model, tmp_path, hub):
 
 def test_pinned_tasks_are_read_at_their_pin_and_not_locked(shared_data, tiny_model, tmp_path, hub):
     lock = tmp_path / "benchmarks.lock.json"
-    result = evaluate(tiny_model, tmp_path / "a", "--revisions", f"amc23={LATER}", "--lock", str(lock),
-                      "--resolve-and-lock")
+    result = evaluate(
+        tiny_model, tmp_path / "a", "--revisions", f"amc23={LATER}", "--lock", str(lock), "--resolve-and-lock"
+    )
     assert hub.resolved == [] and hub.reads == [("knoveleng/AMC-23", LATER)] and not lock.exists()
     assert result["data"]["amc23"]["pin"] == "pinned"
 

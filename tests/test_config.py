@@ -63,7 +63,8 @@ def test_run_dataclasses_take_the_schema_defaults():
 def test_tiny_build_generates_with_the_offline_defaults():
     offline = schema_defaults("math", "data")["offline"]
     assert {k: TINY_DATA[k] for k in ("n_train", "min_steps", "max_steps", "max_operand")} == {
-        k: offline[k] for k in ("n_train", "min_steps", "max_steps", "max_operand")}
+        k: offline[k] for k in ("n_train", "min_steps", "max_steps", "max_operand")
+    }
     assert TINY_DATA["data_seed"] == offline["seed"]
 
 

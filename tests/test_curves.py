@@ -21,16 +21,22 @@ def make_run(root: Path, method: str, seed: int, accs: list[float], beta: float 
     recs = [{"step": i * every, "val/accuracy": a} for i, a in enumerate(accs)]
     recs.insert(1, {"step": 1, "loss": 0.5, "reward": 0.1})  # training records are ignored
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    (run / "config.json").write_text(json.dumps({"model": "results/x/checkpoints/tiny", "beta": beta,
-                                                 "method": method, "seed": seed}))
+    (run / "config.json").write_text(
+        json.dumps({"model": "results/x/checkpoints/tiny", "beta": beta, "method": method, "seed": seed})
+    )
     return run / "config.json"
 
 
 @pytest.fixture
 def runs(tmp_path):
-    accs = {("grpo", 0): [0.1, 0.2, 0.4, 0.3], ("grpo", 1): [0.1, 0.3, 0.3, 0.5], ("grpo", 2): [0.1, 0.2, 0.2, 0.2],
-            ("lambda_grpo", 0): [0.1, 0.5, 0.5, 0.4], ("lambda_grpo", 1): [0.1, 0.2, 0.6, 0.6],
-            ("lambda_grpo", 2): [0.1, 0.4, 0.3, 0.3]}
+    accs = {
+        ("grpo", 0): [0.1, 0.2, 0.4, 0.3],
+        ("grpo", 1): [0.1, 0.3, 0.3, 0.5],
+        ("grpo", 2): [0.1, 0.2, 0.2, 0.2],
+        ("lambda_grpo", 0): [0.1, 0.5, 0.5, 0.4],
+        ("lambda_grpo", 1): [0.1, 0.2, 0.6, 0.6],
+        ("lambda_grpo", 2): [0.1, 0.4, 0.3, 0.3],
+    }
     return [make_run(tmp_path, m, s, a) for (m, s), a in accs.items()]
 
 
@@ -68,15 +74,42 @@ def test_bad_runs_are_named(runs, tmp_path):
 
 def test_scripts_write_figure_and_table(runs, tmp_path):
     out = tmp_path / "fig" / "math_curves"
-    cmd = [sys.executable, str(ROOT / "paper_figures/math_curves.py"), "--runs", *map(str, runs), "--out-prefix", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "paper_figures/math_curves.py"),
+        "--runs",
+        *map(str, runs),
+        "--out-prefix",
+        str(out),
+    ]
     subprocess.run(cmd, check=True)
     assert all((out.parent / f"math_curves.{e}").stat().st_size > 1000 for e in ("png", "pdf"))
     table = tmp_path / "fig" / "math_peaks"
-    subprocess.run([sys.executable, str(ROOT / "paper_figures/math_peaks.py"), "--runs", *map(str, runs),
-                    "--out-prefix", str(table)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "paper_figures/math_peaks.py"),
+            "--runs",
+            *map(str, runs),
+            "--out-prefix",
+            str(table),
+        ],
+        check=True,
+    )
     csv = pd.read_csv(f"{table}.csv")
     assert len(csv) == 6 and "λ-GRPO" in Path(f"{table}.md").read_text()
-    bad = subprocess.run([sys.executable, str(ROOT / "paper_figures/math_peaks.py"), "--runs", str(tmp_path / "nope"),
-                          "--out-prefix", str(tmp_path / "bad")], check=False, capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "paper_figures/math_peaks.py"),
+            "--runs",
+            str(tmp_path / "nope"),
+            "--out-prefix",
+            str(tmp_path / "bad"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "nope" in bad.stderr
     assert not list(tmp_path.glob("bad*"))

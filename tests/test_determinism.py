@@ -29,10 +29,14 @@ def test_tokenizer_training_does_not_depend_on_its_threads():
     """The BPE trainer counts pairs in parallel (Rayon); merges and ids must not depend on the pool size."""
     digests = set()
     for threads in ("1", "3"):
-        env = os.environ | {"RAYON_NUM_THREADS": threads, "RAYON_RS_NUM_THREADS": threads,
-                            "TOKENIZERS_PARALLELISM": "true"}
-        out = subprocess.run([sys.executable, "-c", TOKENIZER_DIGEST], capture_output=True, text=True, env=env,
-                             check=True)
+        env = os.environ | {
+            "RAYON_NUM_THREADS": threads,
+            "RAYON_RS_NUM_THREADS": threads,
+            "TOKENIZERS_PARALLELISM": "true",
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", TOKENIZER_DIGEST], capture_output=True, text=True, env=env, check=True
+        )
         digests.add(out.stdout.strip())
     assert len(digests) == 1
 
@@ -54,8 +58,12 @@ def test_saved_figures_have_stable_bytes_and_their_data(tmp_path, monkeypatch):
         fig = _figure()
         save_figure(fig, tmp_path / name)
         plt.close(fig)
-        digests.append([hashlib.sha256((tmp_path / f"{name}{ext}").read_bytes()).hexdigest()
-                        for ext in (".png", ".pdf", ".data.csv")])
+        digests.append(
+            [
+                hashlib.sha256((tmp_path / f"{name}{ext}").read_bytes()).hexdigest()
+                for ext in (".png", ".pdf", ".data.csv")
+            ]
+        )
     assert digests[0] == digests[1]
     pdf = (tmp_path / "a.pdf").read_bytes()
     assert b"CreationDate" not in pdf and b"Matplotlib" not in pdf
@@ -70,8 +78,9 @@ def test_saved_figures_have_stable_bytes_and_their_data(tmp_path, monkeypatch):
     assert any(r[1] == "collection" and r[5] == "0.6" for r in rows)  # the band's upper edge
 
 
-@pytest.mark.parametrize("env, explicit, expected", [({}, None, 1), ({THREADS_ENV: "2"}, None, 2),
-                                                    ({THREADS_ENV: "2"}, 1, 1)])
+@pytest.mark.parametrize(
+    "env, explicit, expected", [({}, None, 1), ({THREADS_ENV: "2"}, None, 2), ({THREADS_ENV: "2"}, 1, 1)]
+)
 def test_reproducible_fixes_threads_and_cpu_kernels(monkeypatch, env, explicit, expected):
     import torch
 

@@ -28,8 +28,10 @@ def links(path: Path) -> list[str]:
 
 
 def test_anchor_follows_github():
-    assert anchor("Toy, beyond the paper: is the implicit PRM enough? (`snakemake --cores 2 toy`)") == \
-        "toy-beyond-the-paper-is-the-implicit-prm-enough-snakemake---cores-2-toy"
+    assert (
+        anchor("Toy, beyond the paper: is the implicit PRM enough? (`snakemake --cores 2 toy`)")
+        == "toy-beyond-the-paper-is-the-implicit-prm-enough-snakemake---cores-2-toy"
+    )
     assert anchor("Performance (`make bench`)") == "performance-make-bench"
 
 

@@ -62,9 +62,7 @@ def test_open_rs_prompt_wraps_the_problem_in_open_rs_query_template(shared_data)
     task = load_tasks(["amc23"], data_dir=str(DATA), prompt="open_rs_query")["grpo_prm_amc23"]
     doc = task.eval_docs[0]
     assert task.doc_to_text(doc) == OPEN_RS_QUERY.format(problem=doc["problem"])
-    assert (
-        task.doc_to_text(doc).startswith("Solve the following math problem") and "$\\boxed{ANSWER}$" in doc["prompt"]
-    )
+    assert task.doc_to_text(doc).startswith("Solve the following math problem") and "$\\boxed{ANSWER}$" in doc["prompt"]
 
 
 def test_content_hash_is_checked(shared_data):
@@ -298,12 +296,18 @@ def _config(name: str) -> dict:
 def test_paper_profile_evaluates_open_rs_and_sober_and_refuses_unpinned_hub_data():
     ev = _config("paper.yaml")["eval"]
     assert ev["protocol"] == ["open_rs", "sober"] and ev["samples"] == 1 and ev["require_revisions"] is True
-    assert ev["revisions"] == {"aime24": "2fe88a2f1091d5048c0f36abc874fb997b3dd99a",
-                               "math500": "6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be"}
-    assert ev["protocols"]["sober"] == {"prompt": "open_rs_query", "temperature": 0.8, "top_p": 0.9,
-                                        "max_gen_toks": 32768, "seed_spread": True, "samples": {
-                                            "aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3,
-                                            "olympiadbench": 3}}
+    assert ev["revisions"] == {
+        "aime24": "2fe88a2f1091d5048c0f36abc874fb997b3dd99a",
+        "math500": "6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be",
+    }
+    assert ev["protocols"]["sober"] == {
+        "prompt": "open_rs_query",
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "max_gen_toks": 32768,
+        "seed_spread": True,
+        "samples": {"aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3, "olympiadbench": 3},
+    }
     assert ev["protocols"]["open_rs"] == {"prompt": "open_rs_query", "temperature": 0.6, "top_p": 0.95,
                                           "max_gen_toks": 32768}  # fmt: skip
 

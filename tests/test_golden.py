@@ -24,16 +24,29 @@ def two_builds(tmp_path_factory):
 def test_ci_workflow_matches_goldens(two_builds):
     built, _ = two_builds
     diff = differences(built, outputs(GOLDEN), "built", "tests/golden/ci")
-    assert not diff, f"the cut-down workflow's outputs differ from the goldens:\n{diff}\n" \
-                     f"If the change is intended, regenerate them with `{REGENERATE}` and commit tests/golden/ci/."
+    assert not diff, (
+        f"the cut-down workflow's outputs differ from the goldens:\n{diff}\n"
+        f"If the change is intended, regenerate them with `{REGENERATE}` and commit tests/golden/ci/."
+    )
 
 
 @pytest.mark.slow
 def test_ci_workflow_is_deterministic(two_builds):
     first, second = two_builds
-    expected = {"table1_toy.csv", "table1_toy.md", "table1_toy.tex", "math_peaks.csv", "table2.csv", "table2.tex",
-                "table_overlap.csv", "table_theorem1.csv", "figure_toy_curves.data.csv",
-                "math_curves_tiny_beta0.0.data.csv", "figure_overlap.data.csv", "figure_overlap_tree.data.csv"}
+    expected = {
+        "table1_toy.csv",
+        "table1_toy.md",
+        "table1_toy.tex",
+        "math_peaks.csv",
+        "table2.csv",
+        "table2.tex",
+        "table_overlap.csv",
+        "table_theorem1.csv",
+        "figure_toy_curves.data.csv",
+        "math_curves_tiny_beta0.0.data.csv",
+        "figure_overlap.data.csv",
+        "figure_overlap_tree.data.csv",
+    }
     assert expected <= set(first)
     assert not differences(second, first, "second run (--cores 1)", "first run (--cores 2)")
 

@@ -21,10 +21,16 @@ def test_training_time_follows_the_precision_peak():
 def test_paper_profile_plan_has_every_job_and_its_precision():
     config = validate_config(yaml.safe_load(PAPER.read_text()))
     jobs = {row["job"]: row for row in gpu_plan.plan(config)}
-    assert set(jobs) == {"train_math (qwen, one cell)", "evaluate open_rs (qwen, one checkpoint)",
-                         "evaluate sober (qwen, one checkpoint)", "train_math (llama, one cell)",
-                         "evaluate open_rs (llama, one checkpoint)", "evaluate sober (llama, one checkpoint)",
-                         "train_overlap (k = 6)", "train_overlap (k = 36)"}
+    assert set(jobs) == {
+        "train_math (qwen, one cell)",
+        "evaluate open_rs (qwen, one checkpoint)",
+        "evaluate sober (qwen, one checkpoint)",
+        "train_math (llama, one cell)",
+        "evaluate open_rs (llama, one checkpoint)",
+        "evaluate sober (llama, one checkpoint)",
+        "train_overlap (k = 6)",
+        "train_overlap (k = 36)",
+    }
     cell = jobs["train_math (qwen, one cell)"]
     assert cell["rollout_tokens"] == 1000 * 24 * 4096
     # one sample per problem (open_rs); sober: 10 seeds on AIME24/AMC23, 3 on the others (Hochlehnert et al. 2025)
@@ -35,7 +41,9 @@ def test_paper_profile_plan_has_every_job_and_its_precision():
     assert gpu_plan.plan(config)[0]["h100_hours"] > 2 * cell["h100_hours"]
 
 
-@pytest.mark.parametrize("text, expected", [(None, "No such file"), ("a: [", "not YAML"), ("math: {}", "not a GPU profile")])
+@pytest.mark.parametrize(
+    "text, expected", [(None, "No such file"), ("a: [", "not YAML"), ("math: {}", "not a GPU profile")]
+)
 def test_bad_profile_is_one_line(tmp_path, text, expected):
     path = tmp_path / "profile.yaml"
     if text is not None:

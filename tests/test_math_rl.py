@@ -28,14 +28,20 @@ def test_run_writes_metrics_validation_and_checkpoints(checkpoint, data, tmp_pat
     assert not (out / "attempt").exists() and not (out / ".lock").exists()
     groups = pq.read_table(out / "groups.parquet")
     assert sorted(set(zip(groups["step"].to_pylist(), groups["group"].to_pylist()))) == [
-        (s, g) for s in range(4) for g in range(2)]  # 4 steps × 2 prompts, k = 3 rows each
+        (s, g) for s in range(4) for g in range(2)
+    ]  # 4 steps × 2 prompts, k = 3 rows each
     assert groups.num_rows == 4 * 2 * 3
     recorded = json.loads((out / "config.json").read_text())
     assert recorded["steps"] == 4
-    assert {k: recorded[k] for k in ("precision", "logprob_temperature", "disable_dropout",
-                                     "vllm_importance_sampling_correction")} == {
-        "precision": "fp32", "logprob_temperature": "raw", "disable_dropout": True,
-        "vllm_importance_sampling_correction": False}  # how the run was made, the authors' way by default
+    assert {
+        k: recorded[k]
+        for k in ("precision", "logprob_temperature", "disable_dropout", "vllm_importance_sampling_correction")
+    } == {
+        "precision": "fp32",
+        "logprob_temperature": "raw",
+        "disable_dropout": True,
+        "vllm_importance_sampling_correction": False,
+    }  # how the run was made, the authors' way by default
 
 
 @pytest.mark.slow
@@ -90,6 +96,7 @@ def reference(checkpoint, data, tmp_path_factory):
 
 def weights(folder):
     from safetensors.torch import load_file
+
     return load_file(str(folder / "model.safetensors"))
 
 
@@ -108,6 +115,7 @@ def test_kill_during_checkpoint_save_resumes_from_the_previous_one(checkpoint, d
     """Killed while checkpoint-4 was written (weights there, trainer_state.json not yet): the rerun removes it and
     resumes from checkpoint-2 instead of failing on the missing file."""
     from transformers import TrainerState
+
     save_to_json = TrainerState.save_to_json
 
     def killed_at_4(self, path):
@@ -142,6 +150,7 @@ def test_kill_during_final_save_does_not_train_past_steps(checkpoint, data, refe
         monkeypatch.setattr(math_rl.BoxedStopTrainer, "save_model", killed)
     else:
         from grpo_prm.recording import GroupRecorder
+
         close = GroupRecorder.close
 
         def killed(self):

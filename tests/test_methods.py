@@ -26,8 +26,19 @@ def toy_value(prefix):
     return 0.1 * len(prefix) - 0.03 * sum(prefix)
 
 
-def hand_loss(model, ref_model, prompt_ids, rows, rewards, base, weighting, beta, normalization, max_len=8,
-              prm_normalization="vineppo"):
+def hand_loss(
+    model,
+    ref_model,
+    prompt_ids,
+    rows,
+    rewards,
+    base,
+    weighting,
+    beta,
+    normalization,
+    max_len=8,
+    prm_normalization="vineppo",
+):
     """Σ_{i,t} w(i,t)·(−P·A(i,t) + D(i,t)) / normaliser, one token at a time (μ = 1: P = 1 with ∇ log π)."""
     r = torch.tensor(rewards, dtype=torch.float64)
     groups = [list(range(g, g + K)) for g in range(0, len(rows), K)]
@@ -92,29 +103,56 @@ def prefix_values(model, ids, mask, rewards):
 CASES = (
     [("dr_grpo", "token", None)]
     + [(b, n, None) for b in ("reinforce_rej", "rloo") for n in ("token", "sequence")]
-    + [(b, n, p) for b in ("explicit_prm_mc", "explicit_prm_exact") for n in ("token", "sequence")
-       for p in ("vineppo", "none")]
+    + [
+        (b, n, p)
+        for b in ("explicit_prm_mc", "explicit_prm_exact")
+        for n in ("token", "sequence")
+        for p in ("vineppo", "none")
+    ]
 )
 
 
 @pytest.mark.parametrize("base, normalization, prm_normalization", CASES)
 @pytest.mark.parametrize("weighting", ["none", "lambda"])
 @pytest.mark.parametrize("beta", [0.0, 0.04])
-def test_gradient_matches_each_papers_formula(tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization,
-                                              prm_normalization):
+def test_gradient_matches_each_papers_formula(
+    tiny_model, tokenizer, tmp_path, base, weighting, beta, normalization, prm_normalization
+):
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)
     model, ref64 = (copy.deepcopy(m).double() for m in (tiny_model, ref_model))  # the formula's, in float64
     overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
     if prm_normalization:
         overrides["explicit_prm_normalization"] = prm_normalization
-    trainer = make_trainer(tiny_model, tokenizer, base, beta, normalization, ref_model, texts=TEXTS, rewards=REWARDS,
-                           tmp=str(tmp_path), num_generations=K, weighting=weighting, **overrides,
-                           **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
+    trainer = make_trainer(
+        tiny_model,
+        tokenizer,
+        base,
+        beta,
+        normalization,
+        ref_model,
+        texts=TEXTS,
+        rewards=REWARDS,
+        tmp=str(tmp_path),
+        num_generations=K,
+        weighting=weighting,
+        **overrides,
+        **({"prefix_values": prefix_values} if base.startswith("explicit") else {}),
+    )
     ours = trainer_gradient(trainer, len(TEXTS)).double()
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
-    hand_loss(model, ref64, prompt_ids, example_ids(tokenizer, TEXTS), REWARDS, base, weighting, beta,
-              normalization, prm_normalization=prm_normalization).backward()
+    hand_loss(
+        model,
+        ref64,
+        prompt_ids,
+        example_ids(tokenizer, TEXTS),
+        REWARDS,
+        base,
+        weighting,
+        beta,
+        normalization,
+        prm_normalization=prm_normalization,
+    ).backward()
     expected = grads(model)
     assert expected.norm() > 0
     assert (ours - expected).norm() / expected.norm() < 1e-6
@@ -139,8 +177,17 @@ def test_rloo_advantage_is_the_leave_one_out_baseline_in_float64():
 
 def test_reinforce_rej_zeroes_the_flat_group_but_keeps_it_in_the_normaliser(tiny_model, tokenizer, tmp_path):
     """Reinforce-Rej's released code: a rejected group's advantage is 0, its tokens stay in the normaliser."""
-    trainer = make_trainer(tiny_model, tokenizer, "reinforce_rej", 0.0, "token", texts=TEXTS, rewards=REWARDS,
-                           tmp=str(tmp_path), num_generations=K)
+    trainer = make_trainer(
+        tiny_model,
+        tokenizer,
+        "reinforce_rej",
+        0.0,
+        "token",
+        texts=TEXTS,
+        rewards=REWARDS,
+        tmp=str(tmp_path),
+        num_generations=K,
+    )
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
     all_tokens = sum(len(r) for r in example_ids(tokenizer, TEXTS))
     assert int(inputs["num_items_in_batch"]) == all_tokens
@@ -148,13 +195,16 @@ def test_reinforce_rej_zeroes_the_flat_group_but_keeps_it_in_the_normaliser(tiny
     assert trainer._metrics["train"]["rej/kept_frac"] == [0.5]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"method": "lambda_grpo", "weighting": "none"}, "method 'lambda_grpo' already sets weighting 'lambda'"),
-    ({"method": "dr_grpo"}, "method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none'"),
-    ({"method": "grpo", "weighting": "sqrt"}, "unknown weighting 'sqrt'"),
-    ({"method": "ppo"}, "unknown method 'ppo'"),
-    ({"method": "explicit_prm_exact", "explicit_prm_normalization": "batch"}, "unknown explicit_prm_normalization"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"method": "lambda_grpo", "weighting": "none"}, "method 'lambda_grpo' already sets weighting 'lambda'"),
+        ({"method": "dr_grpo"}, "method dr_grpo needs loss_type='dr_grpo' and scale_rewards='none'"),
+        ({"method": "grpo", "weighting": "sqrt"}, "unknown weighting 'sqrt'"),
+        ({"method": "ppo"}, "unknown method 'ppo'"),
+        ({"method": "explicit_prm_exact", "explicit_prm_normalization": "batch"}, "unknown explicit_prm_normalization"),
+    ],
+)
 def test_nonsensical_combinations_are_refused_with_one_line(tmp_path, fields, message):
     with pytest.raises(ValueError, match=message):
         LambdaGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **fields)
@@ -177,9 +227,19 @@ def test_missing_reward_gives_advantage_zero_and_finite_weights(tiny_model, toke
     rewards = REWARDS[:2] + [None] + REWARDS[3:]  # "A B D F <e>", the one row that starts "A B D"
     base = resolve(method)[0].name
     overrides = {"loss_type": "dr_grpo", "scale_rewards": "none"} if base == "dr_grpo" else {}
-    trainer = make_trainer(tiny_model, tokenizer, method, 0.04, "token", texts=TEXTS, rewards=rewards,
-                           tmp=str(tmp_path), num_generations=K, **overrides,
-                           **({"prefix_values": prefix_values} if base.startswith("explicit") else {}))
+    trainer = make_trainer(
+        tiny_model,
+        tokenizer,
+        method,
+        0.04,
+        "token",
+        texts=TEXTS,
+        rewards=rewards,
+        tmp=str(tmp_path),
+        num_generations=K,
+        **overrides,
+        **({"prefix_values": prefix_values} if base.startswith("explicit") else {}),
+    )
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(TEXTS))
     assert torch.isfinite(inputs["advantages"]).all()
     row = [r[:3] for r in inputs["completion_ids"].tolist()].index(example_ids(tokenizer, TEXTS)[2][:3])
@@ -198,9 +258,20 @@ def test_reinforce_rej_normaliser_is_global_at_accumulation_3(tiny_model, tokeni
     got = []
     for per_device, accumulation in ((12, 1), (4, 3)):
         model = copy.deepcopy(tiny_model)
-        trainer = make_trainer(model, tokenizer, "reinforce_rej", 0.04, normalization, texts=texts, rewards=rewards,
-                               tmp=str(tmp_path), num_generations=6, per_device=12,
-                               per_device_train_batch_size=per_device, gradient_accumulation_steps=accumulation)
+        trainer = make_trainer(
+            model,
+            tokenizer,
+            "reinforce_rej",
+            0.04,
+            normalization,
+            texts=texts,
+            rewards=rewards,
+            tmp=str(tmp_path),
+            num_generations=6,
+            per_device=12,
+            per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation,
+        )
         trainer.current_gradient_accumulation_steps = accumulation
         model.zero_grad()
         for step in range(accumulation):

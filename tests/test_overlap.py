@@ -67,11 +67,18 @@ def test_per_step_cumulative_and_sorted_columns_and_headline(tmp_path):
     cum = [np.concatenate(everything[: s + 1]) for s in range(3)]
     assert df["intermediate_proportion_mean_cum"].tolist() == pytest.approx([np.mean(c) for c in cum])
     assert df["path_depth_mean_cum"].tolist() == pytest.approx(
-        [np.mean(depth0), np.mean(depth0 + [1] * 8), np.mean(depth0 + [1] * 8 + depth2)])
+        [np.mean(depth0), np.mean(depth0 + [1] * 8), np.mean(depth0 + [1] * 8 + depth2)]
+    )
     assert df["intermediate_proportion_mean_sorted"].tolist() == pytest.approx(
-        sorted([np.mean(props0), 0, np.mean(props2)]))
-    assert headline(df) == {"steps": 3, "groups": 6, "flat_groups": 5, "nontrivial_groups": 1,
-                            "nontrivial_pct": pytest.approx(100 / 6)}
+        sorted([np.mean(props0), 0, np.mean(props2)])
+    )
+    assert headline(df) == {
+        "steps": 3,
+        "groups": 6,
+        "flat_groups": 5,
+        "nontrivial_groups": 1,
+        "nontrivial_pct": pytest.approx(100 / 6),
+    }
 
 
 def test_running_median_matches_numpy():
@@ -148,8 +155,12 @@ def test_theorem1_summary_of_a_recorded_run(tmp_path):
 
 def test_cli_refuses_a_missing_recording_with_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out" / "overlap"
-    result = subprocess.run([sys.executable, "-m", "grpo_prm.overlap", str(tmp_path / "none.parquet"), "--out",
-                             str(out)], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "grpo_prm.overlap", str(tmp_path / "none.parquet"), "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [f"error: no recording at {tmp_path / 'none.parquet'}"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -175,5 +186,7 @@ def test_bad_overlap_config_is_named(change, message):
 def test_paper_profile_has_the_papers_overlap_runs():
     paper = validate_config(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))["overlap"]
     assert paper["model"] == "qwen" and paper["beta"] == 0.0 and paper["method"] == "grpo"
-    assert [(r["group_size"], r["steps"], r["learning_rate"]) for r in paper["runs"]] == [(6, 1675, 6e-6),
-                                                                                           (36, 275, 1e-6)]
+    assert [(r["group_size"], r["steps"], r["learning_rate"]) for r in paper["runs"]] == [
+        (6, 1675, 6e-6),
+        (36, 275, 1e-6),
+    ]

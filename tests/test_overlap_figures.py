@@ -44,7 +44,9 @@ def make_run(root: Path, k: int, theorem1_groups: int = 10) -> Path:
     cfg = {"model": "ckpt/tiny", "beta": 0.0, "method": "grpo", "seed": 0, "group_size": k}
     (run / "config.json").write_text(json.dumps(cfg))
     (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "val/accuracy": 0.1 * s}) + "\n" for s in (0, 1)))
-    overlap.main([str(run / "groups.parquet"), "--out", str(run / "overlap"), "--theorem1-groups", str(theorem1_groups)])
+    overlap.main(
+        [str(run / "groups.parquet"), "--out", str(run / "overlap"), "--theorem1-groups", str(theorem1_groups)]
+    )
     return run
 
 

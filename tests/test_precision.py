@@ -24,9 +24,19 @@ def moved_fraction(tokenizer, tmp_path, precision, model=None, lr=1e-6):
     """Share of the policy's weights that one optimiser step at `lr` changes."""
     model = model or make_tiny_model()
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = make_trainer(model, tokenizer, "lambda_grpo", 0.04, "token", tmp=str(tmp_path), max_steps=1,
-                           learning_rate=lr, bf16=precision == "mixed", lr_scheduler_type="constant",
-                           max_grad_norm=0.0)
+    trainer = make_trainer(
+        model,
+        tokenizer,
+        "lambda_grpo",
+        0.04,
+        "token",
+        tmp=str(tmp_path),
+        max_steps=1,
+        learning_rate=lr,
+        bf16=precision == "mixed",
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+    )
     trainer.train()
     changed = sum((p.detach() != b).sum().item() for p, b in zip(trainer.model.parameters(), before))
     return changed / sum(b.numel() for b in before)
@@ -54,8 +64,9 @@ def test_unknown_precision_is_refused():
 
 def test_importance_correction_needs_sampling_logprobs():
     with pytest.raises(ValueError, match="vllm_importance_sampling_correction needs logprob_temperature"):
-        authors_grpo_config(output_dir="/tmp/x", use_vllm=True, temperature=0.75,
-                            vllm_importance_sampling_correction=True)
+        authors_grpo_config(
+            output_dir="/tmp/x", use_vllm=True, temperature=0.75, vllm_importance_sampling_correction=True
+        )
 
 
 def dropout_active(model) -> bool:
@@ -73,9 +84,14 @@ def test_toy_policy_samples_and_learns_without_dropout(tmp_path):
     model, tokenizer, _ = load_policy(cfg)
     assert dropout_active(copy.deepcopy(model))
     ref = copy.deepcopy(model)
-    trainer = LambdaGRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-                                args=grpo_args(cfg, str(tmp_path)), processing_class=tokenizer, ref_model=ref,
-                                train_dataset=Dataset.from_dict({"prompt": [tokenizer.bos_token]}))
+    trainer = LambdaGRPOTrainer(
+        model=model,
+        reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+        args=grpo_args(cfg, str(tmp_path)),
+        processing_class=tokenizer,
+        ref_model=ref,
+        train_dataset=Dataset.from_dict({"prompt": [tokenizer.bos_token]}),
+    )
     assert not dropout_active(trainer.model)
     assert not dropout_active(trainer.accelerator.unwrap_model(trainer.ref_model))
 
@@ -83,7 +99,6 @@ def test_toy_policy_samples_and_learns_without_dropout(tmp_path):
 def test_gpt2_default_has_dropout():
     """The premise of the test above: a default GPT-2 config samples with dropout in train mode."""
     assert dropout_active(GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=8)))
-
 
 
 PAPER = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
@@ -108,9 +123,19 @@ def tiny_llama(attention_dropout: float):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=9, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=2, max_position_embeddings=16, attention_dropout=attention_dropout,
-                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=9,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=16,
+        attention_dropout=attention_dropout,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -144,13 +169,47 @@ def test_mixed_precision_runs_through_the_command_line(checkpoint, data, tmp_pat
     """`--precision mixed` on a CPU through the entry point of every run (and of the workflow's train_math rule):
     the run finishes, attention on the math backend, with the capability pin the command sets itself."""
     out = tmp_path / "run"
-    argv = ["--model", str(checkpoint), "--train", str(data / "train.jsonl"), "--val", str(data / "val.jsonl"),
-            "--out", str(out), "--steps", "2", "--prompts-per-step", "2", "--group-size", "3", "--max-new-tokens", "12",
-            "--val-every", "2", "--save-every", "2", "--temperature", "1.0", "--reward-workers", "1",
-            "--record-groups", "false", "--beta", "0.04", "--precision", "mixed"]
+    argv = [
+        "--model",
+        str(checkpoint),
+        "--train",
+        str(data / "train.jsonl"),
+        "--val",
+        str(data / "val.jsonl"),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--prompts-per-step",
+        "2",
+        "--group-size",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--val-every",
+        "2",
+        "--save-every",
+        "2",
+        "--temperature",
+        "1.0",
+        "--reward-workers",
+        "1",
+        "--record-groups",
+        "false",
+        "--beta",
+        "0.04",
+        "--precision",
+        "mixed",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in CPU_ENV}  # set by cli.reproducible, as for a user
-    run = subprocess.run([sys.executable, "-c", ON_AMX_UNDER_AVX2, *argv], check=False, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", ON_AMX_UNDER_AVX2, *argv],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((out / "config.json").read_text())["precision"] == "mixed"
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]

@@ -26,8 +26,17 @@ def test_paper_anti_exploitation_example():
     rewards = [0.5, 0.5, 1.0, 0.0, 0.0, 0.5]
     tree = build_prefix_tree(*encode(texts), rewards, eps=0.0)
     got = {span: round(adv, 2) for span, (_, _, adv) in steps_by_text(texts, tree).items()}
-    assert got == {"AB": 0.22, "CD": 0.22, "EFHI": 0.22, "JKL": -0.22, "M": 1.55, "NQ": -1.11, "ST": -1.11,
-                   "U": -1.11, "VWYZ": 0.22}
+    assert got == {
+        "AB": 0.22,
+        "CD": 0.22,
+        "EFHI": 0.22,
+        "JKL": -0.22,
+        "M": 1.55,
+        "NQ": -1.11,
+        "ST": -1.11,
+        "U": -1.11,
+        "VWYZ": 0.22,
+    }
     steps = steps_by_text(texts, tree)
     assert steps["JKL"][0] == (2, 3, 4) and steps["JKL"][1] == pytest.approx(1 / 3)
     assert [tree.path_depth(i) for i in range(6)] == [2, 2, 2, 3, 3, 1]
@@ -39,8 +48,13 @@ def test_worked_example_of_section_3():
     texts = ["ABCe", "ABCe", "ABDFe", "ABe", "GHe"]
     tree = build_prefix_tree(*encode(texts), [1, 1, 0, 0, 1], eps=0.0)
     steps = {(s.start, s.end, s.members): round(s.advantage, 3) for s in tree.steps}
-    assert steps == {(0, 2, (0, 1, 2, 3)): -0.183, (2, 4, (0, 1)): 0.730, (2, 5, (2,)): -1.095, (2, 3, (3,)): -1.095,
-                     (0, 3, (4,)): 0.730}
+    assert steps == {
+        (0, 2, (0, 1, 2, 3)): -0.183,
+        (2, 4, (0, 1)): 0.730,
+        (2, 5, (2,)): -1.095,
+        (2, 3, (3,)): -1.095,
+        (0, 3, (4,)): 0.730,
+    }
     A = step_advantages(*encode(texts), torch.tensor([1.0, 1, 0, 0, 1]), eps=0.0)
     assert A[3, :3].tolist() == pytest.approx([-0.1826, -0.1826, -1.0954], abs=1e-4)
     # Lemma 1 on the "AB" node: Σ over its members of a_i equals |λ|·Â(λ).
@@ -92,8 +106,14 @@ def test_size_statistics_on_random_groups_agree_with_tree_and_brute_force():
     duplicated = 0
     for _ in range(60):
         k = int(torch.randint(2, 8, (1,), generator=gen))
-        texts = ["".join("ab"[int(x)] for x in torch.randint(0, 2, (int(torch.randint(1, 5, (1,), generator=gen)),),
-                                                          generator=gen)) + "e" for _ in range(k)]
+        texts = [
+            "".join(
+                "ab"[int(x)]
+                for x in torch.randint(0, 2, (int(torch.randint(1, 5, (1,), generator=gen)),), generator=gen)
+            )
+            + "e"
+            for _ in range(k)
+        ]
         duplicated += len(set(texts)) < k
         ids, mask = encode(texts)
         tree = build_prefix_tree(ids, mask, [0.0] * k)

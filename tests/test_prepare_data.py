@@ -49,8 +49,10 @@ def default_config() -> dict:
     [
         (lambda m: m.update(run_models=["gpt5"]), "math.run_models: 'gpt5' is not a key of math.models"),
         (lambda m: m.update(betas=[0.0, 0.1]), "math.models.tiny.learning_rates: no lr for beta 0.1"),
-        (lambda m: m["models"].update(q={"source": "hub", "learning_rates": [{"beta": 0.0, "lr": 1e-6}]}),
-         "math.models.q: source hub needs hub_id and a pinned revision"),
+        (
+            lambda m: m["models"].update(q={"source": "hub", "learning_rates": [{"beta": 0.0, "lr": 1e-6}]}),
+            "math.models.q: source hub needs hub_id and a pinned revision",
+        ),
         (lambda m: m["train"].update(stepz=3), "unknown config key 'math.train.stepz'"),
         (lambda m: m["models"]["tiny"].update(source="gguf"), "math.models.tiny.source: 'gguf' is not one of"),
     ],

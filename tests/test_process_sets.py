@@ -140,8 +140,6 @@ def test_divergence_at_token_zero_gives_one():
     assert torch.equal(process_set_sizes(ids, mask), mask.long())
 
 
-
-
 def test_grouped_equals_per_group():
     rng = random.Random(4)
     k, n_groups, T = 5, 4, 16
@@ -186,4 +184,3 @@ def test_shared_prefix_lengths_match_the_definition():
     for shape in ((0, 3), (3, 0), (0, 0)):
         ids = torch.zeros(shape, dtype=torch.long)
         assert torch.equal(shared_prefix_lengths(ids, ids.bool()), torch.zeros((shape[0],) * 2, dtype=torch.long))
-

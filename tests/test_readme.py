@@ -30,6 +30,7 @@ def test_document_numbers_match_the_committed_outputs(monkeypatch):
 
 def test_default_documents_are_the_readme_and_docs():
     import os
+
     cwd = os.getcwd()
     try:
         os.chdir(ROOT)
@@ -54,19 +55,39 @@ def test_check_mode_names_stale_blocks_and_writing_touches_only_blocks(tmp_path)
     assert doc.read_text() == "<!-- numbers:nope -->\n<!-- /numbers -->\n"  # nothing half-written
 
 
-@pytest.mark.parametrize("lo, hi, expected", [(0.01, 0.2, "higher"), (-0.3, -0.01, "lower"),
-                                              (-0.1, 0.2, "not distinguishable at 3 seeds"),
-                                              (math.nan, math.nan, "not distinguishable at 3 seeds")])
+@pytest.mark.parametrize(
+    "lo, hi, expected",
+    [
+        (0.01, 0.2, "higher"),
+        (-0.3, -0.01, "lower"),
+        (-0.1, 0.2, "not distinguishable at 3 seeds"),
+        (math.nan, math.nan, "not distinguishable at 3 seeds"),
+    ],
+)
 def test_verdict_claims_only_what_the_interval_supports(lo, hi, expected):
     assert readme.verdict(lo, hi, "higher", "lower", "3 seeds") == expected
 
 
 def test_math_claims_say_earlier_only_with_a_clear_interval(tmp_path):
-    runs = [("grpo", s, 0.40, 50, 0.40) for s in range(3)] + [("lambda_grpo", s, 0.45 + s / 100, 20 + s, 0.44)
-                                                               for s in range(3)]
-    pd.DataFrame([{"model": "tiny", "beta": 0.0, "method": m, "seed": s, "peak": p, "peak_step": st, "final": f,
-                   "final_step": 60, "peak_step_vs_grpo": None if m == "grpo" else st / 50} for m, s, p, st, f in runs]
-                 ).to_csv(tmp_path / "math_peaks.csv", index=False)
+    runs = [("grpo", s, 0.40, 50, 0.40) for s in range(3)] + [
+        ("lambda_grpo", s, 0.45 + s / 100, 20 + s, 0.44) for s in range(3)
+    ]
+    pd.DataFrame(
+        [
+            {
+                "model": "tiny",
+                "beta": 0.0,
+                "method": m,
+                "seed": s,
+                "peak": p,
+                "peak_step": st,
+                "final": f,
+                "final_step": 60,
+                "peak_step_vs_grpo": None if m == "grpo" else st / 50,
+            }
+            for m, s, p, st, f in runs
+        ]
+    ).to_csv(tmp_path / "math_peaks.csv", index=False)
     text = readme.math_claims(tmp_path)
     assert "peak accuracy 0.460 against 0.400, higher" in text and "step of the peak 21.0 against 50.0, earlier" in text
     assert "final accuracy 0.440 against 0.400, higher" in text

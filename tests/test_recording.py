@@ -93,14 +93,21 @@ def test_repeated_step_continues_group_numbers_and_bad_masks_fail(tmp_path):
             rec.add(9, ids, holes, rewards, adv, 2)
         with pytest.raises(ValueError, match="whole number"):
             rec.add(9, ids, mask, rewards, adv, 3)
-    assert [(s, g) for s, g, *_ in read_groups(tmp_path / "g.parquet")] == [(7, 0), (7, 1), (7, 2), (7, 3), (8, 0),
-                                                                            (8, 1)]
+    assert [(s, g) for s, g, *_ in read_groups(tmp_path / "g.parquet")] == [
+        (7, 0),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (8, 0),
+        (8, 1),
+    ]
 
 
 def test_trainer_hook_records_rewards_and_unshuffled_groups(tiny_model, tokenizer, tmp_path):
     with GroupRecorder(tmp_path / "groups.parquet") as groups:
-        trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path),
-                               on_batch=BatchRecorder(groups))
+        trainer = make_trainer(
+            tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path), on_batch=BatchRecorder(groups)
+        )
         inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
     [(step, group, ids, mask, rewards)] = list(read_groups(tmp_path / "groups.parquet"))
     assert (step, group) == (0, 0)

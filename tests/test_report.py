@@ -23,8 +23,9 @@ def resolved(name: str) -> dict:
     base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
     def merge(a, b):
-        return {k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-                for k, v in (a | b).items()}
+        return {
+            k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in (a | b).items()
+        }
 
     return validate_config(merge(base, yaml.safe_load((ROOT / "config" / name).read_text())))
 

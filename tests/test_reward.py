@@ -155,7 +155,15 @@ def test_pathological_completion_times_out_and_run_continues():
 
 def test_parallel_batch_equals_one_at_a_time_in_order():
     """A pool of children gives the sequential verdicts in the batch's order, timeouts and counters included."""
-    completions = [r"\boxed{3}", PATHOLOGICAL, r"\boxed{4}", r"\boxed{\frac{1}{2}}", PATHOLOGICAL, "no box", r"\boxed{7}"]
+    completions = [
+        r"\boxed{3}",
+        PATHOLOGICAL,
+        r"\boxed{4}",
+        r"\boxed{\frac{1}{2}}",
+        PATHOLOGICAL,
+        "no box",
+        r"\boxed{7}",
+    ]
     golds = ["3", "3", "3", "0.5", "2", "1", ""]
     results = {}
     for workers in (1, 4):
@@ -176,6 +184,7 @@ def test_reward_mapping_maps_right_and_wrong_and_keeps_unscored():
 
     def accuracy(completions, answer, **kwargs):
         return [1.0, 0.0, None]
+
     accuracy.__name__ = "accuracy"
     assert MappedReward(accuracy, "plus_minus_one")(["a", "b", "c"], answer=["1", "2", "3"]) == [1.0, -1.0, None]
     assert MappedReward(accuracy, "zero_one")(["a", "b", "c"], answer=["1", "2", "3"]) == [1.0, 0.0, None]

@@ -23,12 +23,34 @@ def dry_run_commands(workdir: Path, config: dict, *targets: str) -> list[str]:
     cfg.write_text(yaml.safe_dump(config))
     env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--cores", "1", "--dry-run", "--printshellcmds", *targets, "--configfile", str(cfg)],
-        capture_output=True, text=True, timeout=600, env=env, check=False)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "1",
+            "--dry-run",
+            "--printshellcmds",
+            *targets,
+            "--configfile",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
-            if line.startswith("Shell command: ") and line != "Shell command: None"]  # None: no shell
+    return [
+        line.removeprefix("Shell command: ")
+        for line in result.stdout.splitlines()
+        if line.startswith("Shell command: ") and line != "Shell command: None"
+    ]  # None: no shell
 
 
 def run_recording_args(command: str, cwd: Path) -> list[list[str]]:

@@ -89,7 +89,8 @@ def test_seed_band_per_step_with_zero_width_for_one_seed():
     assert band.loc[0, ["mean", "n", "lo", "hi"]].tolist() == pytest.approx([0.5, 3, lo, hi])
     assert band.loc[1, ["mean", "n", "lo", "hi"]].tolist() == [0.5, 1, 0.5, 0.5]
     assert np.isnan(stats.t_half(0.1, 1)) and stats.t_half(np.array([0.1]), np.array([4]))[0] == pytest.approx(
-        sp.t.ppf(0.975, 3) * 0.1 / 2)
+        sp.t.ppf(0.975, 3) * 0.1 / 2
+    )
 
 
 def test_normal_interval_uses_both_standard_errors():

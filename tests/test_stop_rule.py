@@ -169,8 +169,15 @@ def test_trainer_rollouts_stop_inside_generate(char_tokenizer, tmp_path):
 
     torch.manual_seed(0)
     eos = char_tokenizer.eos_token_id
-    config = GPT2Config(vocab_size=len(char_tokenizer), n_positions=128, n_embd=16, n_layer=1, n_head=1,
-                        bos_token_id=eos, eos_token_id=eos)
+    config = GPT2Config(
+        vocab_size=len(char_tokenizer),
+        n_positions=128,
+        n_embd=16,
+        n_layer=1,
+        n_head=1,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
     model = GPT2LMHeadModel(config)
     texts = [r"Thus \boxed{\frac{1}{2}}. Then \boxed{9} and more text", r"so \boxed{7}, but then a long tail of text"]
     prompt = encode(char_tokenizer, PROMPT)
@@ -181,19 +188,36 @@ def test_trainer_rollouts_stop_inside_generate(char_tokenizer, tmp_path):
             return [script, *super().stop_processors(), CountingLogitsProcessor()]
 
     max_new = 60
-    args = LambdaGRPOConfig(output_dir=str(tmp_path), num_generations=2, per_device_train_batch_size=2,
-                            max_completion_length=max_new, use_cpu=True, report_to="none", save_strategy="no",
-                            temperature=1.0)
-    trainer = ScriptedTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
-                              args=args, train_dataset=Dataset.from_dict({"prompt": ["Q", "Q"]}),
-                              processing_class=char_tokenizer)
+    args = LambdaGRPOConfig(
+        output_dir=str(tmp_path),
+        num_generations=2,
+        per_device_train_batch_size=2,
+        max_completion_length=max_new,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        temperature=1.0,
+    )
+    trainer = ScriptedTrainer(
+        model=model,
+        reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["Q", "Q"]}),
+        processing_class=char_tokenizer,
+    )
     CountingLogitsProcessor.calls = 0
     kept, logprobs = trainer._generate_single_turn([prompt, prompt], None, {}, 2)
 
     # Reference: generate with the script alone to the length limit, then cut after the first box.
-    out = model.generate(input_ids=torch.tensor([prompt] * 2), attention_mask=torch.ones(2, len(prompt), dtype=torch.long),
-                         logits_processor=LogitsProcessorList([script]), do_sample=False, max_new_tokens=max_new,
-                         eos_token_id=eos, pad_token_id=eos)
+    out = model.generate(
+        input_ids=torch.tensor([prompt] * 2),
+        attention_mask=torch.ones(2, len(prompt), dtype=torch.long),
+        logits_processor=LogitsProcessorList([script]),
+        do_sample=False,
+        max_new_tokens=max_new,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
     full = [row[len(prompt) :].tolist() for row in out]
     reference = [truncate_ids_after_first_boxed(row, char_tokenizer) for row in full]
     assert kept == reference

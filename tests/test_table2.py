@@ -144,9 +144,13 @@ def test_duplicate_seed_is_rejected(tmp_path):
 
 def test_offline_test_set_gets_its_own_column_outside_the_average(tmp_path):
     base = write_result(tmp_path / "b", {"model": "tiny", "method": "base"}, {"offline": [0, 1, 0, 0]})
-    runs = [write_result(tmp_path / f"r{m}", {"model": "tiny", "beta": 0.0, "method": m, "seed": 0},
-                         {"offline": s}) for m, s in (("grpo", [0, 1, 1, 0]), ("lambda_grpo", [1, 1, 1, 0]))]
-    table2.main(["--results", str(base), *map(str, runs), "--paper", str(PAPER_CSV), "--out-prefix", str(tmp_path / "t2")])
+    runs = [
+        write_result(tmp_path / f"r{m}", {"model": "tiny", "beta": 0.0, "method": m, "seed": 0}, {"offline": s})
+        for m, s in (("grpo", [0, 1, 1, 0]), ("lambda_grpo", [1, 1, 1, 0]))
+    ]
+    table2.main(
+        ["--results", str(base), *map(str, runs), "--paper", str(PAPER_CSV), "--out-prefix", str(tmp_path / "t2")]
+    )
     table = pd.read_csv(tmp_path / "t2.csv")
     ours = table[(table.source == "ours")].set_index("method")
     assert ours.loc["lambda_grpo", "offline"] == 0.75 and ours.loc["base", "offline"] == 0.25
@@ -211,15 +215,20 @@ def test_sober_protocol_shows_std_over_seeds_beside_its_reference(tmp_path):
     """sober: samples per task (10 on AIME24, 3 on MATH-500), seed_spread: the std over each seed's accuracy shown
     beside the clustered interval; Hochlehnert et al.'s published base row is a source of its own."""
     protocol = {"name": "sober", "samples": {"aime24": 10, "math500": 3}, "seed_spread": True}
-    path = write_protocol_result(tmp_path, {"model": "qwen", "method": "base", "seed": 0}, protocol,
-                                 {"aime24": [0.5, 0.25], "math500": [1.0, 0.0]})
+    path = write_protocol_result(
+        tmp_path,
+        {"model": "qwen", "method": "base", "seed": 0},
+        protocol,
+        {"aime24": [0.5, 0.25], "math500": [1.0, 0.0]},
+    )
     data = json.loads(path.read_text())
     data["tasks"]["aime24"]["seed_accuracy"] = [0.5, 0.25, 0.0, 0.75]
     data["tasks"]["math500"]["seed_accuracy"] = [0.5, 0.5, 0.5]
     path.write_text(json.dumps(data))
     prefix = tmp_path / "t2"
-    table2.main(["--results", str(path), "--paper", str(PAPER_CSV), "--sober", str(SOBER_CSV),
-                 "--out-prefix", str(prefix)])
+    table2.main(
+        ["--results", str(path), "--paper", str(PAPER_CSV), "--sober", str(SOBER_CSV), "--out-prefix", str(prefix)]
+    )
     table = pd.read_csv(f"{prefix}.csv")
     ours = table[table.source == "ours:sober"].iloc[0]
     assert ours.samples == "3–10" and ours.aime24 == pytest.approx(0.375)

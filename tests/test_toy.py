@@ -24,8 +24,13 @@ def test_rewards_follow_the_paper():
 
 def sampled_moves(model, tokenizer, move_ids, n=64):
     prompt = torch.tensor([[tokenizer.bos_token_id]] * n)
-    out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, max_new_tokens=4,
-                         pad_token_id=tokenizer.pad_token_id)
+    out = model.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        do_sample=True,
+        max_new_tokens=4,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return out[:, 1:]
 
 
@@ -46,7 +51,8 @@ def test_hub_style_loading_from_a_local_folder(tmp_path):
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     GPT2TokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>").save_pretrained(
-        tmp_path)
+        tmp_path
+    )
     GPT2LMHeadModel(GPT2Config(vocab_size=4, n_positions=8, n_embd=16, n_layer=1, n_head=1)).save_pretrained(tmp_path)
     model, tokenizer, move_ids = load_policy(ToyConfig(model=str(tmp_path)))
     assert move_ids == [1, 2] and tokenizer.pad_token == tokenizer.eos_token
@@ -71,15 +77,22 @@ def test_short_run_moves_the_policy_and_logs_per_step():
     assert (run["lambda/weight_mean"] < 1).all() and (run["tree/path_depth"] >= 1).all()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--method", "ppo"], "unknown method 'ppo'"),
-    (["--group_size", "1"], "group_size must be at least 2"),
-    (["--n", "4"], "n must be in [0, depth)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "ppo"], "unknown method 'ppo'"),
+        (["--group_size", "1"], "group_size must be at least 2"),
+        (["--n", "4"], "n must be in [0, depth)"),
+    ],
+)
 def test_cli_refuses_bad_input_with_one_line(tmp_path, args, message):
     out = tmp_path / "run.csv"
-    result = subprocess.run([sys.executable, "-m", "grpo_prm.toy", "--model", "tiny", "--out", str(out), *args],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "grpo_prm.toy", "--model", "tiny", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -97,23 +110,29 @@ def test_cli_cells_in_one_process_match_separate_runs(tmp_path):
     """`--cells` (the train_toy rule) trains runs one after another in one process, each as its own process would."""
     toy = [sys.executable, "-m", "grpo_prm.toy", "--model", "tiny", "--steps", "2", "--group_size", "4"]
     outs = [tmp_path / "a.csv", tmp_path / "b.csv"]
-    subprocess.run([*toy, "--cells", "1,-1.0,0", "2,-0.5,3", "--out", *map(str, outs)], check=True,
-                   capture_output=True)
-    subprocess.run([*toy, "--n", "2", "--r-neg", "-0.5", "--seed", "3", "--out", str(tmp_path / "alone.csv")],
-                   check=True, capture_output=True)
+    subprocess.run([*toy, "--cells", "1,-1.0,0", "2,-0.5,3", "--out", *map(str, outs)], check=True, capture_output=True)
+    subprocess.run(
+        [*toy, "--n", "2", "--r-neg", "-0.5", "--seed", "3", "--out", str(tmp_path / "alone.csv")],
+        check=True,
+        capture_output=True,
+    )
     assert without_timings(outs[1].read_text()) == without_timings((tmp_path / "alone.csv").read_text())
     first = without_timings(outs[0].read_text())
     assert first[1][:4] == ["lambda_grpo", "1", "-1.0", "0"] and len(first) == 3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--cells", "1,-1.0,0", "--seed", "1", "--out", "a.csv"], "--cells replaces --n, --r_neg and --seed"),
-    (["--cells", "1,-1.0,0", "1,-1.0,1", "--out", "a.csv"], "--out: 1 files for 2 runs"),
-    (["--cells", "1,x,0", "--out", "a.csv"], "'1,x,0' is not n,r_neg,seed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cells", "1,-1.0,0", "--seed", "1", "--out", "a.csv"], "--cells replaces --n, --r_neg and --seed"),
+        (["--cells", "1,-1.0,0", "1,-1.0,1", "--out", "a.csv"], "--out: 1 files for 2 runs"),
+        (["--cells", "1,x,0", "--out", "a.csv"], "'1,x,0' is not n,r_neg,seed"),
+    ],
+)
 def test_cli_refuses_bad_cells_with_one_line(tmp_path, args, message):
-    result = subprocess.run([sys.executable, "-m", "grpo_prm.toy", *args], capture_output=True, text=True,
-                            check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "grpo_prm.toy", *args], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.csv").exists()
 
@@ -183,8 +202,9 @@ def test_mc_prefix_values_converge_to_exact():
     assert errors[-1] < 0.02 and errors[-1] < errors[0]
 
 
-@pytest.mark.parametrize("method", ["dr_grpo", "reinforce_rej", "lambda_rloo", "explicit_prm_mc",
-                                    "lambda_explicit_prm_exact"])
+@pytest.mark.parametrize(
+    "method", ["dr_grpo", "reinforce_rej", "lambda_rloo", "explicit_prm_mc", "lambda_explicit_prm_exact"]
+)
 def test_every_method_runs_on_the_toy_and_reports_its_cost(method):
     run = run_toy(ToyConfig(model="tiny", method=method, steps=3, group_size=8, seed=1, mc_continuations=2))
     assert list(run.step) == [1, 2, 3] and (run.wall_s > 0).all()
@@ -217,5 +237,4 @@ def test_leaf_sampler_draws_paths_with_the_policys_probabilities():
             p *= float(torch.softmax(model(ids).logits[0, -1] / cfg.temperature, -1)[move_ids[MOVES.index(path[t])]])
         assert abs(paths.count(path) / N - p) <= bound, (path, paths.count(path) / N, p)
     first = paths.index(paths[0])
-    assert sum(out["logprobs"][first]) == pytest.approx(math.log(sum(
-        1 for q in paths if q == paths[0]) / N), abs=0.1)
+    assert sum(out["logprobs"][first]) == pytest.approx(math.log(sum(1 for q in paths if q == paths[0]) / N), abs=0.1)

@@ -27,6 +27,7 @@ def trainer_and_batched_gradients(cfg: ToyConfig):
                 seen["values"], n = values_of(model, ids, mask, rewards)
                 seen["ids"] = ids
                 return seen["values"], n
+
             trainer.prefix_values = recorded
         trainer.model.train()
         trainer.current_gradient_accumulation_steps = 1
@@ -53,8 +54,9 @@ def relative_error(a: dict, b: dict) -> float:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_batched_gradient_equals_the_trainers(method):
-    cfg = ToyConfig(model="tiny", tiny_model=SMALL, method=method, n=1, r_neg=-1.0, seed=3, steps=1, beta=0.04,
-                    mc_continuations=2)
+    cfg = ToyConfig(
+        model="tiny", tiny_model=SMALL, method=method, n=1, r_neg=-1.0, seed=3, steps=1, beta=0.04, mc_continuations=2
+    )
     ours, theirs, *_ = trainer_and_batched_gradients(cfg)
     assert set(ours) == set(theirs)
     assert relative_error(ours, theirs) <= 1e-6
@@ -62,8 +64,9 @@ def test_batched_gradient_equals_the_trainers(method):
 
 @pytest.mark.parametrize("method", ["grpo", "lambda_grpo", "reinforce_rej"])
 def test_batched_gradient_equals_the_trainers_per_sequence(method):
-    cfg = ToyConfig(model="tiny", tiny_model=SMALL, method=method, n=2, r_neg=-0.5, seed=4, steps=1,
-                    loss_normalization="sequence")
+    cfg = ToyConfig(
+        model="tiny", tiny_model=SMALL, method=method, n=2, r_neg=-0.5, seed=4, steps=1, loss_normalization="sequence"
+    )
     ours, theirs, *_ = trainer_and_batched_gradients(cfg)
     assert relative_error(ours, theirs) <= 1e-6
 

@@ -59,9 +59,19 @@ def test_table_cli_writes_md_csv_tex_and_refuses_bad_input(tmp_path):
     md = prefix.with_suffix(".md").read_text()
     assert "explicit PRM (exact)" in md and "+0.120 [" in md and prefix.with_suffix(".tex").exists()
     bad = tmp_path / "bad"
-    result = subprocess.run([sys.executable, str(ROOT / "paper_figures" / "table_toy_seeds.py"), "--runs",
-                             str(tmp_path / "missing.csv"), "--out-prefix", str(bad)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "paper_figures" / "table_toy_seeds.py"),
+            "--runs",
+            str(tmp_path / "missing.csv"),
+            "--out-prefix",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0 and "no such file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("bad*"))
 
@@ -74,6 +84,9 @@ def test_band_is_the_seed_mean_and_its_t_interval(tmp_path):
     half = stats.t.ppf(0.975, 4) * x.std(ddof=1) / np.sqrt(5)
     assert band["mean"].iloc[-1] == pytest.approx(x.mean())
     assert band["high"].iloc[-1] - band["low"].iloc[-1] == pytest.approx(2 * half)
-    written = figure_toy_methods.main(["--runs", *map(str, seeded_runs(tmp_path)), "--out-prefix",
-                                       str(tmp_path / "fig")])
-    assert [p.name for p in written] == ["fig.png", "fig.pdf", "fig.data.csv"] and all(p.stat().st_size > 0 for p in written)
+    written = figure_toy_methods.main(
+        ["--runs", *map(str, seeded_runs(tmp_path)), "--out-prefix", str(tmp_path / "fig")]
+    )
+    assert [p.name for p in written] == ["fig.png", "fig.pdf", "fig.data.csv"] and all(
+        p.stat().st_size > 0 for p in written
+    )

@@ -46,13 +46,15 @@ def paper_loss(model, ref_model, prompt_ids, rows, rewards, method, beta, normal
 @pytest.mark.parametrize("beta", [0.0, 0.04])
 @pytest.mark.parametrize("normalization", ["token", "sequence"])
 @pytest.mark.parametrize("temperature", [1.0, 0.75])
-def test_trainer_gradient_matches_paper_formula(tiny_model, tokenizer, tmp_path, method, beta, normalization,
-                                                temperature):
+def test_trainer_gradient_matches_paper_formula(
+    tiny_model, tokenizer, tmp_path, method, beta, normalization, temperature
+):
     """At T = 0.75 (the paper's math runs) the authors' loss still takes log-probs of the raw logits."""
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)  # policy ≠ reference, so the KL term has a gradient
-    trainer = make_trainer(tiny_model, tokenizer, method, beta, normalization, ref_model, tmp=str(tmp_path),
-                           temperature=temperature)
+    trainer = make_trainer(
+        tiny_model, tokenizer, method, beta, normalization, ref_model, tmp=str(tmp_path), temperature=temperature
+    )
     model = trainer.model
     ours = trainer_gradient(trainer, len(EXAMPLE))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
@@ -69,8 +71,17 @@ def test_sampling_logprob_temperature_matches_tempered_formula(tiny_model, token
     it differs from the raw-logit gradient by far more than the tolerance."""
     ref_model = copy.deepcopy(tiny_model)
     perturb(tiny_model)
-    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", beta, "token", ref_model, tmp=str(tmp_path),
-                           temperature=0.75, logprob_temperature="sampling")
+    trainer = make_trainer(
+        tiny_model,
+        tokenizer,
+        "lambda_grpo",
+        beta,
+        "token",
+        ref_model,
+        tmp=str(tmp_path),
+        temperature=0.75,
+        logprob_temperature="sampling",
+    )
     model = trainer.model
     ours = trainer_gradient(trainer, len(EXAMPLE))
     prompt_ids = tokenizer("Q", add_special_tokens=False)["input_ids"]
@@ -85,11 +96,18 @@ def test_sampling_logprob_temperature_matches_tempered_formula(tiny_model, token
 
 
 def test_lambda_weights_in_batch(tiny_model, tokenizer, tmp_path):
-    trainer = make_trainer(tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path), on_batch=BatchRecorder())
+    trainer = make_trainer(
+        tiny_model, tokenizer, "lambda_grpo", 0.0, "token", tmp=str(tmp_path), on_batch=BatchRecorder()
+    )
     inputs = trainer._prepare_inputs([{"prompt": "Q"}] * len(EXAMPLE))
-    rows = {tuple(r[m.bool()].tolist()): w[m.bool()].tolist() for r, m, w in zip(
-        inputs["completion_ids"], inputs["completion_mask"], inputs["lambda_weights"])}
-    expected = {tuple(r): [1 / s for s in sz] for r, sz in zip(example_ids(tokenizer), brute_force_sizes(example_ids(tokenizer)))}
+    rows = {
+        tuple(r[m.bool()].tolist()): w[m.bool()].tolist()
+        for r, m, w in zip(inputs["completion_ids"], inputs["completion_mask"], inputs["lambda_weights"])
+    }
+    expected = {
+        tuple(r): [1 / s for s in sz]
+        for r, sz in zip(example_ids(tokenizer), brute_force_sizes(example_ids(tokenizer)))
+    }
     assert rows.keys() == expected.keys()
     for key, weights in rows.items():
         assert weights == pytest.approx(expected[key])

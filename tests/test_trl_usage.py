@@ -9,7 +9,13 @@ from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
 from grpo_prm.recording import BatchRecorder
-from grpo_prm.trainer import AUTHORS_LOSS_FIELDS, MULTIMODAL_INPUTS, LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config
+from grpo_prm.trainer import (
+    AUTHORS_LOSS_FIELDS,
+    MULTIMODAL_INPUTS,
+    LambdaGRPOConfig,
+    LambdaGRPOTrainer,
+    authors_grpo_config,
+)
 from tests.conftest import EXAMPLE, EXAMPLE_REWARDS, WORDS, example_ids, make_tiny_model, make_tokenizer
 from tests.helpers import grads, perturb
 
@@ -124,8 +130,11 @@ def test_default_config_is_trls_on_every_field(tmp_path):
     """`LambdaGRPOConfig()` equals `GRPOConfig()` on every `GRPOConfig` field, with no exceptions: `method="grpo"`
     is TRL's GRPO, and `logprob_temperature`'s default is TRL's ("sampling": logits / T)."""
     ours, trl = LambdaGRPOConfig(str(tmp_path), use_cpu=True), GRPOConfig(str(tmp_path), use_cpu=True)
-    differing = {f: (getattr(ours, f), getattr(trl, f)) for f in GRPOConfig.__dataclass_fields__
-                 if getattr(ours, f) != getattr(trl, f)}
+    differing = {
+        f: (getattr(ours, f), getattr(trl, f))
+        for f in GRPOConfig.__dataclass_fields__
+        if getattr(ours, f) != getattr(trl, f)
+    }
     assert not differing
     assert ours.method == "lambda_grpo" and ours.logprob_temperature == "sampling"
     assert LambdaGRPOConfig(str(tmp_path), use_cpu=True, method="grpo").weighting == "none"
@@ -135,10 +144,22 @@ def test_authors_preset_gives_the_authors_settings(tmp_path):
     """`authors_grpo_config` (what every run of this project uses): plain k3 KL, raw-logit log-probs, dropout off, no
     vLLM IS correction (each unlike TRL's default), and the authors' optimiser."""
     args, trl = authors_grpo_config(output_dir=str(tmp_path)), GRPOConfig(str(tmp_path), use_cpu=True)
-    authors = {"use_bias_correction_kl": False, "logprob_temperature": "raw", "disable_dropout": True,
-               "vllm_importance_sampling_correction": False, "lr_scheduler_type": "constant", "warmup_steps": 0,
-               "max_grad_norm": 0.0, "weight_decay": 0.0, "optim": "adamw_torch", "loss_type": "dapo",
-               "gradient_accumulation_steps": 1, "logging_steps": 1, "report_to": [], "bf16": False}
+    authors = {
+        "use_bias_correction_kl": False,
+        "logprob_temperature": "raw",
+        "disable_dropout": True,
+        "vllm_importance_sampling_correction": False,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "max_grad_norm": 0.0,
+        "weight_decay": 0.0,
+        "optim": "adamw_torch",
+        "loss_type": "dapo",
+        "gradient_accumulation_steps": 1,
+        "logging_steps": 1,
+        "report_to": [],
+        "bf16": False,
+    }
     got = {k: getattr(args, k) for k in authors}
     got["lr_scheduler_type"], got["optim"] = str(args.lr_scheduler_type.value), str(args.optim.value)
     assert got == authors

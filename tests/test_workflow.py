@@ -28,8 +28,16 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
 def small_config() -> dict:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["profile"] = "test"
-    config["toy"].update(methods=["grpo", "lambda_grpo"], n=[1], r_neg=[-1.0], seeds=[0, 1], steps=12, last_steps=5,
-                         engine="trainer", sweep={"learning_rates": [], "seeds": []})  # the trainer path (CI: batched)
+    config["toy"].update(
+        methods=["grpo", "lambda_grpo"],
+        n=[1],
+        r_neg=[-1.0],
+        seeds=[0, 1],
+        steps=12,
+        last_steps=5,
+        engine="trainer",
+        sweep={"learning_rates": [], "seeds": []},
+    )  # the trainer path (CI: batched)
     return config
 
 
@@ -68,11 +76,22 @@ def overlap_config() -> dict:
     config = small_config()
     math = config["math"]
     math["data"]["offline"].update(n_train=40, n_val=4, n_test=2)
-    math["models"]["tiny"]["recipe"] = {"sft_steps": 5, "vocab_size": 300, "hidden_size": 32, "layers": 1,
-                                        "heads": 2, "batch_size": 8}
+    math["models"]["tiny"]["recipe"] = {
+        "sft_steps": 5,
+        "vocab_size": 300,
+        "hidden_size": 32,
+        "layers": 1,
+        "heads": 2,
+        "batch_size": 8,
+    }
     math["train"].update(prompts_per_step=2, max_new_tokens=16, val_every=2, val_batch_size=4, save_every=2)
-    config["overlap"].update(runs=[{"group_size": 3, "steps": 3, "learning_rate": 1.0e-3},
-                                   {"group_size": 4, "steps": 2, "learning_rate": 1.0e-3}], theorem1_groups=4)
+    config["overlap"].update(
+        runs=[
+            {"group_size": 3, "steps": 3, "learning_rate": 1.0e-3},
+            {"group_size": 4, "steps": 2, "learning_rate": 1.0e-3},
+        ],
+        theorem1_groups=4,
+    )
     config["overlap"]["tree"].update(group_size=3)
     return config
 
@@ -102,8 +121,10 @@ def test_overlap_workflow_end_to_end(tmp_path):
         ({"toy": {"group_size": 1}}, "toy.group_size: 1 is less than the minimum of 2"),
         ({"toy": {"typo_key": 3}}, "unknown config key 'toy.typo_key'"),
         ({"toy": {"steps": "many"}}, "toy.steps: 'many' is not of type 'integer'"),
-        ({"toy": {"sweep": {"learning_rates": [1.0e-4], "seeds": [1, 7]}}},
-         "toy.sweep.seeds: 1 is also a reporting seed"),
+        (
+            {"toy": {"sweep": {"learning_rates": [1.0e-4], "seeds": [1, 7]}}},
+            "toy.sweep.seeds: 1 is also a reporting seed",
+        ),
         ({"toy": {"engine": "fast"}}, "toy.engine: 'fast' is not one of"),
     ],
 )
@@ -126,8 +147,10 @@ def test_every_math_method_is_evaluated(tmp_path):
     result = run_snakemake(tmp_path, config, "--dry-run", "--printshellcmds", "evaluation")
     assert result.returncode == 0, result.stderr
     for method in config["math"]["methods"]:
-        assert f"--identity model=tiny beta=0.0 method={method} seed=0 --out results/test/eval/greedy/tiny/beta0.0/" \
-               f"{method}/seed0 " in result.stdout, method
+        assert (
+            f"--identity model=tiny beta=0.0 method={method} seed=0 --out results/test/eval/greedy/tiny/beta0.0/"
+            f"{method}/seed0 " in result.stdout
+        ), method
     assert "--identity model=tiny method=base --out results/test/eval/greedy/tiny/base " in result.stdout
 
 
@@ -142,8 +165,15 @@ def small_math_config() -> dict:
     config = small_config()
     math = config["math"]
     math["data"]["offline"].update(n_train=40, n_val=6, n_test=6)
-    math["models"]["tiny"]["recipe"] = {"sft_steps": 5, "hidden_size": 32, "layers": 1, "heads": 2, "vocab_size": 300,
-                                        "batch_size": 8, "answer_slip_rate": 0.5}
+    math["models"]["tiny"]["recipe"] = {
+        "sft_steps": 5,
+        "hidden_size": 32,
+        "layers": 1,
+        "heads": 2,
+        "vocab_size": 300,
+        "batch_size": 8,
+        "answer_slip_rate": 0.5,
+    }
     math.update(methods=["grpo", "lambda_grpo"], seeds=[0, 1])
     math["train"].update(steps=2, val_every=1, save_every=1, max_new_tokens=16, val_batch_size=6)
     for protocol in config["eval"]["protocols"].values():
@@ -195,11 +225,19 @@ def test_paper_profile_plans_open_rs_and_sober_evaluations(tmp_path):
     for protocol in ("open_rs", "sober"):
         planned = [c for c in commands if f"--protocol {protocol} " in c]
         assert len(planned) == 2 * (1 + 2 * 2), protocol  # (qwen, llama) × (base + β × method), one seed
-        assert all("--lock results/paper/eval/benchmarks.lock.json --require-revisions --resolve-and-lock" in c
-                   and "aime24=2fe88a2f1091d5048c0f36abc874fb997b3dd99a" in c for c in planned)
+        assert all(
+            "--lock results/paper/eval/benchmarks.lock.json --require-revisions --resolve-and-lock" in c
+            and "aime24=2fe88a2f1091d5048c0f36abc874fb997b3dd99a" in c
+            for c in planned
+        )
     sober = next(c for c in commands if "--protocol sober " in c)
-    for flag in ("""--samples '{"aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3, "olympiadbench": 3}'""",
-                 "--temperature 0.8 ", "--top-p 0.9 ", "--max-gen-toks 32768 ", "--seed-spread True "):
+    for flag in (
+        """--samples '{"aime24": 10, "amc23": 10, "math500": 3, "minerva_math": 3, "olympiadbench": 3}'""",
+        "--temperature 0.8 ",
+        "--top-p 0.9 ",
+        "--max-gen-toks 32768 ",
+        "--seed-spread True ",
+    ):
         assert flag in sober, flag
 
 

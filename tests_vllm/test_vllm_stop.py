@@ -64,8 +64,14 @@ def vllm_checkpoint(checkpoint, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def llm(vllm_checkpoint):
-    return vllm.LLM(model=str(vllm_checkpoint), dtype="float32", enforce_eager=True, max_model_len=256, seed=0,
-                    logits_processors=[ScriptedVLLM])
+    return vllm.LLM(
+        model=str(vllm_checkpoint),
+        dtype="float32",
+        enforce_eager=True,
+        max_model_len=256,
+        seed=0,
+        logits_processors=[ScriptedVLLM],
+    )
 
 
 def test_processor_is_an_installed_plugin():
@@ -86,8 +92,12 @@ def test_vllm_keeps_the_tokens_of_boxedlp_and_generates_no_more(llm, vllm_checkp
     max_new = 40
 
     def run(stop):
-        params = [SamplingParams(temperature=1.0, max_tokens=max_new,
-                                 extra_args={SCRIPT: s} | (request_args(eos) if stop else {})) for s in scripts]
+        params = [
+            SamplingParams(
+                temperature=1.0, max_tokens=max_new, extra_args={SCRIPT: s} | (request_args(eos) if stop else {})
+            )
+            for s in scripts
+        ]
         outs = llm.generate([{"prompt_token_ids": prompt}] * len(scripts), sampling_params=params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outs]
 
@@ -99,10 +109,16 @@ def test_vllm_keeps_the_tokens_of_boxedlp_and_generates_no_more(llm, vllm_checkp
     # The same tokens as HF generate with BoxedStopLogitsProcessor (the authors' BoxedLP) on the same script.
     model = LlamaForCausalLM.from_pretrained(vllm_checkpoint).eval()
     hf_script = ScriptedLogitsProcessor([s[:-1] for s in scripts], len(prompt), eos)
-    out = model.generate(input_ids=torch.tensor([prompt] * 3), attention_mask=torch.ones(3, len(prompt), dtype=torch.long),
-                         logits_processor=LogitsProcessorList([hf_script, BoxedStopLogitsProcessor(tokenizer)]),
-                         do_sample=False, max_new_tokens=max_new, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
-    hf = [row[len(prompt):].tolist() for row in out]
+    out = model.generate(
+        input_ids=torch.tensor([prompt] * 3),
+        attention_mask=torch.ones(3, len(prompt), dtype=torch.long),
+        logits_processor=LogitsProcessorList([hf_script, BoxedStopLogitsProcessor(tokenizer)]),
+        do_sample=False,
+        max_new_tokens=max_new,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    hf = [row[len(prompt) :].tolist() for row in out]
     hf = [r[: r.index(eos) + 1] if eos in r else r for r in hf]
     assert with_rule == hf
 
@@ -115,6 +131,7 @@ def test_requests_without_the_rule_are_untouched(llm, vllm_checkpoint):
     eos = tokenizer.eos_token_id
     script = tokenizer(r"\boxed{1} more", add_special_tokens=False)["input_ids"] + [eos]
     prompt = tokenizer("<user>q<assistant>", add_special_tokens=False)["input_ids"]
-    out = llm.generate([{"prompt_token_ids": prompt}], SamplingParams(max_tokens=40, extra_args={SCRIPT: script}),
-                       use_tqdm=False)
+    out = llm.generate(
+        [{"prompt_token_ids": prompt}], SamplingParams(max_tokens=40, extra_args={SCRIPT: script}), use_tqdm=False
+    )
     assert list(out[0].outputs[0].token_ids) == script

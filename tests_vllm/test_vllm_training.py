@@ -44,8 +44,15 @@ def vllm_run(vllm_checkpoint, data, tmp_path_factory):  # noqa: F811
     math_rl.BoxedStopTrainer._generate_single_turn = capture
     reward_cls, math_rl.MathReward = math_rl.MathReward, DigitReward
     try:
-        cfg = small_config(vllm_checkpoint, data, tmp_path_factory.mktemp("run") / "vllm", use_vllm=True, steps=2,
-                           val_every=1, max_new_tokens=24)
+        cfg = small_config(
+            vllm_checkpoint,
+            data,
+            tmp_path_factory.mktemp("run") / "vllm",
+            use_vllm=True,
+            steps=2,
+            val_every=1,
+            max_new_tokens=24,
+        )
         out = run_math(cfg)
     finally:
         math_rl.BoxedStopTrainer._generate_single_turn = original
@@ -89,15 +96,23 @@ def test_first_step_matches_the_hf_path_on_the_same_completions(vllm_run, tmp_pa
     def rollout(prompts, trainer):
         return replay
 
-    hf_cfg = MathRunConfig(**(json.loads((out / "config.json").read_text()) | {"out": str(tmp_path), "use_vllm": False}))
+    hf_cfg = MathRunConfig(
+        **(json.loads((out / "config.json").read_text()) | {"out": str(tmp_path), "use_vllm": False})
+    )
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     reward = DigitReward(cfg.unparseable_gold, cfg.reward_timeout_s)
     args = grpo_args(hf_cfg)
     args.max_steps, args.save_strategy = 1, "no"
-    trainer = LambdaGRPOTrainer(model=model, reward_funcs=reward, args=args, processing_class=tokenizer,
-                                train_dataset=to_trl_dataset(read_problems(cfg.train)), rollout_func=rollout,
-                                on_batch=BatchRecorder())  # logs lambda/* as the vLLM run's BatchRecorder did
+    trainer = LambdaGRPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=to_trl_dataset(read_problems(cfg.train)),
+        rollout_func=rollout,
+        on_batch=BatchRecorder(),
+    )  # logs lambda/* as the vLLM run's BatchRecorder did
     trainer.train()
     reward.close()
     hf = next(r for r in trainer.state.log_history if "loss" in r)

@@ -39,8 +39,11 @@ def read_lock(path: str | Path) -> dict:
         raise LockError(f"{path}: not JSON ({type(e).__name__}); remove it to resolve again") from None
     if not isinstance(lock, dict):
         raise LockError(f"{path}: not a JSON object; remove it to resolve again")
-    bad = [t for t, e in lock.items() if t not in BENCHMARKS or not isinstance(e, dict)
-           or not {"revision", "sha256", "rows"} <= set(e)]
+    bad = [
+        t
+        for t, e in lock.items()
+        if t not in BENCHMARKS or not isinstance(e, dict) or not {"revision", "sha256", "rows"} <= set(e)
+    ]
     if bad:
         raise LockError(f"{path}: bad entry {bad[0] if bad else ''!r} (want task: {{hub_id, revision, sha256, rows}})")
     return lock
@@ -74,8 +77,10 @@ def write_lock(path: str | Path, entries: dict[str, dict]) -> None:
             entry = {"hub_id": BENCHMARKS[t].hub_id} | entry
             old = lock.get(t)
             if old is not None and (old["revision"], old["sha256"]) != (entry["revision"], entry["sha256"]):
-                raise LockError(f"{path}: {t} was locked at {old['revision']} meanwhile, this read saw "
-                                f"{entry['revision']}; evaluate again (it reads the lock)")
+                raise LockError(
+                    f"{path}: {t} was locked at {old['revision']} meanwhile, this read saw "
+                    f"{entry['revision']}; evaluate again (it reads the lock)"
+                )
             lock[t] = entry
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(dict(sorted(lock.items())), indent=2) + "\n")

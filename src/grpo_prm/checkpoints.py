@@ -169,8 +169,12 @@ def extract_smollm2(out_dir: str | Path, dtype: str = "float32") -> Path:
 
 OFFLINE = schema_defaults("math", "data")["offline"]  # the generator's defaults (config math.data.offline)
 # n_eval: held-out problems scored after SFT (the workflow's val.jsonl is cut to it as well), not a split size
-TINY_DATA = {"n_train": OFFLINE["n_train"], "n_eval": 50, "data_seed": OFFLINE["seed"],
-             **{k: OFFLINE[k] for k in ("min_steps", "max_steps", "max_operand")}}
+TINY_DATA = {
+    "n_train": OFFLINE["n_train"],
+    "n_eval": 50,
+    "data_seed": OFFLINE["seed"],
+    **{k: OFFLINE[k] for k in ("min_steps", "max_steps", "max_operand")},
+}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -114,8 +114,9 @@ def dataclass_parser(cls, description: str) -> argparse.ArgumentParser:
         else:
             parser.add_argument(*_flags(f.name), required=True)
             continue
-        kind = {bool: parse_bool, dict: _parse_object, float: finite_float, int: parse_int,
-                type(None): str}.get(type(default), type(default))
+        kind = {bool: parse_bool, dict: _parse_object, float: finite_float, int: parse_int, type(None): str}.get(
+            type(default), type(default)
+        )
         parser.add_argument(*_flags(f.name), type=kind, default=default, help=f"(default: {default})")
     return parser
 

@@ -95,8 +95,10 @@ def _check_keys(config, source: str = "") -> None:
     bad_key = _non_string_key(config)
     if bad_key is not None:
         where, key = bad_key
-        raise ConfigError(f"{source}{_where(where)}: key {key!r} is not a name (YAML reads unquoted on/off/yes/no as "
-                          "booleans and digits as numbers); quote it")
+        raise ConfigError(
+            f"{source}{_where(where)}: key {key!r} is not a name (YAML reads unquoted on/off/yes/no as "
+            "booleans and digits as numbers); quote it"
+        )
 
 
 def _get(node, path):
@@ -140,8 +142,9 @@ def validate_config(config: dict) -> dict:
         raise ConfigError(f"toy.n: {max(toy['n'])} must be smaller than toy.depth ({toy['depth']})")
     shared = sorted(set(toy["sweep"]["seeds"]) & set(toy["seeds"]))
     if shared:
-        raise ConfigError(f"toy.sweep.seeds: {shared[0]} is also a reporting seed (toy.seeds); tuning seeds must "
-                          "differ")
+        raise ConfigError(
+            f"toy.sweep.seeds: {shared[0]} is also a reporting seed (toy.seeds); tuning seeds must differ"
+        )
     if bool(toy["sweep"]["learning_rates"]) != bool(toy["sweep"]["seeds"]):
         raise ConfigError("toy.sweep: give both learning_rates and seeds, or neither")
     _check_math(config["math"])
@@ -180,10 +183,16 @@ def _check_math(math: dict) -> None:
             if beta not in lrs:
                 raise ConfigError(f"math.models.{name}.learning_rates: no lr for beta {beta}")
     train = math["train"]
-    if (train["use_vllm"] and train["vllm_importance_sampling_correction"] and train["temperature"] != 1.0
-            and train["logprob_temperature"] == "raw"):
-        raise ConfigError("math.train.vllm_importance_sampling_correction: needs logprob_temperature sampling "
-                          "(vLLM's sampling log-probs are temperature-scaled)")
+    if (
+        train["use_vllm"]
+        and train["vllm_importance_sampling_correction"]
+        and train["temperature"] != 1.0
+        and train["logprob_temperature"] == "raw"
+    ):
+        raise ConfigError(
+            "math.train.vllm_importance_sampling_correction: needs logprob_temperature sampling "
+            "(vLLM's sampling log-probs are temperature-scaled)"
+        )
     offline = math["data"]["offline"]
     if offline["min_steps"] > offline["max_steps"]:
         raise ConfigError("math.data.offline: min_steps must not exceed max_steps")
@@ -244,8 +253,10 @@ def _read_yaml(data: bytes, source: str):
 
 def merge_configs(base: dict, over: dict) -> dict:
     """`over` merged over `base` key by key, nested mappings included, lists replaced: Snakemake's `--configfile`."""
-    return {k: merge_configs(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in (base | over).items()}
+    return {
+        k: merge_configs(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+        for k, v in (base | over).items()
+    }
 
 
 # ---- config/README.md's key table, generated from the schema
@@ -275,10 +286,15 @@ def _md_type(node: dict) -> str:
         return " or ".join(_md_type(sub) for sub in node["anyOf"])
     kinds = node.get("type", "object")
     kinds = [kinds] if isinstance(kinds, str) else kinds
-    out = " or ".join(f"list of {_md_type(node.get('items', {}))}" if k == "array" else "mapping" if k == "object"
-                      else k for k in kinds)
-    bounds = [f"{sign} {node[bound]}" for bound, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
-                                                          ("exclusiveMaximum", "<")) if bound in node]
+    out = " or ".join(
+        f"list of {_md_type(node.get('items', {}))}" if k == "array" else "mapping" if k == "object" else k
+        for k in kinds
+    )
+    bounds = [
+        f"{sign} {node[bound]}"
+        for bound, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+        if bound in node
+    ]
     return " ".join([out, ", ".join(bounds)]) if bounds else out
 
 
@@ -310,11 +326,18 @@ def keys_table(config_dir: str | Path = "config") -> str:
             default_cell = "*required*" if required else "—"
         else:
             default_cell = _md_value(schema_default)
-        if isinstance(ours, dict) and ("additionalProperties" in node or "properties" in node) and node.get(
-                "type", "object") == "object" and "propertyNames" in node and "enum" not in node["propertyNames"]:
+        if (
+            isinstance(ours, dict)
+            and ("additionalProperties" in node or "properties" in node)
+            and node.get("type", "object") == "object"
+            and "propertyNames" in node
+            and "enum" not in node["propertyNames"]
+        ):
             ours, theirs = list(ours), list(theirs)  # a mapping of named entries: their names
-        shown = (_md_value(ours) if ours is not _NONE and ours != schema_default else "",
-                 _md_value(theirs) if theirs is not _NONE and theirs != ours else "")
+        shown = (
+            _md_value(ours) if ours is not _NONE and ours != schema_default else "",
+            _md_value(theirs) if theirs is not _NONE and theirs != ours else "",
+        )
         if "properties" in node and "allOf" not in node and "propertyNames" not in node:
             shown = ("", "")  # a section: its keys carry the values
         rows.append([f"`{key}`", _md_type(node), default_cell, *shown, _md_text(node.get("description", ""))])

@@ -40,8 +40,12 @@ def _read_run(config_path: Path) -> pd.DataFrame:
         raise MathRunError(f"{folder}/metrics.jsonl: no validation records")
     df = pd.DataFrame(vals, columns=["step", "accuracy"]).drop_duplicates("step", keep="last")
     try:
-        identity = {"model": Path(cfg["model"]).name, "beta": float(cfg["beta"]), "method": cfg["method"],
-                    "seed": int(cfg["seed"])}
+        identity = {
+            "model": Path(cfg["model"]).name,
+            "beta": float(cfg["beta"]),
+            "method": cfg["method"],
+            "seed": int(cfg["seed"]),
+        }
     except (KeyError, TypeError, ValueError) as e:
         raise MathRunError(f"{config_path}: no run identity ({type(e).__name__}: {e})") from None
     return df.assign(**identity)[[*KEYS, "seed", "step", "accuracy"]]
@@ -68,9 +72,18 @@ def peak_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, beta, method, seed), run in df.groupby([*KEYS, "seed"]):
         peak = run.accuracy.max()
-        rows.append({"model": model, "beta": beta, "method": method, "seed": seed, "peak": peak,
-                     "peak_step": int(run.step[run.accuracy == peak].min()), "final": run.accuracy.iloc[-1],
-                     "final_step": int(run.step.iloc[-1])})
+        rows.append(
+            {
+                "model": model,
+                "beta": beta,
+                "method": method,
+                "seed": seed,
+                "peak": peak,
+                "peak_step": int(run.step[run.accuracy == peak].min()),
+                "final": run.accuracy.iloc[-1],
+                "final_step": int(run.step.iloc[-1]),
+            }
+        )
     peaks = pd.DataFrame(rows)
     grpo = peaks[peaks.method == "grpo"].set_index(["model", "beta", "seed"]).peak_step
     ref = peaks.set_index(["model", "beta", "seed"]).index.map(grpo.get)

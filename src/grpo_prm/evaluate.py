@@ -122,7 +122,9 @@ def check_checkpoint(folder: str | Path) -> Path:
         AutoConfig.from_pretrained(folder)
     except (OSError, ValueError) as e:
         raise EvalError(f"{folder} is not a model checkpoint: config.json unreadable ({type(e).__name__})") from None
-    for file in sorted(folder.glob("*.safetensors")):  # header only (cheap): a truncated file fails here, not in lm-eval
+    for file in sorted(
+        folder.glob("*.safetensors")
+    ):  # header only (cheap): a truncated file fails here, not in lm-eval
         try:
             with safe_open(str(file), framework="pt") as weights:
                 weights.keys()
@@ -396,8 +398,11 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
     }
     records = sample_records(results, tasks)
 
-    resolved = {t: {"revision": revisions[t], "sha256": data[t]["sha256"], "rows": data[t]["rows"]}
-                for t, lock in locks.items() if lock["how"] == "resolved"}
+    resolved = {
+        t: {"revision": revisions[t], "sha256": data[t]["sha256"], "rows": data[t]["rows"]}
+        for t, lock in locks.items()
+        if lock["how"] == "resolved"
+    }
     if resolved:
         write_lock(args.lock, resolved)
 
@@ -414,8 +419,11 @@ def evaluate(args: argparse.Namespace) -> list[Path]:
 
 def _files(folder: Path) -> list:
     """Name, size and modification time of each file of a checkpoint: a retrained one differs."""
-    return [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(folder.rglob("*")) if p.is_file()]
+    return [
+        [str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    ]
 
 
 def _samples(text: str) -> int | dict:
@@ -442,8 +450,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--revisions", default="", help="Hub commit per benchmark: aime24=<40-hex sha>,math500=<sha>,...")
     p.add_argument("--require-revisions", action="store_true", help="refuse Table-2 data from the Hub unpinned")
     p.add_argument("--lock", default=None, help="lock file of resolved Hub commits (results/<profile>/eval/...)")
-    p.add_argument("--resolve-and-lock", action="store_true",
-                   help="resolve an unpinned, unlocked Hub benchmark to its current commit and lock it (--lock)")
+    p.add_argument(
+        "--resolve-and-lock",
+        action="store_true",
+        help="resolve an unpinned, unlocked Hub benchmark to its current commit and lock it (--lock)",
+    )
     p.add_argument("--sha256", default="", help="expected content sha256 per task: aime24=<hex>,... (checked)")
     p.add_argument("--offline-file", default=None, help="JSONL {id, problem, answer} for the task offline")
     p.add_argument("--protocol", default="greedy", help="the protocol's name, recorded in the result (eval.protocols)")
@@ -451,10 +462,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=finite_float, default=0.0, help="0: greedy; > 0: sampling temperature")
     p.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus mass when sampling")
     p.add_argument("--max-gen-toks", type=positive_int, required=True, help="new-token budget per problem")
-    p.add_argument("--samples", type=_samples, default=1,
-                   help='n seeded samples per problem (avg@n, pass@k), or per task as JSON: {"aime24": 10, ...}')
-    p.add_argument("--seed-spread", type=parse_bool, default=False,
-                   help="Table 2 shows mean ± std over seeds beside the clustered interval (recorded in protocol)")
+    p.add_argument(
+        "--samples",
+        type=_samples,
+        default=1,
+        help='n seeded samples per problem (avg@n, pass@k), or per task as JSON: {"aime24": 10, ...}',
+    )
+    p.add_argument(
+        "--seed-spread",
+        type=parse_bool,
+        default=False,
+        help="Table 2 shows mean ± std over seeds beside the clustered interval (recorded in protocol)",
+    )
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the sampling (Python, NumPy, torch, vLLM)")
     p.add_argument("--batch-size", type=_batch_size, default=1, help="int, or auto (vLLM)")
     p.add_argument("--limit", type=positive_int, default=None, help="first L problems per task (smoke tests only)")

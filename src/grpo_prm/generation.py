@@ -11,8 +11,9 @@ from grpo_prm.boxed import last_boxed
 from grpo_prm.data import build_prompt
 
 
-def greedy_completions(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int,
-                       logits_processor=None) -> list[str]:
+def greedy_completions(
+    model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int, logits_processor=None
+) -> list[str]:
     """Greedy completions of `rows` (prompt: the chat template with the paper's system message), in batches.
 
     Left padding for batched generation; the tokenizer's padding side is restored and the model left in eval mode.
@@ -27,8 +28,13 @@ def greedy_completions(model, tokenizer, rows: list[dict], max_new_tokens: int, 
         ]
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.no_grad():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                                 logits_processor=logits_processor, pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(
+                **enc,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                logits_processor=logits_processor,
+                pad_token_id=tokenizer.pad_token_id,
+            )
         completions += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     tokenizer.padding_side = side
     return completions

@@ -12,7 +12,6 @@ completion runs to the length limit); the stop rule ends most earlier. The Slurm
 from these hours (docs/operations.md, "GPU cost plan").
 """
 
-
 import yaml
 
 from grpo_prm.cli import InputError, OneLineParser, exit_on_error
@@ -57,13 +56,20 @@ def train_seconds(model: dict, tokens: float, precision: str = "mixed") -> float
     return 8 * model["params"] * tokens / ((BF16_FLOPS if precision == "mixed" else FP32_FLOPS) * MFU)
 
 
-def run_plan(model: dict, steps: int, prompts: int, k: int, new_tokens: int, val_every: int, n_val: int,
-             precision: str = "mixed") -> dict:
+def run_plan(
+    model: dict, steps: int, prompts: int, k: int, new_tokens: int, val_every: int, n_val: int, precision: str = "mixed"
+) -> dict:
     seqs = prompts * k
     validations = steps // val_every + 1
     rollout_tokens, val_tokens = steps * seqs * new_tokens, validations * n_val * new_tokens
-    hours = (steps * (decode_seconds(model, seqs, new_tokens) + train_seconds(model, seqs * (PROMPT_TOKENS + new_tokens), precision))
-             + validations * decode_seconds(model, n_val, new_tokens)) / 3600
+    hours = (
+        steps
+        * (
+            decode_seconds(model, seqs, new_tokens)
+            + train_seconds(model, seqs * (PROMPT_TOKENS + new_tokens), precision)
+        )
+        + validations * decode_seconds(model, n_val, new_tokens)
+    ) / 3600
     return {"rollout_tokens": rollout_tokens, "validation_tokens": val_tokens, "h100_hours": hours}
 
 
@@ -73,21 +79,42 @@ def plan(config: dict) -> list[dict]:
     rows = []
     for name in math["run_models"]:
         model = MODELS[math["models"][name]["hub_id"]]
-        cell = run_plan(model, train["steps"], train["prompts_per_step"], train["group_size"], train["max_new_tokens"],
-                        train["val_every"], n_val, train.get("precision", "fp32"))
+        cell = run_plan(
+            model,
+            train["steps"],
+            train["prompts_per_step"],
+            train["group_size"],
+            train["max_new_tokens"],
+            train["val_every"],
+            n_val,
+            train.get("precision", "fp32"),
+        )
         rows.append({"job": f"train_math ({name}, one cell)"} | cell)
         evaluation = config["eval"]
         for p in evaluation["protocol"]:
             protocol = evaluation["protocols"][p]
             sequences, gen = eval_sequences(evaluation, protocol), protocol["max_gen_toks"]
-            rows.append({"job": f"evaluate {p} ({name}, one checkpoint)", "rollout_tokens": 0,
-                         "validation_tokens": sequences * gen,
-                         "h100_hours": decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600})
+            rows.append(
+                {
+                    "job": f"evaluate {p} ({name}, one checkpoint)",
+                    "rollout_tokens": 0,
+                    "validation_tokens": sequences * gen,
+                    "h100_hours": decode_seconds(model, sequences, gen, KV_BYTES_ALONE) / 3600,
+                }
+            )
     overlap = config["overlap"]
     model = MODELS[math["models"][overlap["model"]]["hub_id"]]
     for run in overlap["runs"]:
-        r = run_plan(model, run["steps"], train["prompts_per_step"], run["group_size"], train["max_new_tokens"],
-                     train["val_every"], n_val, train.get("precision", "fp32"))
+        r = run_plan(
+            model,
+            run["steps"],
+            train["prompts_per_step"],
+            run["group_size"],
+            train["max_new_tokens"],
+            train["val_every"],
+            n_val,
+            train.get("precision", "fp32"),
+        )
         rows.append({"job": f"train_overlap (k = {run['group_size']})"} | r)
     return rows
 
@@ -110,8 +137,10 @@ def main(argv=None) -> None:
     print("| job | rollout tokens (≤) | validation / evaluation tokens (≤) | H100 hours (estimate) |")
     print("|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['job']} | {r['rollout_tokens'] / 1e6:.1f} M | {r['validation_tokens'] / 1e6:.1f} M "
-              f"| {r['h100_hours']:.1f} |")
+        print(
+            f"| {r['job']} | {r['rollout_tokens'] / 1e6:.1f} M | {r['validation_tokens'] / 1e6:.1f} M "
+            f"| {r['h100_hours']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

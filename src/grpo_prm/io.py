@@ -107,8 +107,11 @@ def figure_data(fig) -> list[list[str]]:
     """
     rows = [["axes", "artist", "index", "label", "x", "y"]]
     for a, ax in enumerate(fig.axes):
-        rows += [[a, kind, 0, text, "", ""] for kind, text in
-                 (("title", ax.get_title()), ("xlabel", ax.get_xlabel()), ("ylabel", ax.get_ylabel())) if text]
+        rows += [
+            [a, kind, 0, text, "", ""]
+            for kind, text in (("title", ax.get_title()), ("xlabel", ax.get_xlabel()), ("ylabel", ax.get_ylabel()))
+            if text
+        ]
         for i, line in enumerate(ax.get_lines()):
             rows += [[a, "line", i, line.get_label(), _num(x), _num(y)] for x, y in line.get_xydata()]
         for i, coll in enumerate(ax.collections):
@@ -137,5 +140,7 @@ def save_figure(fig, prefix: str | Path, formats=("png", "pdf"), dpi: int = 150)
 
 def save_table(table, prefix: str | Path, markdown: str) -> list[Path]:
     """`<prefix>.csv` (the numbers, 6 significant digits) and `<prefix>.md` (the rendered text), all or nothing."""
-    return write_atomic(prefix, {".csv": lambda p: table.to_csv(p, index=False, float_format="%.6g"),
-                                 ".md": partial(write_text, markdown)})
+    return write_atomic(
+        prefix,
+        {".csv": lambda p: table.to_csv(p, index=False, float_format="%.6g"), ".md": partial(write_text, markdown)},
+    )

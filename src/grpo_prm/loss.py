@@ -63,8 +63,9 @@ def per_token_loss(
     return loss
 
 
-def aggregate(loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, normalization: str, n_tokens=None,
-              n_rows=None):
+def aggregate(
+    loss: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor, normalization: str, n_tokens=None, n_rows=None
+):
     """Weighted sum of `loss` (B, T) normalised by token counts.
 
     Args:
@@ -124,8 +125,9 @@ def reinforce_rej_advantage(rewards: torch.Tensor, group_size: int) -> tuple[tor
 PRM_NORMALIZATIONS = ("vineppo", "none")
 
 
-def explicit_prm_advantage(values: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor,
-                           normalization: str = "vineppo") -> torch.Tensor:
+def explicit_prm_advantage(
+    values: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, normalization: str = "vineppo"
+) -> torch.Tensor:
     """The explicit PRM's per-token advantage A(i,t) = V(y_{:t+1}) − V(y_{:t}) (VinePPO, Kazemnejad et al. 2024,
     arXiv 2410.01679; γ = 1, V of a whole completion its reward), optionally whitened over the batch's tokens.
 
@@ -137,8 +139,9 @@ def explicit_prm_advantage(values: torch.Tensor, mask: torch.Tensor, rewards: to
             valid tokens of the rows that have a reward (unbiased variance), VinePPO's masked whitening.
     """
     if normalization not in PRM_NORMALIZATIONS:
-        raise ValueError(f"unknown explicit_prm_normalization {normalization!r}; "
-                         f"choose {' or '.join(PRM_NORMALIZATIONS)}")
+        raise ValueError(
+            f"unknown explicit_prm_normalization {normalization!r}; choose {' or '.join(PRM_NORMALIZATIONS)}"
+        )
     valid = mask.bool() & ~rewards.isnan()[:, None]
     zero = torch.zeros((), dtype=values.dtype, device=values.device)
     step = torch.where(valid, values[:, 1:] - values[:, :-1], zero)

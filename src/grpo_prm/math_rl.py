@@ -55,8 +55,18 @@ from grpo_prm.run_folder import RunFolder, RunFolderError, describe_change, diff
 from grpo_prm.stop_rule import BoxedStopLogitsProcessor, first_boxed_end
 from grpo_prm.trainer import LambdaGRPOConfig, LambdaGRPOTrainer, authors_grpo_config, check_run_settings
 
-POSITIVE_FIELDS = ("steps", "prompts_per_step", "temperature", "max_new_tokens", "learning_rate", "val_every",
-                   "val_batch_size", "save_every", "reward_timeout_s", "reward_workers")
+POSITIVE_FIELDS = (
+    "steps",
+    "prompts_per_step",
+    "temperature",
+    "max_new_tokens",
+    "learning_rate",
+    "val_every",
+    "val_batch_size",
+    "save_every",
+    "reward_timeout_s",
+    "reward_workers",
+)
 
 TRAIN_DEFAULTS = schema_defaults("math", "train")  # the config schema's math.train holds the defaults
 
@@ -98,8 +108,9 @@ class MathRunConfig:
     record_groups: bool = TRAIN_DEFAULTS["record_groups"]
 
     def __post_init__(self):
-        check_run_settings(self.method, self.group_size, self.loss_normalization, self.precision,
-                           self.logprob_temperature)
+        check_run_settings(
+            self.method, self.group_size, self.loss_normalization, self.precision, self.logprob_temperature
+        )
         check_fields(self, positive=POSITIVE_FIELDS, nonnegative=("beta", "seed"))
         check_choice("--unparseable_gold", self.unparseable_gold, UNPARSEABLE_GOLD)
         check_choice("--reward_mapping", self.reward_mapping, tuple(REWARD_MAPPINGS))
@@ -151,8 +162,9 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
             yield
             return
         model = self.accelerator.unwrap_model(self.model_wrapped)  # the object TRL's generation context yields
-        model.generate = functools.partial(type(model).generate, model,
-                                           logits_processor=LogitsProcessorList(self.stop_processors()))
+        model.generate = functools.partial(
+            type(model).generate, model, logits_processor=LogitsProcessorList(self.stop_processors())
+        )
         try:
             yield
         finally:
@@ -160,13 +172,15 @@ class BoxedStopTrainer(LambdaGRPOTrainer):
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         with self._stop_in_generate():
-            ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                          has_tool_images)
+            ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         ends = [first_boxed_end(c, self.processing_class) for c in ids]
         cut = [c[:e] + [self.eos_token_ids[0]] if e is not None and e < len(c) else list(c) for c, e in zip(ids, ends)]
         if logprobs is not None:  # vLLM: NaN for the forced EOS, which the policy did not sample
-            logprobs = [lp[:e] + [math.nan] if e is not None and e < len(c) else lp
-                        for lp, c, e in zip(logprobs, cut, ends)]
+            logprobs = [
+                lp[:e] + [math.nan] if e is not None and e < len(c) else lp for lp, c, e in zip(logprobs, cut, ends)
+            ]
         return cut, logprobs
 
 
@@ -185,16 +199,21 @@ def vllm_greedy_completions(trainer, rows: list[dict], max_new_tokens: int) -> l
         raise SettingError("validation through vLLM needs vllm_mode='colocate' without vllm_enable_sleep_mode")
     generation.sync_weights()  # the engine holds the weights of the last rollout, one optimiser step behind
     trainer._last_loaded_step = trainer.state.global_step  # so the next rollout does not sync them again
-    texts = [tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
-             for r in rows]
+    texts = [
+        tokenizer.apply_chat_template(build_prompt(r["problem"]), add_generation_prompt=True, tokenize=False)
+        for r in rows
+    ]
     prompts = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False)["input_ids"]} for t in texts]
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, extra_args=request_args(trainer.eos_token_ids[0]))
+    params = SamplingParams(
+        temperature=0.0, max_tokens=max_new_tokens, extra_args=request_args(trainer.eos_token_ids[0])
+    )
     outputs = generation.llm.generate(prompts, sampling_params=params, use_tqdm=False)
     return [tokenizer.decode(o.outputs[0].token_ids, skip_special_tokens=True) for o in outputs]
 
 
-def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int,
-                    trainer=None) -> float:
+def greedy_accuracy(
+    model, tokenizer, rows, reward: MathReward, max_new_tokens: int, batch_size: int, trainer=None
+) -> float:
     """Mean binary reward of greedy completions with the stop rule (the paper's validation metric).
 
     With a `trainer` that uses vLLM, its engine decodes (`vllm_greedy_completions`); otherwise HF `generate`.
@@ -202,8 +221,9 @@ def greedy_accuracy(model, tokenizer, rows, reward: MathReward, max_new_tokens: 
     if trainer is not None and trainer.use_vllm:
         completions = vllm_greedy_completions(trainer, rows, max_new_tokens)
     else:
-        completions = greedy_completions(model, tokenizer, rows, max_new_tokens, batch_size,
-                                         logits_processor=[BoxedStopLogitsProcessor(tokenizer)])
+        completions = greedy_completions(
+            model, tokenizer, rows, max_new_tokens, batch_size, logits_processor=[BoxedStopLogitsProcessor(tokenizer)]
+        )
     model.train()
     scores = reward(completions, [r["answer"] for r in rows])
     return sum(s or 0.0 for s in scores) / len(scores)
@@ -221,8 +241,15 @@ class GreedyValidation(TrainerCallback):
         self.metrics = Path(cfg.out) / "metrics.jsonl"
 
     def _validate(self, state, model):
-        acc = greedy_accuracy(model, self.tokenizer, self.rows, self.reward, self.cfg.max_new_tokens,
-                              self.cfg.val_batch_size, self.trainer)
+        acc = greedy_accuracy(
+            model,
+            self.tokenizer,
+            self.rows,
+            self.reward,
+            self.cfg.max_new_tokens,
+            self.cfg.val_batch_size,
+            self.trainer,
+        )
         self._append({"step": state.global_step, "val/accuracy": acc})
         if acc > self.best:
             self.best = acc
@@ -312,12 +339,16 @@ def load_policy(path: str):
 def resume_point(checkpoints: Path, steps: int) -> tuple[str | None, int | None, list[Path]]:
     """The last complete TRL checkpoint (its trainer_state.json is written last), its step, and the incomplete ones
     (a kill during a save) to remove. A checkpoint past `steps` belongs to another run: refused."""
-    found = sorted((int(m.group(1)), p) for p in checkpoints.glob("checkpoint-*")
-                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in checkpoints.glob("checkpoint-*")
+        if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+    )
     complete = [(n, p) for n, p in found if (p / "trainer_state.json").is_file()]
     if complete and complete[-1][0] > steps:
-        raise SettingError(f"--steps {steps}: {complete[-1][1]} is past it (another run's); remove {checkpoints} to "
-                           "start afresh")
+        raise SettingError(
+            f"--steps {steps}: {complete[-1][1]} is past it (another run's); remove {checkpoints} to start afresh"
+        )
     incomplete = [p for n, p in found if not (p / "trainer_state.json").is_file()]
     return (str(complete[-1][1]), complete[-1][0], incomplete) if complete else (None, None, incomplete)
 
@@ -364,17 +395,22 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
         return out
     if finished is not None and protect_finished:
         change = describe_change(finished, wanted, differing(finished, wanted)) or "--restart true"
-        raise RunFolderError(f"{out} holds a finished run (protect_finished) and this run would replace it "
-                             f"({change}); move the folder away to redo it")
+        raise RunFolderError(
+            f"{out} holds a finished run (protect_finished) and this run would replace it "
+            f"({change}); move the folder away to redo it"
+        )
     started = folder.attempt_settings()
     if started is not None and not restart and (keys := differing(started, wanted)):
         change = describe_change(started, wanted, keys)
-        raise RunFolderError(f"{folder.attempt} was started with other settings ({change}); rerun with those, or with "
-                             "--restart true to start a new attempt")
+        raise RunFolderError(
+            f"{folder.attempt} was started with other settings ({change}); rerun with those, or with "
+            "--restart true to start a new attempt"
+        )
     tokenizer, model = load_policy(cfg.model)
     attempt = folder.attempt
-    last, step, incomplete = resume_point(attempt / "checkpoints", cfg.steps) if started and not restart else (
-        None, None, [])
+    last, step, incomplete = (
+        resume_point(attempt / "checkpoints", cfg.steps) if started and not restart else (None, None, [])
+    )
     if last is not None and step == cfg.steps:
         _, model = load_policy(last)
     reward = MathReward(cfg.unparseable_gold, cfg.reward_timeout_s, workers=cfg.reward_workers)
@@ -385,9 +421,14 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
     work = dataclasses.replace(cfg, out=str(attempt))  # the attempt's files; config.json records `cfg`
     trainer_cls = BoxedStopTrainer if cfg.stop_at_boxed else LambdaGRPOTrainer
     groups = _recorder(work, step)
-    trainer = trainer_cls(model=model, reward_funcs=MappedReward(reward, cfg.reward_mapping), args=grpo_args(work),
-                          processing_class=tokenizer,
-                          train_dataset=to_trl_dataset(train_rows), on_batch=BatchRecorder(groups))
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=MappedReward(reward, cfg.reward_mapping),
+        args=grpo_args(work),
+        processing_class=tokenizer,
+        train_dataset=to_trl_dataset(train_rows),
+        on_batch=BatchRecorder(groups),
+    )
     validation = GreedyValidation(work, val_rows, tokenizer, reward, trainer)
     trainer.add_callback(validation)
     validation.resume(step or 0)
@@ -404,11 +445,20 @@ def _run_locked(cfg: MathRunConfig, train_rows, val_rows, restart: bool, protect
 
 def _cli_flags(parser):
     """The run's flags that are not settings of the run (not in config.json)."""
-    parser.add_argument("--restart", type=parse_bool, default=False,
-                        help="train afresh in a new attempt, even over an attempt or a finished run with other "
-                             "settings (the finished run is replaced only when the new one completes)")
-    parser.add_argument("--protect-finished", "--protect_finished", type=parse_bool, default=False,
-                        help="refuse to replace a finished run (math.protect_finished)")
+    parser.add_argument(
+        "--restart",
+        type=parse_bool,
+        default=False,
+        help="train afresh in a new attempt, even over an attempt or a finished run with other "
+        "settings (the finished run is replaced only when the new one completes)",
+    )
+    parser.add_argument(
+        "--protect-finished",
+        "--protect_finished",
+        type=parse_bool,
+        default=False,
+        help="refuse to replace a finished run (math.protect_finished)",
+    )
     return parser
 
 

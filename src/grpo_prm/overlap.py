@@ -165,18 +165,23 @@ def theorem1_frame(path, max_groups: int | None = None) -> pd.DataFrame:
         if max_groups is not None and n >= max_groups:
             break
         grpo, prm = theorem1_losses(ids, mask, rewards)
-        rows.append((step, group, ids.shape[0], int(mask.sum()), theorem1_check(ids, mask, rewards), grpo, prm,
-                     abs(grpo - prm)))
-    return pd.DataFrame(rows, columns=["step", "group", "k", "tokens", "max_abs_diff", "loss_grpo", "loss_prm",
-                                       "loss_abs_diff"])
+        rows.append(
+            (step, group, ids.shape[0], int(mask.sum()), theorem1_check(ids, mask, rewards), grpo, prm, abs(grpo - prm))
+        )
+    return pd.DataFrame(
+        rows, columns=["step", "group", "k", "tokens", "max_abs_diff", "loss_grpo", "loss_prm", "loss_abs_diff"]
+    )
 
 
 def theorem1_summary(check: pd.DataFrame) -> dict:
     """The largest differences over the checked groups (`theorem1_frame`)."""
-    return {"theorem1_groups": len(check), "theorem1_tokens": int(check["tokens"].sum()),
-            "theorem1_max_abs_diff": float(check["max_abs_diff"].max()),
-            "theorem1_max_loss_diff": float(check["loss_abs_diff"].max()),
-            "theorem1_max_abs_loss": float(check[["loss_grpo", "loss_prm"]].abs().max().max())}
+    return {
+        "theorem1_groups": len(check),
+        "theorem1_tokens": int(check["tokens"].sum()),
+        "theorem1_max_abs_diff": float(check["max_abs_diff"].max()),
+        "theorem1_max_loss_diff": float(check["loss_abs_diff"].max()),
+        "theorem1_max_abs_loss": float(check[["loss_grpo", "loss_prm"]].abs().max().max()),
+    }
 
 
 def write_analysis(recording, out, theorem1_groups: int = 0) -> dict:
@@ -186,8 +191,13 @@ def write_analysis(recording, out, theorem1_groups: int = 0) -> dict:
     summary = headline(df)
     if theorem1_groups:
         summary |= theorem1_summary(theorem1_frame(recording, theorem1_groups))
-    write_atomic(out, {".csv": lambda p: df.to_csv(p, index=False),
-                       ".json": lambda p: Path(p).write_text(json.dumps(summary, indent=2) + "\n")})
+    write_atomic(
+        out,
+        {
+            ".csv": lambda p: df.to_csv(p, index=False),
+            ".json": lambda p: Path(p).write_text(json.dumps(summary, indent=2) + "\n"),
+        },
+    )
     print(json.dumps(summary))
     return summary
 
@@ -196,8 +206,9 @@ def main(argv=None) -> None:
     parser = OneLineParser(description="Overlap analysis (§3) of a run recorded by grpo_prm.recording.")
     parser.add_argument("recording", help="the run's groups.parquet (or its .parts folder while it runs)")
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.csv (per step) and <out>.json")
-    parser.add_argument("--theorem1-groups", type=nonnegative_int, default=0,
-                        help="check Theorem 1 on this many groups")
+    parser.add_argument(
+        "--theorem1-groups", type=nonnegative_int, default=0, help="check Theorem 1 on this many groups"
+    )
     args = parser.parse_args(argv)
     exit_on_error(lambda: write_analysis(args.recording, args.out, args.theorem1_groups))
 

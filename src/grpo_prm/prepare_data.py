@@ -48,8 +48,11 @@ def prepare_openrs(out_dir, n_val: int, seed: int, revision: str | None = None, 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m grpo_prm.prepare_data", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        prog="python -m grpo_prm.prepare_data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="source", required=True)
     offline = sub.add_parser("offline", help="generated problems (embedded default)")
     for name in ("n_train", "n_val", "n_test", "seed", "min_steps", "max_steps", "max_operand"):

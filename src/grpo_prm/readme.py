@@ -100,11 +100,14 @@ def toy_table(figures: Path) -> str:
         ours = [cell(r[f"{m}_mean"], *t_interval(*_toy_stats(r, m))) for m in methods]
         paper = [num(r[f"paper_{m}"], 4) for m in ("grpo", "lambda_grpo") if f"paper_{m}" in table]
         rows.append([str(int(r.n)), num(r.r_neg, 1), *ours, *paper])
-    header = ["n", "r_neg", *(f"{label(m)} (ours)" for m in methods),
-              *(f"{label(m)} (paper)" for m in ("grpo", "lambda_grpo") if f"paper_{m}" in table)]
+    header = [
+        "n",
+        "r_neg",
+        *(f"{label(m)} (ours)" for m in methods),
+        *(f"{label(m)} (paper)" for m in ("grpo", "lambda_grpo") if f"paper_{m}" in table),
+    ]
     n = seeds_text(table[[f"{m}_seeds" for m in methods]].to_numpy().ravel())
-    intro = (f"Each cell of ours is the mean over {n} and its 95 % t-interval (the paper gives means over 5 seeds):"
-             "\n\n")
+    intro = f"Each cell of ours is the mean over {n} and its 95 % t-interval (the paper gives means over 5 seeds):\n\n"
     return intro + md_table(header, ["--:"] * len(header), rows)
 
 
@@ -122,7 +125,9 @@ def _compare_cells(table, a: str, b: str) -> tuple[list[str], int, int]:
 def toy_claims(figures: Path) -> str:
     table, methods = _toy(figures)
     lines = []
-    pairs = [(a, b) for a, b in (("lambda_grpo", "grpo"), ("lambda_grpo_scaled", "lambda_grpo")) if {a, b} <= set(methods)]
+    pairs = [
+        (a, b) for a, b in (("lambda_grpo", "grpo"), ("lambda_grpo_scaled", "lambda_grpo")) if {a, b} <= set(methods)
+    ]
     for a, b in pairs:
         cells, higher, lower = _compare_cells(table, a, b)
         n = seeds_text(table[[f"{a}_seeds", f"{b}_seeds"]].to_numpy().ravel())
@@ -134,8 +139,11 @@ def toy_claims(figures: Path) -> str:
             f"(difference [interval]: {'; '.join(cells)})."
         )
     if "grpo" in methods:
-        lines.append(f"- **Spread over seeds.** GRPO's std over seeds is {span(table.grpo_std)} across the cells"
-                     + (f", λ-GRPO's {span(table.lambda_grpo_std)}" if "lambda_grpo" in methods else "") + ".")
+        lines.append(
+            f"- **Spread over seeds.** GRPO's std over seeds is {span(table.grpo_std)} across the cells"
+            + (f", λ-GRPO's {span(table.lambda_grpo_std)}" if "lambda_grpo" in methods else "")
+            + "."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -144,20 +152,39 @@ def toy_methods(figures: Path) -> str:
     95 % interval says it is higher or lower than λ-GRPO."""
     t = pd.read_csv(figures / "table_toy_seeds.csv")
     lr, mass = "learning_rate" in t, "mass_target" in t
-    rows = [[str(int(r.n)), num(r.r_neg, 1), label(r.method), str(int(r.seeds)), cell(r["mean"], r.ci_low, r.ci_high),
-             "—" if pd.isna(r["diff"]) else cell(r["diff"], r.diff_low, r.diff_high),
-             "—" if pd.isna(r.extra_tokens_per_step) else f"{r.extra_tokens_per_step:.0f}",
-             *([f"{r.learning_rate:g}"] if lr else []),
-             *([f"{r.mass_target:.2f} / {r.mass_penalised:.2f} / {r.mass_other:.2f}"] if mass else [])]
-            for _, r in t.iterrows()]
-    header = ["n", "r_neg", "method", "seeds", "mean [95 % CI]", "− λ-GRPO, paired [95 % CI]", "extra tokens/step",
-              *(["lr"] if lr else []), *(["mass T / subtree / +0.7"] if mass else [])]
+    rows = [
+        [
+            str(int(r.n)),
+            num(r.r_neg, 1),
+            label(r.method),
+            str(int(r.seeds)),
+            cell(r["mean"], r.ci_low, r.ci_high),
+            "—" if pd.isna(r["diff"]) else cell(r["diff"], r.diff_low, r.diff_high),
+            "—" if pd.isna(r.extra_tokens_per_step) else f"{r.extra_tokens_per_step:.0f}",
+            *([f"{r.learning_rate:g}"] if lr else []),
+            *([f"{r.mass_target:.2f} / {r.mass_penalised:.2f} / {r.mass_other:.2f}"] if mass else []),
+        ]
+        for _, r in t.iterrows()
+    ]
+    header = [
+        "n",
+        "r_neg",
+        "method",
+        "seeds",
+        "mean [95 % CI]",
+        "− λ-GRPO, paired [95 % CI]",
+        "extra tokens/step",
+        *(["lr"] if lr else []),
+        *(["mass T / subtree / +0.7"] if mass else []),
+    ]
     lines = []
     for method, m in t.dropna(subset=["diff"]).groupby("method", sort=False):
         higher, lower = int((m.diff_low > 0).sum()), int((m.diff_high < 0).sum())
-        lines.append(f"- **{label(method)}** against λ-GRPO, paired by seed: higher in {higher}, lower in {lower}, "
-                     f"not distinguishable at {seeds_text(m.paired_seeds)} in {len(m) - higher - lower} of {len(m)} "
-                     "cells.")
+        lines.append(
+            f"- **{label(method)}** against λ-GRPO, paired by seed: higher in {higher}, lower in {lower}, "
+            f"not distinguishable at {seeds_text(m.paired_seeds)} in {len(m) - higher - lower} of {len(m)} "
+            "cells."
+        )
     align = ["--:", "--:", ":--", "--:", "--:", "--:", "--:", *(["--:"] if lr else []), *(["--:"] if mass else [])]
     return md_table(header, align, rows) + "\n" + "\n".join(lines) + "\n"
 
@@ -168,21 +195,28 @@ def toy_tuned(figures: Path) -> str:
     probability mass of the methods below λ-GRPO goes."""
     t = pd.read_csv(figures / "table_toy_seeds.csv")
     seeds = seeds_text(t.seeds)
-    rates = "" if "learning_rate" not in t else "; ".join(
-        f"{label(m)} {g.learning_rate.iloc[0]:g}" for m, g in t.groupby("method", sort=False))
+    rates = (
+        ""
+        if "learning_rate" not in t
+        else "; ".join(f"{label(m)} {g.learning_rate.iloc[0]:g}" for m, g in t.groupby("method", sort=False))
+    )
     parts = [f"Over {seeds} per cell" + (f", each method at its own learning rate ({rates})" if rates else "") + ":"]
     for method, m in t.dropna(subset=["diff"]).groupby("method", sort=False):
         clear = m[(m.diff_low > 0) | (m.diff_high < 0)]
-        quoted = "; ".join(f"n = {int(r.n)}, r_neg = {num(r.r_neg, 1)}: {cell(r['diff'], r.diff_low, r.diff_high)}"
-                           for _, r in clear.iterrows())
+        quoted = "; ".join(
+            f"n = {int(r.n)}, r_neg = {num(r.r_neg, 1)}: {cell(r['diff'], r.diff_low, r.diff_high)}"
+            for _, r in clear.iterrows()
+        )
         text = f"{label(method)} − λ-GRPO differs from 0 in {len(clear)} of {len(m)} cells"
         parts.append(text + (f" ({quoted})" if quoted else "") + ".")
     if "mass_target" in t:
         low = t[t["mean"] < 0.5]
         if len(low):
-            parts.append(f"Where a method ends below 0.5 on T ({len(low)} method-cells), its policy puts "
-                         f"{span(low.mass_other)} of its probability on the +0.7 paths and {span(low.mass_penalised)} "
-                         "on T's penalised subtree: the deceptive +0.7 optimum, not the penalised region.")
+            parts.append(
+                f"Where a method ends below 0.5 on T ({len(low)} method-cells), its policy puts "
+                f"{span(low.mass_other)} of its probability on the +0.7 paths and {span(low.mass_penalised)} "
+                "on T's penalised subtree: the deceptive +0.7 optimum, not the penalised region."
+            )
     return " ".join(parts) + "\n"
 
 
@@ -207,10 +241,19 @@ def math_peaks(figures: Path) -> str:
             cells.append(cell(s.loc[key, "mean"], *t_interval(*s.loc[key]), digits) if key in s.index else "—")
         rows.append([model, num(beta, 2), label(method), *cells, str(int(summary["peak"].loc[key, "n"]))])
     final_step = span(peaks.final_step, 0)
-    header = ["model", "β", "method", "peak", "step of peak", f"final (step {final_step})", "peak step / GRPO's",
-              "seeds"]
-    return ("Mean over seeds and its 95 % t-interval:\n\n"
-            + md_table(header, ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:"], rows))
+    header = [
+        "model",
+        "β",
+        "method",
+        "peak",
+        "step of peak",
+        f"final (step {final_step})",
+        "peak step / GRPO's",
+        "seeds",
+    ]
+    return "Mean over seeds and its 95 % t-interval:\n\n" + md_table(
+        header, ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:"], rows
+    )
 
 
 def math_claims(figures: Path) -> str:
@@ -222,16 +265,20 @@ def math_claims(figures: Path) -> str:
             continue
         for method in [m for m in per["final"].index if m != "grpo"]:
             parts = []
-            for column, what, above, below in (("final", "final accuracy", "higher", "lower"),
-                                              ("peak", "peak accuracy", "higher", "lower"),
-                                              ("peak_step", "step of the peak", "later", "earlier")):
+            for column, what, above, below in (
+                ("final", "final accuracy", "higher", "lower"),
+                ("peak", "peak accuracy", "higher", "lower"),
+                ("peak_step", "step of the peak", "later", "earlier"),
+            ):
                 a, b = per[column].loc[method], per[column].loc["grpo"]
                 diff, lo, hi = welch_interval(tuple(a), tuple(b))
                 n = seeds_text([a.n, b.n])
                 digits = 1 if column == "peak_step" else 3
-                parts.append(f"{what} {num(a['mean'], digits)} against {num(b['mean'], digits)}, "
-                             f"{verdict(lo, hi, above, below, n)} (difference {signed(diff, digits)}, 95 % interval "
-                             f"[{num(lo, digits)}, {num(hi, digits)}])")
+                parts.append(
+                    f"{what} {num(a['mean'], digits)} against {num(b['mean'], digits)}, "
+                    f"{verdict(lo, hi, above, below, n)} (difference {signed(diff, digits)}, 95 % interval "
+                    f"[{num(lo, digits)}, {num(hi, digits)}])"
+                )
             lines.append(f"- **{label(method)} against GRPO** ({model}, β = {num(beta, 2)}): " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"
 
@@ -250,12 +297,16 @@ def table2_ours(figures: Path) -> str:
     for (source, model), rows in ours.groupby(["source", "model"], sort=False):
         for bench in benches:
             got = rows.dropna(subset=[bench])
-            cells = [f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
-                     + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
-                     for _, r in got.iterrows()]
+            cells = [
+                f"{label(r.method) if r.method != 'base' else 'Base'} {num(r[bench])} ± {num(r[f'{bench}_stderr'])}"
+                + (f" ({int(r.seeds)} seed{'s' if int(r.seeds) != 1 else ''})" if r.method != "base" else "")
+                for _, r in got.iterrows()
+            ]
             protocol = source.removeprefix("ours").lstrip(":, ")
-            line = (f"- **{model}, {bench}, {protocol} protocol** (mean over seeds and samples ± "
-                    f"standard error clustered by problem): {', '.join(cells)}.")
+            line = (
+                f"- **{model}, {bench}, {protocol} protocol** (mean over seeds and samples ± "
+                f"standard error clustered by problem): {', '.join(cells)}."
+            )
             for beta, at_beta in got[got.method != "base"].groupby("beta", sort=False):
                 methods = at_beta.set_index("method")
                 if "grpo" not in methods.index:
@@ -263,8 +314,10 @@ def table2_ours(figures: Path) -> str:
                 g = methods.loc["grpo"]
                 for method, r in methods.drop(index="grpo").iterrows():
                     diff, lo, hi = normal_interval((r[bench], r[f"{bench}_stderr"]), (g[bench], g[f"{bench}_stderr"]))
-                    line += (f" {label(method)} − GRPO at β = {num(beta, 2)}: {signed(diff)}, 95 % interval "
-                             f"[{num(lo)}, {num(hi)}], {verdict(lo, hi, 'higher', 'lower', 'this test-set size')}.")
+                    line += (
+                        f" {label(method)} − GRPO at β = {num(beta, 2)}: {signed(diff)}, 95 % interval "
+                        f"[{num(lo)}, {num(hi)}], {verdict(lo, hi, 'higher', 'lower', 'this test-set size')}."
+                    )
             lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -276,14 +329,34 @@ def overlap_table(figures: Path) -> str:
     t = pd.read_csv(figures / "table_overlap.csv")
     rows = []
     for _, r in t.iterrows():
-        paper = [f"{int(r.paper_flat_groups):,} / {int(r.paper_groups):,}", f"{num(r.paper_nontrivial_pct, 2)} %"] \
-            if math.isfinite(r.paper_groups) else ["—", "—"]
-        rows.append([str(int(r.k)), str(int(r.steps)), f"{int(r.flat_groups)} / {int(r.groups)}",
-                     f"{num(r.nontrivial_pct, 2)} %", f"{100 * r.duplicate_share:.1f} %",
-                     f"{num(r.path_depth_mean, 2)} / {num(r.path_depth_mean_last, 2)}",
-                     f"{num(r.intermediate_proportion_mean)} / {num(r.intermediate_proportion_mean_last)}", *paper])
-    header = ["k", "steps", "flat / groups", "non-trivial", "duplicates", "path depth, mean (all / last step)",
-              "intermediate proportion (all / last step)", "paper flat / groups", "paper non-trivial"]
+        paper = (
+            [f"{int(r.paper_flat_groups):,} / {int(r.paper_groups):,}", f"{num(r.paper_nontrivial_pct, 2)} %"]
+            if math.isfinite(r.paper_groups)
+            else ["—", "—"]
+        )
+        rows.append(
+            [
+                str(int(r.k)),
+                str(int(r.steps)),
+                f"{int(r.flat_groups)} / {int(r.groups)}",
+                f"{num(r.nontrivial_pct, 2)} %",
+                f"{100 * r.duplicate_share:.1f} %",
+                f"{num(r.path_depth_mean, 2)} / {num(r.path_depth_mean_last, 2)}",
+                f"{num(r.intermediate_proportion_mean)} / {num(r.intermediate_proportion_mean_last)}",
+                *paper,
+            ]
+        )
+    header = [
+        "k",
+        "steps",
+        "flat / groups",
+        "non-trivial",
+        "duplicates",
+        "path depth, mean (all / last step)",
+        "intermediate proportion (all / last step)",
+        "paper flat / groups",
+        "paper non-trivial",
+    ]
     return md_table(header, ["--:"] * len(header), rows)
 
 
@@ -295,17 +368,23 @@ def overlap_claims(figures: Path) -> str:
     depth = "; ".join(f"k = {int(r.k)}: {num(r.path_depth_mean, 2)}" for _, r in t.iterrows())
     fewer = "falls" if share.is_monotonic_decreasing and len(t) > 1 else "does not fall"
     deeper = "grows" if t.path_depth_mean.is_monotonic_increasing and len(t) > 1 else "does not grow"
-    paper = [f"{num(100 * r.paper_flat_groups / r.paper_groups, 1)} % at k = {int(r.k)}" for _, r in t.iterrows()
-             if math.isfinite(r.paper_groups)]
+    paper = [
+        f"{num(100 * r.paper_flat_groups / r.paper_groups, 1)} % at k = {int(r.k)}"
+        for _, r in t.iterrows()
+        if math.isfinite(r.paper_groups)
+    ]
     groups = ", ".join(f"{int(r.groups)} at k = {int(r.k)} ({int(r.tokens):,} tokens)" for _, r in th.iterrows())
     loss = " and ".join(f"{r.max_loss_diff:.1e}" for _, r in th.iterrows())
     grad = " and ".join(f"{r.max_abs_diff:.1e}" for _, r in th.iterrows())
     roundoff = "float64 round-off" if max(th.max_loss_diff.max(), th.max_abs_diff.max()) < 1e-12 else "NOT round-off"
-    return (f"- **Flat share** (one run per k, no seeds): {flat}; it {fewer} as k grows"
-            + (f" (paper: {', '.join(paper)})" if paper else "") + ".\n"
-            f"- **Mean path depth over the run:** {depth}; it {deeper} with k.\n"
-            f"- **Theorem 1.** On the recorded groups checked ({groups}), the largest |L_GRPO − L_PRM| is {loss}, and "
-            f"the largest difference of a per-token gradient term is {grad}: {roundoff}.\n")
+    return (
+        f"- **Flat share** (one run per k, no seeds): {flat}; it {fewer} as k grows"
+        + (f" (paper: {', '.join(paper)})" if paper else "")
+        + ".\n"
+        f"- **Mean path depth over the run:** {depth}; it {deeper} with k.\n"
+        f"- **Theorem 1.** On the recorded groups checked ({groups}), the largest |L_GRPO − L_PRM| is {loss}, and "
+        f"the largest difference of a per-token gradient term is {grad}: {roundoff}.\n"
+    )
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
@@ -346,8 +425,13 @@ def documents() -> list[str]:
 
 def main(argv=None) -> None:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--readme", nargs="+", default=None, metavar="DOC",
-                        help="the documents to rewrite (default: README.md, docs/*.md, config/README.md)")
+    parser.add_argument(
+        "--readme",
+        nargs="+",
+        default=None,
+        metavar="DOC",
+        help="the documents to rewrite (default: README.md, docs/*.md, config/README.md)",
+    )
     parser.add_argument("--figures", default="paper_figures/default", help="the profile's tables")
     parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1)")
     args = parser.parse_args(argv)

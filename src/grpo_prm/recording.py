@@ -82,8 +82,14 @@ class GroupRecorder:
     Use as a context manager, or call `close()` at the end: a run that never closes keeps its flushed parts.
     """
 
-    def __init__(self, path, flush_every: int = 50, max_buffer_tokens: int = 2**26, overwrite: bool = False,
-                 compression: str = "zstd"):
+    def __init__(
+        self,
+        path,
+        flush_every: int = 50,
+        max_buffer_tokens: int = 2**26,
+        overwrite: bool = False,
+        compression: str = "zstd",
+    ):
         self.path, self.parts = Path(path), parts_dir(path)
         if self.path.exists() or self.parts.exists():
             if not overwrite:
@@ -110,8 +116,10 @@ class GroupRecorder:
         recorder = cls(path, overwrite=True, **kwargs)
         if kept.num_rows:
             recorder.parts.mkdir(parents=True)
-            write_atomic(recorder.parts / "part-000000.parquet",
-                         {"": lambda tmp: pq.write_table(kept, tmp, compression=recorder.compression)})
+            write_atomic(
+                recorder.parts / "part-000000.parquet",
+                {"": lambda tmp: pq.write_table(kept, tmp, compression=recorder.compression)},
+            )
             recorder._n_parts = 1
         return recorder
 
@@ -139,15 +147,17 @@ class GroupRecorder:
         if self._last_step != step:
             self._last_step, self._next_group = step, 0
         rows = np.arange(B)
-        self._buffer.append({
-            "step": np.full(B, step, dtype=np.int64),
-            "group": (self._next_group + rows // group_size).astype(np.int32),
-            "index": (rows % group_size).astype(np.int16),
-            "reward": torch.as_tensor(rewards).detach().cpu().double().reshape(B).numpy(),
-            "advantage": torch.as_tensor(advantages).detach().cpu().double().reshape(B).numpy(),
-            "length": lengths.astype(np.int32),
-            "token_ids": ids.astype(np.int32),
-        })
+        self._buffer.append(
+            {
+                "step": np.full(B, step, dtype=np.int64),
+                "group": (self._next_group + rows // group_size).astype(np.int32),
+                "index": (rows % group_size).astype(np.int16),
+                "reward": torch.as_tensor(rewards).detach().cpu().double().reshape(B).numpy(),
+                "advantage": torch.as_tensor(advantages).detach().cpu().double().reshape(B).numpy(),
+                "length": lengths.astype(np.int32),
+                "token_ids": ids.astype(np.int32),
+            }
+        )
         self._next_group += B // group_size
         self._steps += 1
         self._tokens += ids.size
@@ -212,11 +222,11 @@ class BatchRecorder:
     def __call__(self, trainer, completion_ids, completion_mask, process_set_sizes, weights, group_size: int) -> None:
         if self.groups is not None and trainer.model.training and trainer.accelerator.is_main_process:
             rewards, advantages = trainer.logged_rewards(len(completion_ids))
-            self.groups.add(trainer.state.global_step, completion_ids, completion_mask, rewards, advantages,
-                            group_size)
+            self.groups.add(trainer.state.global_step, completion_ids, completion_mask, rewards, advantages, group_size)
         mode = "train" if trainer.model.training else "eval"
-        for name, value in batch_metrics(completion_ids, completion_mask, process_set_sizes, weights,
-                                         group_size).items():
+        for name, value in batch_metrics(
+            completion_ids, completion_mask, process_set_sizes, weights, group_size
+        ).items():
             trainer._metrics[mode][name].append(value)
 
 
@@ -288,5 +298,10 @@ def read_groups(path) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, to
             mask = np.arange(T) < length[rows][:, None]  # (k, T)
             ids = np.zeros((len(rows), T), dtype=np.int64)
             ids[mask] = np.concatenate([values[offsets[r] : offsets[r + 1]] for r in rows])
-            yield (int(step[rows[0]]), int(group[rows[0]]), torch.from_numpy(ids), torch.from_numpy(mask),
-                   torch.from_numpy(reward[rows].copy()))
+            yield (
+                int(step[rows[0]]),
+                int(group[rows[0]]),
+                torch.from_numpy(ids),
+                torch.from_numpy(mask),
+                torch.from_numpy(reward[rows].copy()),
+            )

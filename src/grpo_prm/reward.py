@@ -195,8 +195,9 @@ class MathReward:
     `<name>/gold_unparseable` and `<name>/timeouts`. Call `close()` (or use `with`) to stop the child processes.
     """
 
-    def __init__(self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy",
-                 workers: int = 8):
+    def __init__(
+        self, unparseable_gold: str = "reward_one", timeout_s: float = 5.0, name: str = "accuracy", workers: int = 8
+    ):
         if unparseable_gold not in UNPARSEABLE_GOLD:
             raise SettingError(
                 f"unknown unparseable_gold {unparseable_gold!r}; choose one of {', '.join(UNPARSEABLE_GOLD)}"

@@ -74,8 +74,9 @@ def paired_interval(a: pd.Series, b: pd.Series, level: float = LEVEL) -> tuple[f
     return (*mean_interval(diff, level), len(diff))
 
 
-def welch_interval(a: tuple[float, float, int], b: tuple[float, float, int],
-                   level: float = LEVEL) -> tuple[float, float, float]:
+def welch_interval(
+    a: tuple[float, float, int], b: tuple[float, float, int], level: float = LEVEL
+) -> tuple[float, float, float]:
     """Difference a − b of two means (each `(mean, std, n)`) and its `level` Welch interval (NaN below 2 values)."""
     (ma, sa, na), (mb, sb, nb) = a, b
     diff = ma - mb
@@ -117,8 +118,7 @@ def avg_at_n(correct: list[int], n: int) -> tuple[float, float]:
     return mean_and_stderr([c / n for c in correct])
 
 
-def normal_interval(a: tuple[float, float], b: tuple[float, float],
-                    level: float = LEVEL) -> tuple[float, float, float]:
+def normal_interval(a: tuple[float, float], b: tuple[float, float], level: float = LEVEL) -> tuple[float, float, float]:
     """Difference a − b of two accuracies (each `(accuracy, stderr)`) and its `level` normal interval."""
     diff, half = a[0] - b[0], stats.norm.ppf(0.5 + level / 2) * math.hypot(a[1], b[1])
     return diff, diff - half, diff + half

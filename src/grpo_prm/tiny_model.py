@@ -57,8 +57,11 @@ class TinyRecipe:
     seed: int = 0
 
     def __post_init__(self):
-        check_fields(self, positive=("vocab_size", "hidden_size", "layers", "heads", "sft_steps", "lr", "batch_size",
-                                     "max_length"), nonnegative=("seed",))
+        check_fields(
+            self,
+            positive=("vocab_size", "hidden_size", "layers", "heads", "sft_steps", "lr", "batch_size", "max_length"),
+            nonnegative=("seed",),
+        )
         if not 0 <= self.answer_slip_rate <= 1:
             raise CheckpointError(f"--answer_slip_rate: {self.answer_slip_rate} is not a share in [0, 1]")
 
@@ -143,8 +146,7 @@ def _tiny_model(tokenizer, hidden_size: int, layers: int, heads: int, max_length
     if hidden_size % heads:
         raise CheckpointError(f"hidden_size={hidden_size} is not divisible by heads={heads}")
     ids = {
-        f"{name}_token_id": tokenizer.convert_tokens_to_ids(t)
-        for name, t in (("bos", BOS), ("eos", EOS), ("pad", PAD))
+        f"{name}_token_id": tokenizer.convert_tokens_to_ids(t) for name, t in (("bos", BOS), ("eos", EOS), ("pad", PAD))
     }
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -162,8 +164,9 @@ def _tiny_model(tokenizer, hidden_size: int, layers: int, heads: int, max_length
     return model
 
 
-def _sft(model, tokenizer, rows: list[dict], completions: list[str], steps: int, lr: float, batch_size: int,
-         seed: int) -> float:
+def _sft(
+    model, tokenizer, rows: list[dict], completions: list[str], steps: int, lr: float, batch_size: int, seed: int
+) -> float:
     """TRL SFT on conversational prompt/completion pairs (loss on the completion only); returns the last loss."""
     from trl import SFTConfig, SFTTrainer  # TRL's import is slow; only this path needs it
 

@@ -81,8 +81,11 @@ class ToyConfig:
 
     def __post_init__(self):
         check_run_settings(self.method, self.group_size, self.loss_normalization)
-        check_fields(self, positive=("depth", "group_size", "steps", "learning_rate", "temperature"),
-                     nonnegative=("n", "seed", "beta"))
+        check_fields(
+            self,
+            positive=("depth", "group_size", "steps", "learning_rate", "temperature"),
+            nonnegative=("n", "seed", "beta"),
+        )
         check_tiny_model(self.tiny_model)
         if not 0 <= self.n < self.depth:
             raise SettingError(f"n must be in [0, depth), got n={self.n} with depth={self.depth}")
@@ -198,7 +201,8 @@ class TreeLeaves:
         self.leaf_ids = torch.tensor([[move_ids[MOVES.index(m)] for m in p] for p in self.leaves])
         target = target_path(cfg.seed, cfg.depth)
         self.leaf_rewards = torch.tensor(
-            [path_reward(p, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other) for p in self.leaves])
+            [path_reward(p, target, cfg.n, cfg.r_neg, cfg.r_target, cfg.r_other) for p in self.leaves]
+        )
 
     def leaf_logps(self, model) -> torch.Tensor:
         """(2^depth, depth): log π(move s of the leaf | its first s moves) at the sampling temperature."""
@@ -219,8 +223,11 @@ class TreeSampler(TreeLeaves):
     def __call__(self, prompts, trainer):
         logps = self.leaf_logps(trainer.model)
         draws = torch.multinomial(logps.sum(1).exp(), len(prompts), replacement=True)
-        return {"prompt_ids": [[self.bos_id]] * len(prompts), "completion_ids": self.leaf_ids[draws].tolist(),
-                "logprobs": logps[draws].tolist()}
+        return {
+            "prompt_ids": [[self.bos_id]] * len(prompts),
+            "completion_ids": self.leaf_ids[draws].tolist(),
+            "logprobs": logps[draws].tolist(),
+        }
 
 
 class TreeValues(TreeLeaves):
@@ -244,8 +251,9 @@ class TreeValues(TreeLeaves):
         cond = logps[prefix_index, t:].sum(1).exp()  # π(leaf | prefix)
         if self.exact:
             return float((cond * self.leaf_rewards[prefix_index]).sum() / cond.sum())
-        draws = torch.multinomial(cond / cond.sum(), self.cfg.mc_continuations, replacement=True,
-                                  generator=self.generator)
+        draws = torch.multinomial(
+            cond / cond.sum(), self.cfg.mc_continuations, replacement=True, generator=self.generator
+        )
         return float(self.leaf_rewards[prefix_index][draws].mean())
 
     def __call__(self, model, ids, mask, rewards):
@@ -304,8 +312,14 @@ def build_trainer(cfg: ToyConfig, output_dir: str) -> tuple[LambdaGRPOTrainer, T
     kind = args.base.prefix_values  # "exact", "mc" or None
     values = TreeValues(cfg, move_ids, tokenizer.bos_token_id, exact=kind == "exact") if kind else None
     trainer = LambdaGRPOTrainer(
-        model=model, reward_funcs=reward, args=args, train_dataset=prompts, processing_class=tokenizer,
-        prefix_values=values, on_batch=BatchRecorder(), ref_model=copy.deepcopy(model) if cfg.beta else None,
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=prompts,
+        processing_class=tokenizer,
+        prefix_values=values,
+        on_batch=BatchRecorder(),
+        ref_model=copy.deepcopy(model) if cfg.beta else None,
         rollout_func=TreeSampler(cfg, move_ids, tokenizer.bos_token_id) if cfg.sampler == "leaves" else None,
     )
     return trainer, reward
@@ -340,16 +354,26 @@ def toy_cell(text: str) -> tuple[int, float, int]:
 
 def main(argv=None) -> None:
     parser = dataclass_parser(ToyConfig, __doc__)
-    parser.add_argument("--cells", nargs="+", type=toy_cell, metavar="N,R_NEG,SEED",
-                        help="several runs in place of --n, --r_neg and --seed, one --out file each")
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        type=toy_cell,
+        metavar="N,R_NEG,SEED",
+        help="several runs in place of --n, --r_neg and --seed, one --out file each",
+    )
     parser.add_argument("--out", required=True, nargs="+", help="CSV file to write (one per cell with --cells)")
-    parser.add_argument("--learning_rate_from", "--learning-rate-from", metavar="CSV",
-                        help="the method's rate selected by a learning-rate sweep (table_toy_lr.csv)")
+    parser.add_argument(
+        "--learning_rate_from",
+        "--learning-rate-from",
+        metavar="CSV",
+        help="the method's rate selected by a learning-rate sweep (table_toy_lr.csv)",
+    )
     parser.set_defaults(n=None, r_neg=None, seed=None)  # so that --cells can refuse them
     args = vars(parser.parse_args(argv))
     rate_from = args.pop("learning_rate_from")
     if rate_from:
         from grpo_prm.toy_runs import selected_learning_rate
+
         args["learning_rate"] = exit_on_error(lambda: selected_learning_rate(rate_from, args["method"]))
     outs, cells = [Path(p) for p in args.pop("out")], args.pop("cells")
     single = {key: args.pop(key) for key in ("n", "r_neg", "seed")}

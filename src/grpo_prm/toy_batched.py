@@ -52,15 +52,22 @@ class StackedGPT2:
 
     def __init__(self, models, move_ids: list[int]):
         config = models[0].config
-        if (config.model_type != "gpt2" or config.activation_function not in ("gelu_new", "gelu_pytorch_tanh")
-                or not config.scale_attn_weights or config.scale_attn_by_inverse_layer_idx
-                or config.reorder_and_upcast_attn):
-            raise ValueError(f"the batched toy runs GPT-2 policies with their default attention and GELU; got "
-                             f"{config.model_type!r}: use grpo_prm.toy")
+        if (
+            config.model_type != "gpt2"
+            or config.activation_function not in ("gelu_new", "gelu_pytorch_tanh")
+            or not config.scale_attn_weights
+            or config.scale_attn_by_inverse_layer_idx
+            or config.reorder_and_upcast_attn
+        ):
+            raise ValueError(
+                f"the batched toy runs GPT-2 policies with their default attention and GELU; got "
+                f"{config.model_type!r}: use grpo_prm.toy"
+            )
         self.config, self.move_ids = config, torch.tensor(move_ids)
         names = [n for n, p in models[0].named_parameters() if p.requires_grad]
-        self.params = {n: torch.stack([m.get_parameter(n).detach().float() for m in models]).requires_grad_()
-                       for n in names}
+        self.params = {
+            n: torch.stack([m.get_parameter(n).detach().float() for m in models]).requires_grad_() for n in names
+        }
         # the frozen head bias is 0 on the moves and -1e4 elsewhere: exp(-1e4) is 0 in float32, so the softmax over
         # the vocabulary equals the one over the moves
         self.head_bias = models[0].get_output_embeddings().bias.detach().float()[self.move_ids]
@@ -76,13 +83,17 @@ class StackedGPT2:
         causal = torch.ones(T, T, dtype=torch.bool).tril()
 
         def norm(x, name):
-            return F.layer_norm(x, (width,), eps=c.layer_norm_epsilon) * p[f"{name}.weight"][:, None, None] \
+            return (
+                F.layer_norm(x, (width,), eps=c.layer_norm_epsilon) * p[f"{name}.weight"][:, None, None]
                 + p[f"{name}.bias"][:, None, None]
+            )
 
         def conv1d(x, name):  # GPT-2's Conv1D: x @ W + b, W of shape (in, out)
             w = p[f"{name}.weight"]
-            return torch.bmm(x.reshape(R, -1, w.shape[1]), w).reshape(*x.shape[:-1], w.shape[2]) \
+            return (
+                torch.bmm(x.reshape(R, -1, w.shape[1]), w).reshape(*x.shape[:-1], w.shape[2])
                 + p[f"{name}.bias"][:, None, None]
+            )
 
         for i in range(c.n_layer):
             h = f"transformer.h.{i}"
@@ -126,8 +137,14 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u * cdf[..., -1:]).clamp(max=probs.shape[-1] - 1)
 
 
-def prefix_values(leaf_probs_cond: list[torch.Tensor], leaf_rewards: torch.Tensor, draws: torch.Tensor, depth: int,
-                  k_mc: int | None, generators: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+def prefix_values(
+    leaf_probs_cond: list[torch.Tensor],
+    leaf_rewards: torch.Tensor,
+    draws: torch.Tensor,
+    depth: int,
+    k_mc: int | None,
+    generators: list[torch.Generator],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """V(y_{:t}) of every completion prefix (R, k, depth + 1) and the extra sampled tokens per run (R,).
 
     `leaf_probs_cond[t]` (R, 2^t, 2^(d−t)): π(leaf | prefix) within each prefix's subtree. Exact (`k_mc` None):
@@ -180,10 +197,15 @@ class BatchedToy:
         leaves = ["".join(MOVES[m] for m in row) for row in self.tree.moves.tolist()]
         self.targets = [target_path(c.seed, c.depth) for c in cfgs]
         self.target_leaf = torch.tensor([leaves.index(t) for t in self.targets])
-        self.leaf_rewards = torch.tensor([[path_reward(p, tgt, c.n, c.r_neg, c.r_target, c.r_other) for p in leaves]
-                                          for c, tgt in zip(cfgs, self.targets)])
-        self.penalised = torch.tensor([[p != tgt and p[: c.n] == tgt[: c.n] for p in leaves]
-                                       for c, tgt in zip(cfgs, self.targets)])
+        self.leaf_rewards = torch.tensor(
+            [
+                [path_reward(p, tgt, c.n, c.r_neg, c.r_target, c.r_other) for p in leaves]
+                for c, tgt in zip(cfgs, self.targets)
+            ]
+        )
+        self.penalised = torch.tensor(
+            [[p != tgt and p[: c.n] == tgt[: c.n] for p in leaves] for c, tgt in zip(cfgs, self.targets)]
+        )
         self.rollouts = [torch.Generator().manual_seed(c.seed) for c in cfgs]
         self.mc = [torch.Generator().manual_seed(c.seed + MC_STREAM) for c in cfgs]
         self.ref_logps = None
@@ -191,9 +213,14 @@ class BatchedToy:
             with torch.no_grad():
                 self.ref_logps = self.tree.leaf_logps(self.tree.leaf_logits(self.policy, self.bos_id))
         a = self.args
-        self.optimizer = torch.optim.AdamW(self.policy.params.values(), lr=a.learning_rate,
-                                           betas=(a.adam_beta1, a.adam_beta2), eps=a.adam_epsilon,
-                                           weight_decay=a.weight_decay, foreach=True)
+        self.optimizer = torch.optim.AdamW(
+            self.policy.params.values(),
+            lr=a.learning_rate,
+            betas=(a.adam_beta1, a.adam_beta2),
+            eps=a.adam_epsilon,
+            weight_decay=a.weight_decay,
+            foreach=True,
+        )
 
     def sample(self, probs: torch.Tensor) -> torch.Tensor:
         """k leaf indices per run (R, k), each run from its own generator."""
@@ -222,12 +249,20 @@ class BatchedToy:
             adv = rloo_advantage(rewards.reshape(-1), k, None).advantages.reshape(R, k, 1)
         else:
             adv = torch.vmap(partial(explicit_prm_advantage, normalization=self.args.explicit_prm_normalization))(
-                values, mask, rewards)
+                values, mask, rewards
+            )
         ref = None if self.ref_logps is None else self.ref_logps.gather(1, draws[..., None].expand(-1, -1, d))
         a = self.args
-        terms = per_token_loss(rows, rows.detach(), adv.to(rows.dtype), ref_logps=ref, beta=a.beta,
-                               epsilon_low=a.epsilon, epsilon_high=a.epsilon_high or a.epsilon,
-                               kl_bias_correction=a.use_bias_correction_kl)
+        terms = per_token_loss(
+            rows,
+            rows.detach(),
+            adv.to(rows.dtype),
+            ref_logps=ref,
+            beta=a.beta,
+            epsilon_low=a.epsilon,
+            epsilon_high=a.epsilon_high or a.epsilon,
+            kl_bias_correction=a.use_bias_correction_kl,
+        )
         normalization = NORMALIZATION[a.loss_type]
         if normalization == "constant":  # Dr. GRPO: rows × max_completion_length
             n_tokens = torch.tensor(float(k * a.max_completion_length))
@@ -257,7 +292,8 @@ class BatchedToy:
             "prm/extra_sampled_tokens": extra,
             "mass_target": probs.gather(1, self.target_leaf[:, None])[:, 0],
             "mass_penalised": (probs * self.penalised).sum(1),
-            "mass_other": probs.sum(1) - probs.gather(1, self.target_leaf[:, None])[:, 0]
+            "mass_other": probs.sum(1)
+            - probs.gather(1, self.target_leaf[:, None])[:, 0]
             - (probs * self.penalised).sum(1),
         }
 
@@ -272,19 +308,33 @@ class BatchedToy:
             run = pd.DataFrame({key: [float(h[key][r]) for h in history] for key in history[0]})
             run.insert(0, "step", range(1, len(run) + 1))
             ident = {"method": cfg.method, "n": cfg.n, "r_neg": cfg.r_neg, "seed": cfg.seed, "target": target}
-            runs.append(run.assign(learning_rate=cfg.learning_rate, wall_s=wall, **ident)[
-                [*ident, *run.columns, "learning_rate", "wall_s"]])
+            runs.append(
+                run.assign(learning_rate=cfg.learning_rate, wall_s=wall, **ident)[
+                    [*ident, *run.columns, "learning_rate", "wall_s"]
+                ]
+            )
         return runs
 
 
 def main(argv=None) -> None:
     parser = dataclass_parser(ToyConfig, __doc__)
-    parser.add_argument("--cells", nargs="+", type=toy_cell, required=True, metavar="N,R_NEG,SEED",
-                        help="the runs to train together")
-    parser.add_argument("--learning_rates", "--learning-rates", nargs="+", type=finite_float, metavar="LR",
-                        help="a sweep: every cell at each rate (one batch per rate); --out lists rate by rate")
-    parser.add_argument("--learning_rate_from", "--learning-rate-from", metavar="CSV",
-                        help="the method's rate selected by a sweep (table_toy_lr.csv)")
+    parser.add_argument(
+        "--cells", nargs="+", type=toy_cell, required=True, metavar="N,R_NEG,SEED", help="the runs to train together"
+    )
+    parser.add_argument(
+        "--learning_rates",
+        "--learning-rates",
+        nargs="+",
+        type=finite_float,
+        metavar="LR",
+        help="a sweep: every cell at each rate (one batch per rate); --out lists rate by rate",
+    )
+    parser.add_argument(
+        "--learning_rate_from",
+        "--learning-rate-from",
+        metavar="CSV",
+        help="the method's rate selected by a sweep (table_toy_lr.csv)",
+    )
     parser.add_argument("--out", required=True, nargs="+", help="CSV file to write, one per cell (and rate)")
     parser.set_defaults(n=None, r_neg=None, seed=None)
     args = vars(parser.parse_args(argv))
@@ -303,8 +353,9 @@ def main(argv=None) -> None:
     reproducible(0)
     runs = []
     for lr in rates:
-        cfgs = exit_on_error(lambda lr=lr: [ToyConfig(n=n, r_neg=r, seed=s, learning_rate=lr, **args)
-                                            for n, r, s in cells])
+        cfgs = exit_on_error(
+            lambda lr=lr: [ToyConfig(n=n, r_neg=r, seed=s, learning_rate=lr, **args) for n, r, s in cells]
+        )
         runs += exit_on_error(lambda cfgs=cfgs: BatchedToy(cfgs).train())
     for run, out in zip(runs, outs):
         write_atomic(out, {"": partial(run.to_csv, index=False)})

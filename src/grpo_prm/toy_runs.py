@@ -113,8 +113,11 @@ def per_seed_frequencies(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFra
     give them, learning_rate and the final probability mass (MASS_COLUMNS, mean over the same last steps)."""
     rows = []
     for df in runs:
-        row = {**df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict(), "steps": int(df["step"].max()),
-               "final_freq": final_frequency(df, last)}
+        row = {
+            **df.loc[0, ["method", "n", "r_neg", "seed"]].to_dict(),
+            "steps": int(df["step"].max()),
+            "final_freq": final_frequency(df, last),
+        }
         if "learning_rate" in df:
             row["learning_rate"] = float(df["learning_rate"].iloc[0])
         for col in MASS_COLUMNS:
@@ -139,12 +142,22 @@ def learning_rate_sweep(runs: list[pd.DataFrame], last: int = 50) -> pd.DataFram
         mean, low, high = mean_interval(per_seed)
         k = len(per_seed)
         cells = group[["n", "r_neg"]].drop_duplicates().shape[0]
-        rows.append({"method": method, "learning_rate": lr, "seeds": k, "cells": cells, "mean": mean, "ci_low": low,
-                     "ci_high": high})
+        rows.append(
+            {
+                "method": method,
+                "learning_rate": lr,
+                "seeds": k,
+                "cells": cells,
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     table = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(method_order(table.method.unique()))}
-    table = table.sort_values(["method", "learning_rate"], key=lambda c: c.map(order) if c.name == "method" else c,
-                              ignore_index=True)
+    table = table.sort_values(
+        ["method", "learning_rate"], key=lambda c: c.map(order) if c.name == "method" else c, ignore_index=True
+    )
     best = table.sort_values(["mean", "learning_rate"], ascending=[False, True]).groupby("method").head(1).index
     table["selected"] = table.index.isin(best)
     return table

@@ -19,8 +19,18 @@ from grpo_prm.process_sets import process_set_sizes_grouped
 from grpo_prm.weights import token_weights
 
 # The vision-language fields TRL's `_compute_loss` passes from the batch to the log-prob call.
-MULTIMODAL_INPUTS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
-                     "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
+MULTIMODAL_INPUTS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
 # TRL's loss_type names for the run configs' loss_normalization ("constant": Dr. GRPO's B × max_completion_length).
 NORMALIZATION = {"dapo": "token", "grpo": "sequence", "dr_grpo": "constant"}
 LOSS_TYPE = {v: k for k, v in NORMALIZATION.items()}
@@ -55,8 +65,9 @@ def disable_numeric_dropout(model: torch.nn.Module) -> None:
                 setattr(module, key, 0.0)
 
 
-def check_run_settings(method: str, group_size: int, loss_normalization: str, precision: str = "fp32",
-                       logprob_temperature: str = "raw") -> None:
+def check_run_settings(
+    method: str, group_size: int, loss_normalization: str, precision: str = "fp32", logprob_temperature: str = "raw"
+) -> None:
     """The checks every training run shares (toy and math), as one-line SettingErrors naming the value."""
     check_method(method)
     if group_size < 2:
@@ -66,7 +77,9 @@ def check_run_settings(method: str, group_size: int, loss_normalization: str, pr
     if precision not in PRECISIONS:
         raise SettingError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if logprob_temperature not in LOGPROB_TEMPERATURES:
-        raise SettingError(f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}")
+        raise SettingError(
+            f"unknown logprob_temperature {logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}"
+        )
 
 
 def cpu_attention(bf16: bool):
@@ -133,20 +146,31 @@ class LambdaGRPOConfig(GRPOConfig):
         self.base, self.weighting = resolve(self.method, self.weighting)  # not a field: TRL's to_dict skips it
         base, fixed = self.base, self.base.trl_overrides
         if any(getattr(self, key) != value for key, value in fixed.items()):
-            raise SettingError(f"method {base.name} needs {' and '.join(f'{k}={v!r}' for k, v in fixed.items())} "
-                               f"({base.label}), got {', '.join(f'{k}={getattr(self, k)!r}' for k in fixed)}")
+            raise SettingError(
+                f"method {base.name} needs {' and '.join(f'{k}={v!r}' for k, v in fixed.items())} "
+                f"({base.label}), got {', '.join(f'{k}={getattr(self, k)!r}' for k in fixed)}"
+            )
         if self.explicit_prm_normalization not in PRM_NORMALIZATIONS:
-            raise SettingError(f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
-                               f"choose {' or '.join(PRM_NORMALIZATIONS)}")
+            raise SettingError(
+                f"unknown explicit_prm_normalization {self.explicit_prm_normalization!r}; "
+                f"choose {' or '.join(PRM_NORMALIZATIONS)}"
+            )
         if self.mc_continuations < 1:
             raise SettingError(f"mc_continuations must be at least 1, got {self.mc_continuations}")
         if self.logprob_temperature not in LOGPROB_TEMPERATURES:
-            raise SettingError(f"unknown logprob_temperature {self.logprob_temperature!r}; "
-                             f"choose {' or '.join(LOGPROB_TEMPERATURES)}")
-        if (self.use_vllm and self.vllm_importance_sampling_correction and self.temperature != 1.0
-                and self.logprob_temperature == "raw"):
-            raise SettingError("vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
-                             "sampling log-probs are temperature-scaled, the raw ones are not")
+            raise SettingError(
+                f"unknown logprob_temperature {self.logprob_temperature!r}; choose {' or '.join(LOGPROB_TEMPERATURES)}"
+            )
+        if (
+            self.use_vllm
+            and self.vllm_importance_sampling_correction
+            and self.temperature != 1.0
+            and self.logprob_temperature == "raw"
+        ):
+            raise SettingError(
+                "vllm_importance_sampling_correction needs logprob_temperature='sampling': vLLM's "
+                "sampling log-probs are temperature-scaled, the raw ones are not"
+            )
         if self.weighting != "none" and self.importance_sampling_level != "token":
             # GSPO's ratio is one per row, shared by all its tokens: the backward seam (LambdaGRPOTrainer) would
             # weight its gradient by each token's own w, not by the row's Σ_t w(i,t) the divided terms sum to
@@ -171,7 +195,8 @@ def authors_grpo_config(loss_normalization: str = "token", precision: str = "fp3
 
     The loss as theirs: plain k3 KL (TRL multiplies it by the importance ratio), log-probs from the raw logits
     (TRL's divide by the temperature), dropout off (they sample in eval mode), no vLLM importance-sampling
-    correction (they sample with HF `generate`). Their optimiser: Adam with a constant lr, no warm-up, no gradient clipping (TRL clips at 1.0 by default) and no weight decay; one
+    correction (they sample with HF `generate`). Their optimiser: Adam with a constant lr, no warm-up, no gradient
+    clipping (TRL clips at 1.0 by default) and no weight decay; one
     optimiser step per generated batch (μ = 1); metrics every step and no external loggers. `precision` (one of
     `PRECISIONS`) maps to TRL's autocast flag. `fields` set the rest and may override any of these. A method whose
     paper fixes TRL settings (`Base.trl_overrides`: Dr. GRPO's `loss_type="dr_grpo"`, `scale_rewards="none"`) brings
@@ -266,8 +291,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
 
     args: LambdaGRPOConfig
 
-    def __init__(self, model, reward_funcs=None, args=None, *posargs, prefix_values=None, on_batch=None,
-                 ref_model=None, **kwargs):
+    def __init__(
+        self, model, reward_funcs=None, args=None, *posargs, prefix_values=None, on_batch=None, ref_model=None, **kwargs
+    ):
         if args is None:  # TRL's default config, named as TRL names it, with this trainer's fields; where TRL's
             # would refuse to build (bf16 on a machine without an accelerator), on the CPU instead
             name = model if isinstance(model, str) else get_config_model_id(model.config)
@@ -313,8 +339,10 @@ class LambdaGRPOTrainer(GRPOTrainer):
     def _check_master_weights(self) -> None:
         low = sorted({str(p.dtype) for p in self.model.parameters() if p.requires_grad} - {"torch.float32"})
         if low and not self.is_deepspeed_enabled:
-            raise SettingError(f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
-                             "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights")
+            raise SettingError(
+                f"trainable weights are {low[0]}: AdamW on them drops updates below their resolution; "
+                "load the policy in float32 (precision fp32 or mixed) or use DeepSpeed's fp32 master weights"
+            )
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -363,8 +391,9 @@ class LambdaGRPOTrainer(GRPOTrainer):
         logs = self._logs
         if len(logs["advantages"]) < n:
             raise ValueError(f"trainer logged {len(logs['advantages'])} completions, fewer than the {n} asked for")
-        per_func = torch.tensor([list(logs["rewards"][name])[-n:] for name in self.reward_func_names],
-                                dtype=torch.float64).T  # (n, F)
+        per_func = torch.tensor(
+            [list(logs["rewards"][name])[-n:] for name in self.reward_func_names], dtype=torch.float64
+        ).T  # (n, F)
         rewards = (per_func * self.reward_weights.detach().cpu().double()).nansum(1)
         rewards[per_func.isnan().all(1)] = float("nan")
         return rewards, torch.tensor(list(logs["advantages"])[-n:], dtype=torch.float64)

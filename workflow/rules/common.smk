@@ -78,8 +78,11 @@ def toy_sweep_cells():
 
 def toy_sweep_runs(method):
     """One CSV per tuning run of a method, rate by rate: <RESULTS>/toy_sweep/<method>/lr<lr>/n<n>_r<r_neg>/seed<seed>.csv."""
-    return [f"{RESULTS}/toy_sweep/{method}/lr{lr:g}/n{n}_r{r_neg}/seed{seed}.csv"
-            for lr in SWEEP["learning_rates"] for n, r_neg, seed in toy_sweep_cells()]
+    return [
+        f"{RESULTS}/toy_sweep/{method}/lr{lr:g}/n{n}_r{r_neg}/seed{seed}.csv"
+        for lr in SWEEP["learning_rates"]
+        for n, r_neg, seed in toy_sweep_cells()
+    ]
 
 
 def toy_learning_rate_args():
@@ -102,9 +105,16 @@ def output_folder(wildcards, output):
 
 
 def toy_outputs():
-    sweep = [*expand(f"{FIGURES}/figure_toy_lr.{{ext}}", ext=["png", "pdf", "data.csv"]),
-             *expand(f"{FIGURES}/table_toy_lr.{{ext}}", ext=["csv", "md"])] if SWEEP["learning_rates"] else []
-    return [*sweep,
+    sweep = (
+        [
+            *expand(f"{FIGURES}/figure_toy_lr.{{ext}}", ext=["png", "pdf", "data.csv"]),
+            *expand(f"{FIGURES}/table_toy_lr.{{ext}}", ext=["csv", "md"]),
+        ]
+        if SWEEP["learning_rates"]
+        else []
+    )
+    return [
+        *sweep,
         *expand(f"{FIGURES}/table1_toy.{{ext}}", ext=["md", "csv", "tex"]),
         *expand(f"{FIGURES}/figure_toy_curves.{{ext}}", ext=["png", "pdf", "data.csv"]),
         *expand(f"{FIGURES}/table_toy_seeds.{{ext}}", ext=["md", "csv", "tex"]),
@@ -260,10 +270,17 @@ def eval_args(wildcards):
     """grpo_prm.evaluate flags of one protocol (eval.protocols), shared by every checkpoint."""
     protocol = EVAL["protocols"][wildcards.protocol]
     samples = EVAL["samples"] if protocol["temperature"] > 0 else 1  # greedy draws one answer
-    flags = {"tasks": ",".join(EVAL["tasks"]), "batch_size": EVAL["batch_size"], "backend": EVAL["backend"],
-             "limit": EVAL["limit"], "revisions": comma_pairs(EVAL["revisions"]),
-             "sha256": comma_pairs(EVAL["sha256"]), "protocol": wildcards.protocol, "samples": samples,
-             "seed": EVAL["seed"]} | protocol  # a protocol's own samples (one per task: sober) override eval.samples
+    flags = {
+        "tasks": ",".join(EVAL["tasks"]),
+        "batch_size": EVAL["batch_size"],
+        "backend": EVAL["backend"],
+        "limit": EVAL["limit"],
+        "revisions": comma_pairs(EVAL["revisions"]),
+        "sha256": comma_pairs(EVAL["sha256"]),
+        "protocol": wildcards.protocol,
+        "samples": samples,
+        "seed": EVAL["seed"],
+    } | protocol  # a protocol's own samples (one per task: sober) override eval.samples
     if "offline" in EVAL["tasks"]:
         flags["offline_file"] = f"{MATH_DATA}/test.jsonl"
     if not EVAL["data_dir"] and set(EVAL["tasks"]) - {"offline"}:  # the Hub: pins, else the profile's lock
@@ -297,8 +314,9 @@ def eval_identity(wildcards):
     """`--identity` KEY=VALUE words of a checkpoint of the matrix, a list: the shell command quotes each with `:q`."""
     key = (wildcards.model, wildcards.cell)
     if key not in EVAL_CHECKPOINTS:
-        raise ValueError(f"{'/'.join(key)} is not a checkpoint of the configured matrix (math.run_models, betas, "
-                         "methods, seeds)")
+        raise ValueError(
+            f"{'/'.join(key)} is not a checkpoint of the configured matrix (math.run_models, betas, " "methods, seeds)"
+        )
     return EVAL_CHECKPOINTS[key]
 
 
@@ -316,8 +334,12 @@ def overlap_run_dirs():
 
 
 def overlap_outputs():
-    names = {"figure_overlap": ["png", "pdf", "data.csv"], "figure_overlap_tree": ["png", "pdf", "data.csv"],
-             "table_overlap": ["md", "csv"], "table_theorem1": ["md", "csv"]}
+    names = {
+        "figure_overlap": ["png", "pdf", "data.csv"],
+        "figure_overlap_tree": ["png", "pdf", "data.csv"],
+        "table_overlap": ["md", "csv"],
+        "table_theorem1": ["md", "csv"],
+    }
     return [f"{FIGURES}/{name}.{ext}" for name, exts in names.items() for ext in exts]
 
 
@@ -334,14 +356,22 @@ def run_recording(wildcards, input):
 def overlap_train_args(wildcards):
     """grpo_prm.math_rl flags of one overlap run: math.train, then the run's k, steps and lr; groups recorded."""
     [run] = [r for r in OVERLAP["runs"] if r["group_size"] == int(wildcards.k)]
-    fixed = {"method": OVERLAP["method"], "beta": float(OVERLAP["beta"]), "seed": OVERLAP["seed"],
-             "record_groups": True}
+    fixed = {
+        "method": OVERLAP["method"],
+        "beta": float(OVERLAP["beta"]),
+        "seed": OVERLAP["seed"],
+        "record_groups": True,
+    }
     return cli_args(MATH["train"] | fixed | run | protect_flag())
 
 
 def overlap_tree_args():
     """figure_overlap_tree.py flags from overlap.tree (step null: the script picks the group)."""
     tree = OVERLAP["tree"]
-    flags = {"step": tree["step"], "group": tree["group"], "min_distinct": tree["min_distinct_step_rewards"],
-             "max_chars": tree["max_chars"]}
+    flags = {
+        "step": tree["step"],
+        "group": tree["group"],
+        "min_distinct": tree["min_distinct_step_rewards"],
+        "max_chars": tree["max_chars"],
+    }
     return cli_args(flags)

@@ -8,11 +8,14 @@ rule evaluate:
     output:
         json=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.json",
         samples=f"{RESULTS}/eval/{{protocol}}/{{model}}/{{cell}}.samples.jsonl",
+    log:
+        f"{RESULTS}/logs/eval/{{protocol}}/{{model}}/{{cell}}.log",
     wildcard_constraints:
         cell=EVAL_CELL_PATTERN,
         protocol=r"[A-Za-z0-9_]+",
-    log:
-        f"{RESULTS}/logs/eval/{{protocol}}/{{model}}/{{cell}}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["evaluate"]
     params:
         args=eval_args,
         model=eval_model,
@@ -20,9 +23,6 @@ rule evaluate:
         prefix=output_prefix,
         env=eval_env(),
         torch_env=torch_env("evaluate"),
-    threads: THREADS["evaluate"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.env} {params.torch_env} python -m grpo_prm.evaluate --model {params.model:q} {params.args}"
         " --identity {params.identity:q} --out {params.prefix:q} > {log:q} 2>&1"
@@ -41,11 +41,11 @@ rule table2:
         f"{FIGURES}/table2.pdf",
     log:
         f"{RESULTS}/logs/table2.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/table2.py",
         prefix=output_prefix,
         references=table2_reference_args,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --results {input.results:q} {params.references} --out-prefix {params.prefix:q} > {log:q} 2>&1"

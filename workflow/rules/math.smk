@@ -9,11 +9,11 @@ rule prepare_math_data:
     log:
         f"{RESULTS}/logs/math/prepare_math_data.log",
     priority: 20  # head of the longest chain (data, checkpoint, runs, evaluation): start it before the toy
+    conda:
+        "../../envs/cpu.yaml"
     params:
         args=math_data_args(),
         out_dir=output_folder,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python -m grpo_prm.prepare_data {params.args} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -27,12 +27,12 @@ rule build_checkpoint:
     log:
         f"{RESULTS}/logs/checkpoints/{{model}}.log",
     priority: 20
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["build_checkpoint"]
     params:
         args=checkpoint_args,
         torch_env=torch_env("build_checkpoint"),
-    threads: THREADS["build_checkpoint"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.torch_env} python -m grpo_prm.checkpoints {params.args} --out {output:q} > {log:q} 2>&1"
 
@@ -50,13 +50,13 @@ rule train_math:
     log:
         f"{RESULTS}/logs/math/{{model}}/beta{{beta}}/{{method}}/seed{{seed}}.log",
     priority: 10
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["train_math"]
     params:
         args=math_train_args,
         out=output_folder,
         torch_env=torch_env("train_math"),
-    threads: THREADS["train_math"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.torch_env} python -m grpo_prm.math_rl --model {input.model:q} --train {input.train:q} --val {input.val:q}"
         " --out {params.out:q} {params.args} > {log:q} 2>&1"
@@ -77,12 +77,12 @@ rule math_curves:
         f"{FIGURES}/math_curves_{{model}}_beta{{beta}}.data.csv",
     log:
         f"{RESULTS}/logs/math_curves_{{model}}_beta{{beta}}.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/math_curves.py",
         interval=MATH["figure"]["interval"],
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --interval {params.interval:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
@@ -96,10 +96,10 @@ rule math_peaks:
         report(f"{FIGURES}/math_peaks.csv", caption="../report/math_peaks.rst", category="Math RL"),
     log:
         f"{RESULTS}/logs/math_peaks.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/math_peaks.py",
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"

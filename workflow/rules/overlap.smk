@@ -17,13 +17,13 @@ rule train_overlap:
         finished(f"{RESULTS}/overlap/{{model}}/k{{k}}/config.json"),
     log:
         f"{RESULTS}/logs/overlap/{{model}}/k{{k}}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["train_overlap"]
     params:
         args=overlap_train_args,
         out=output_folder,
         torch_env=torch_env("train_overlap"),
-    threads: THREADS["train_overlap"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.torch_env} python -m grpo_prm.math_rl --model {input.model:q} --train {input.train:q} --val {input.val:q}"
         " --out {params.out:q} {params.args} > {log:q} 2>&1"
@@ -37,12 +37,12 @@ rule analyse_overlap:
         multiext(f"{RESULTS}/overlap/{{model}}/k{{k}}/overlap", ".csv", ".json"),
     log:
         f"{RESULTS}/logs/overlap/{{model}}/k{{k}}_analysis.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         groups=OVERLAP["theorem1_groups"],
         prefix=output_prefix,
         recording=run_recording,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python -m grpo_prm.overlap {params.recording:q} --out {params.prefix:q} --theorem1-groups {params.groups:q}"
         " > {log:q} 2>&1"
@@ -58,12 +58,12 @@ rule figure_overlap:
         f"{FIGURES}/figure_overlap.data.csv",
     log:
         f"{RESULTS}/logs/figure_overlap.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/figure_overlap.py",
         runs=run_folders,
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {params.runs:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
@@ -78,12 +78,12 @@ rule table_overlap:
         report(f"{FIGURES}/table_overlap.csv", caption="../report/table_overlap.rst", category="Overlap (§3)"),
     log:
         f"{RESULTS}/logs/table_overlap.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/table_overlap.py",
         runs=run_folders,
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {params.runs:q} --paper {input.paper:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
@@ -97,12 +97,12 @@ rule table_theorem1:
         report(f"{FIGURES}/table_theorem1.csv", caption="../report/table_theorem1.rst", category="Overlap (§3)"),
     log:
         f"{RESULTS}/logs/table_theorem1.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/table_theorem1.py",
         runs=run_folders,
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {params.runs:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
@@ -112,17 +112,19 @@ rule figure_overlap_tree:
     input:
         runs=[f"{overlap_run_dir(OVERLAP['tree']['group_size'])}/config.json"],
     output:
-        report(f"{FIGURES}/figure_overlap_tree.png", caption="../report/figure_overlap_tree.rst", category="Overlap (§3)"),
+        report(
+            f"{FIGURES}/figure_overlap_tree.png", caption="../report/figure_overlap_tree.rst", category="Overlap (§3)"
+        ),
         f"{FIGURES}/figure_overlap_tree.pdf",
         f"{FIGURES}/figure_overlap_tree.data.csv",
     log:
         f"{RESULTS}/logs/figure_overlap_tree.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/figure_overlap_tree.py",
         run=run_folders,
         args=overlap_tree_args(),
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --run {params.run:q} {params.args} --out-prefix {params.prefix:q} > {log:q} 2>&1"

@@ -11,15 +11,15 @@ rule train_toy:
         toy_method_runs("{method}"),
     log:
         f"{RESULTS}/logs/toy/{{method}}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["train_toy"]
     params:
         cells=toy_cell_args(),
         settings=cli_args(toy_settings()),
         rate=toy_learning_rate_args(),
         program=TOY_PROGRAM,
         torch_env=torch_env("train_toy"),
-    threads: THREADS["train_toy"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.torch_env} python -m {params.program} --method {wildcards.method:q} --cells {params.cells:q}"
         " --out {output:q} {params.settings} {params.rate} > {log:q} 2>&1"
@@ -31,14 +31,14 @@ rule train_toy_sweep:
         toy_sweep_runs("{method}"),
     log:
         f"{RESULTS}/logs/toy_sweep/{{method}}.log",
+    conda:
+        "../../envs/cpu.yaml"
+    threads: THREADS["train_toy"]
     params:
         cells=[f"{n},{r_neg},{seed}" for n, r_neg, seed in toy_sweep_cells()],
         rates=[f"{lr:g}" for lr in SWEEP["learning_rates"]],
         settings=cli_args(toy_settings()),
         torch_env=torch_env("train_toy"),
-    threads: THREADS["train_toy"]
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "{params.torch_env} python -m grpo_prm.toy_batched --method {wildcards.method:q} --cells {params.cells:q}"
         " --learning-rates {params.rates:q} --out {output:q} {params.settings} > {log:q} 2>&1"
@@ -53,13 +53,13 @@ rule figure_toy_lr:
         multiext(f"{FIGURES}/table_toy_lr", ".csv", ".md"),
     log:
         f"{RESULTS}/logs/figure_toy_lr.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/figure_toy_lr.py",
         last=TOY["last_steps"],
         prefix=output_prefix,
         table=f"{FIGURES}/table_toy_lr",
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --last {params.last:q} --out-prefix {params.prefix:q}"
         " --table-prefix {params.table:q} > {log:q} 2>&1"
@@ -80,12 +80,12 @@ rule table1_toy:
         multiext(f"{FIGURES}/table1_toy", ".md", ".tex"),
     log:
         f"{RESULTS}/logs/table1_toy.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/table1_toy.py",
         last=TOY["last_steps"],
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input.runs:q} --paper {input.paper:q} --last {params.last:q}"
         " --out-prefix {params.prefix:q} > {log:q} 2>&1"
@@ -106,13 +106,13 @@ rule figure_toy_curves:
         f"{FIGURES}/figure_toy_curves.data.csv",
     log:
         f"{RESULTS}/logs/figure_toy_curves.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/figure_toy_curves.py",
         n=TOY["figure"]["n"],
         r_neg=TOY["figure"]["r_neg"],
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --n {params.n:q} --r-neg {params.r_neg:q}"
         " --out-prefix {params.prefix:q} > {log:q} 2>&1"
@@ -126,12 +126,12 @@ rule table_toy_seeds:
         multiext(f"{FIGURES}/table_toy_seeds", ".md", ".csv", ".tex"),
     log:
         f"{RESULTS}/logs/table_toy_seeds.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/table_toy_seeds.py",
         last=TOY["last_steps"],
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --last {params.last:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
@@ -144,13 +144,13 @@ rule figure_toy_methods:
         multiext(f"{FIGURES}/figure_toy_methods", ".png", ".pdf", ".data.csv"),
     log:
         f"{RESULTS}/logs/figure_toy_methods.log",
+    conda:
+        "../../envs/cpu.yaml"
     params:
         script=f"{workflow.basedir}/paper_figures/figure_toy_methods.py",
         n=TOY["figure"]["n"],
         r_neg=TOY["figure"]["r_neg"],
         prefix=output_prefix,
-    conda:
-        "../../envs/cpu.yaml"
     shell:
         "python {params.script:q} --runs {input:q} --n {params.n:q} --r-neg {params.r_neg:q}"
         " --out-prefix {params.prefix:q} > {log:q} 2>&1"
