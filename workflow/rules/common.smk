@@ -99,6 +99,11 @@ def output_prefix(wildcards, output):
     return os.path.splitext(output[0])[0]
 
 
+def last_output_prefix(wildcards, output):
+    """The prefix of a rule's last multiext output (a script's second <prefix>.<ext> family, e.g. its table)."""
+    return os.path.splitext(output[-1])[0]
+
+
 def output_folder(wildcards, output):
     """The folder of a rule's first output: the run or data folder its program fills."""
     return os.path.dirname(output[0])

@@ -59,7 +59,7 @@ rule figure_toy_lr:
         script=f"{workflow.basedir}/paper_figures/figure_toy_lr.py",
         last=TOY["last_steps"],
         prefix=output_prefix,
-        table=f"{FIGURES}/table_toy_lr",
+        table=last_output_prefix,
     shell:
         "python {params.script:q} --runs {input:q} --last {params.last:q} --out-prefix {params.prefix:q}"
         " --table-prefix {params.table:q} > {log:q} 2>&1"
