@@ -108,7 +108,11 @@ import sys
 import pandas as pd
 run = pd.read_csv(sys.argv[1])
 assert list(run.step) == list(range(1, 7)), run.step.tolist()
-assert run.target_freq.between(0, 1).all() and run["lambda/weight_mean"].lt(1).all()
+assert run.target_freq.between(0, 1).all(), run.target_freq.tolist()
+# the batched engine's columns: where the policy's probability sits (T, T's penalised subtree, the rest) sums to 1
+mass = run[["mass_target", "mass_penalised", "mass_other"]]
+assert mass.ge(-1e-6).all().all() and (mass.sum(axis=1) - 1).abs().lt(1e-5).all(), mass
+assert run.learning_rate.nunique() == 1  # the rate the job's sweep selected
 EOF
 # The job really went through Slurm: snakemake names the job id, and Slurm has it as completed.
 JOBID="$(sed -n 's/.*submitted with SLURM jobid \([0-9]*\).*/\1/p' "$WORK/log/good.log" | head -n 1)"
