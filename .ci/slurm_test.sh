@@ -128,10 +128,11 @@ if "${SNAKEMAKE[@]}" "${TARGET/slurmci/slurmfail}" --configfile "$WORK/wf/fail.y
   echo "slurm: the failing job was reported as a success"; tail -n 40 "$WORK/log/fail.log"; exit 1
 fi
 grep -q "Error in rule train_toy" "$WORK/log/fail.log" || { tail -n 40 "$WORK/log/fail.log"; exit 1; }
-# The rule's log (kept for failed jobs; train_toy's shell sends the command's output there, as every rule's does)
-# holds the job's own one-line error.
-grep -q "must be divisible by num_heads" "$WORK/wf/results/slurmfail/logs/toy/lambda_grpo.log" \
-  || { echo "slurm: the rule's log lacks the error"; cat "$WORK/wf/results/slurmfail/logs/toy/lambda_grpo.log"; exit 1; }
+# The rule's log (kept for failed jobs; the shell sends the command's output there, as every rule's does) holds the
+# job's own one-line error. The first job to build the model is the learning-rate sweep's (train_toy_sweep).
+FAIL_LOG="$WORK/wf/results/slurmfail/logs/toy_sweep/lambda_grpo.log"
+grep -q "must be divisible by num_heads" "$FAIL_LOG" \
+  || { echo "slurm: the rule's log lacks the error"; cat "$FAIL_LOG"; exit 1; }
 echo "slurm: failing job reported as failed ($((SECONDS - t0)) s)"
 # A job killed while running (as on preemption or node failure) is requeued by Slurm and the run still succeeds.
 t0=$SECONDS
