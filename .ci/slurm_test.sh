@@ -136,8 +136,9 @@ grep -q "must be divisible by num_heads" "$FAIL_LOG" \
 echo "slurm: failing job reported as failed ($((SECONDS - t0)) s)"
 # A job killed while running (as on preemption or node failure) is requeued by Slurm and the run still succeeds.
 t0=$SECONDS
-sed 's/steps: 6/steps: 40/' "$WORK/wf/tiny.yaml" >"$WORK/wf/requeue.yaml"
-"${SNAKEMAKE[@]}" "${TARGET/lambda_grpo/grpo}" --configfile "$WORK/wf/requeue.yaml" >"$WORK/log/requeue.log" 2>&1 &
+# (a profile of its own, so its learning-rate sweep and run start afresh; the first running job is killed)
+sed 's/^profile: slurmci/profile: slurmrq/; s/steps: 6/steps: 40/' "$WORK/wf/tiny.yaml" >"$WORK/wf/requeue.yaml"
+"${SNAKEMAKE[@]}" "${TARGET/slurmci/slurmrq}" --configfile "$WORK/wf/requeue.yaml" >"$WORK/log/requeue.log" 2>&1 &
 SNAKE_PID=$!
 RUNNING=""
 for _ in $(seq 120); do
@@ -150,6 +151,6 @@ sleep 3
 scontrol requeue "$RUNNING"
 wait "$SNAKE_PID" || { echo "slurm: the requeued job failed the run"; tail -n 40 "$WORK/log/requeue.log"; exit 1; }
 scontrol show job "$RUNNING" | grep -q "Restarts=1" || { echo "slurm: job $RUNNING was not restarted"; exit 1; }
-[ "$(wc -l <"$WORK/wf/${TARGET/lambda_grpo/grpo}")" -eq 41 ] || { echo "slurm: requeued run incomplete"; exit 1; }
+[ "$(wc -l <"$WORK/wf/${TARGET/slurmci/slurmrq}")" -eq 41 ] || { echo "slurm: requeued run incomplete"; exit 1; }
 echo "slurm: job $RUNNING killed while running, requeued, run succeeded ($((SECONDS - t0)) s)"
 echo "slurm: all checks passed in $((SECONDS - start)) s"
